@@ -1,0 +1,1 @@
+"""edgestore: distributed object storage for edge clouds."""

@@ -1,0 +1,1 @@
+"""The FUSE mount and the container-volume plugin."""

@@ -1,0 +1,1 @@
+"""The consistent-hash ring: placement of partitions on devices (OpenStack Swift semantics)."""
