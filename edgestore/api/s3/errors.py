@@ -153,6 +153,18 @@ class MalformedXML(S3Error):
     message = 'The XML you provided was not well-formed or did not validate against our published schema.'
 
 
+class MetadataTooLarge(S3Error):
+    code = 'MetadataTooLarge'
+    status = 400
+    message = 'Your metadata headers exceed the maximum allowed metadata size.'
+
+
+class RequestTimeout(S3Error):
+    code = 'RequestTimeout'
+    status = 400
+    message = 'Your socket connection to the server was not read from or written to within the timeout period.'
+
+
 class MethodNotAllowed(S3Error):
     code = 'MethodNotAllowed'
     status = 405

@@ -1,0 +1,7 @@
+"""`python -m edgestore` is the `edgestore` command."""
+
+import sys
+
+from edgestore.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""The admin API: health, and the operations `edgestore` commands perform on a cluster.
+
+Mounted under /_admin/ (no bucket name starts with '_'). Health is open; everything
+else needs either the cluster signature (nodes, and `edgestore up` on the same machine)
+or SigV4 from an admin user (`edgestore user create --endpoint URL --access-key ...`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from edgestore.cluster.ringstate import RingState
+from edgestore.cluster.rpc import verify_signature
+from edgestore.model.users import InvalidUser, Users
+from edgestore.streams import BodyTooLarge, read_limited
+
+__all__ = ["admin_routes", "ADMIN_PREFIX"]
+
+ADMIN_PREFIX = "/_admin/"
+
+AdminCheck = Callable[[web.Request], Awaitable[bool]]
+
+
+def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: bytes,
+                 admin_by_sigv4: AdminCheck, devices: list[str]) -> list[web.RouteDef]:
+    async def require_admin(request: web.Request) -> None:
+        if verify_signature(secret, request.method, request.raw_path, request.headers) is None:
+            return
+        if await admin_by_sigv4(request):
+            return
+        raise web.HTTPForbidden(text="admin credentials required\n")
+
+    async def health(request: web.Request) -> web.Response:
+        ring = ring_state.ring
+        return web.json_response({"status": "ok", "node": node_id, "ring_version": ring.version,
+                                  "devices": devices})
+
+    async def create_user(request: web.Request) -> web.Response:
+        await require_admin(request)
+        try:
+            spec = json.loads(await read_limited(request.content, 64 * 1024))
+            user = await users.create(
+                str(spec["account"]), str(spec["user"]), admin=bool(spec.get("admin", False)),
+                access_key=spec.get("access_key"), secret_key=spec.get("secret_key"))
+        except (ValueError, KeyError, TypeError, BodyTooLarge) as exc:
+            raise web.HTTPBadRequest(text=f"expected JSON with account and user: {exc}\n") from exc
+        except InvalidUser as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+        return web.json_response({"account": user.account, "user": user.user,
+                                  "access_key": user.access_key, "secret_key": user.secret_key,
+                                  "admin": user.admin}, status=201)
+
+    return [
+        web.get(ADMIN_PREFIX + "health", health),
+        web.post(ADMIN_PREFIX + "users", create_user),
+    ]

@@ -1,0 +1,105 @@
+"""What every S3 handler gets: the parsed request, the caller, and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from edgestore.api.s3.sigv4 import AuthResult
+from edgestore.api.s3.errors import AccessDenied, InvalidURI, KeyTooLongError, NoSuchBucket
+from edgestore.config import NodeConfig
+from edgestore.model.buckets import Bucket, Buckets
+from edgestore.model.objects import Objects
+from edgestore.model.users import User, Users
+
+__all__ = ["S3Services", "S3Request", "parse_target"]
+
+MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class S3Services:
+    config: NodeConfig
+    users: Users
+    buckets: Buckets
+    objects: Objects
+
+
+@dataclass
+class S3Request:
+    http: web.Request
+    services: S3Services
+    request_id: str
+    bucket_name: str | None
+    key: str | None
+    query: dict[str, str]
+    user: User | None = None
+    auth: AuthResult | None = None
+    # Set once a streamed answer has sent its headers: an error after that can only
+    # cut the connection, not become an S3 error document.
+    response_started: bool = False
+
+    @property
+    def account(self) -> str:
+        if self.user is None:
+            raise AccessDenied()
+        return self.user.account
+
+    async def own_bucket(self) -> Bucket:
+        """The addressed bucket, which must belong to the caller's account."""
+        assert self.bucket_name is not None
+        bucket = await self.services.buckets.lookup(self.bucket_name)
+        if bucket is None:
+            raise NoSuchBucket(BucketName=self.bucket_name)
+        if self.user is None or (bucket.account != self.user.account and not self.user.admin):
+            raise AccessDenied()
+        return bucket
+
+
+def _unquote_strict(raw: str) -> str:
+    """Percent-decode as UTF-8, refusing malformed escapes and invalid UTF-8."""
+    out = bytearray()
+    i = 0
+    raw_bytes = raw.encode("utf-8", "surrogateescape")
+    while i < len(raw_bytes):
+        c = raw_bytes[i]
+        if c == 0x25:  # '%'
+            hexpart = raw_bytes[i + 1:i + 3]
+            try:
+                out.append(int(hexpart, 16))
+            except ValueError:
+                raise InvalidURI() from None
+            if len(hexpart) != 2:
+                raise InvalidURI()
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidURI("Couldn't parse the specified URI: it is not valid UTF-8.") from None
+
+
+def parse_target(request: web.Request, s3_domain: str | None) -> tuple[str | None, str | None, dict[str, str]]:
+    """(bucket, key, query) from a path-style or virtual-hosted-style request."""
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    try:
+        query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise InvalidURI() from None
+    path = _unquote_strict(raw_path)
+    host = request.headers.get("Host", "").rsplit(":", 1)[0].lower()
+    bucket: str | None
+    if s3_domain and host.endswith("." + s3_domain):
+        bucket, key = host[: -len(s3_domain) - 1], path[1:]
+    else:
+        bucket, _, key = path[1:].partition("/")
+    bucket = bucket or None
+    if bucket is None:
+        return None, None, query
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise KeyTooLongError(Size=str(len(key.encode())), MaxSizeAllowed=str(MAX_KEY_BYTES))
+    return bucket, key or None, query

@@ -1,0 +1,148 @@
+"""ListObjects (v1) and ListObjectsV2: one listing walk, two answer shapes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from edgestore.api.s3.buckets import xml_response
+from edgestore.api.s3.context import S3Request
+from edgestore.api.s3.errors import InvalidArgument
+from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml
+from edgestore.model.objects import ObjectInfo
+
+MAX_KEYS_LIMIT = 1000
+
+
+@dataclass
+class Page:
+    contents: list[ObjectInfo] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    last: str | None = None  # the last key or common prefix returned: where the next page starts
+
+
+def _max_keys(req: S3Request) -> int:
+    raw = req.query.get("max-keys", str(MAX_KEYS_LIMIT))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidArgument("Provided max-keys not an integer or within integer range",
+                              ArgumentName="max-keys", ArgumentValue=raw) from None
+    if value < 0:
+        raise InvalidArgument("Argument maxKeys must be an integer between 0 and 2147483647",
+                              ArgumentName="max-keys", ArgumentValue=raw)
+    return min(value, MAX_KEYS_LIMIT)
+
+
+def _encoding(req: S3Request) -> bool:
+    encoding = req.query.get("encoding-type")
+    if encoding not in (None, "url"):
+        raise InvalidArgument("Invalid Encoding Method specified in Request",
+                              ArgumentName="encoding-type", ArgumentValue=encoding or "")
+    return encoding == "url"
+
+
+async def walk(req: S3Request, prefix: str, delimiter: str, max_keys: int, after: str | None) -> Page:
+    """Up to max_keys keys and common prefixes after `after`, in order."""
+    bucket = await req.own_bucket()
+    page = Page()
+    if max_keys == 0:
+        return page
+    # Resuming after a common prefix: its keys were all summarised by it already.
+    skip_prefix = after if delimiter and after and after.endswith(delimiter) and after.startswith(prefix) else None
+    async for info in req.services.objects.list(bucket.account, bucket.name, prefix, after):
+        key = info.key
+        if skip_prefix is not None and key.startswith(skip_prefix):
+            continue
+        if delimiter:
+            cut = key.find(delimiter, len(prefix))
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                if len(page.contents) + len(page.prefixes) >= max_keys:
+                    page.truncated = True
+                    break
+                page.prefixes.append(common)
+                page.last = skip_prefix = common
+                continue
+        if len(page.contents) + len(page.prefixes) >= max_keys:
+            page.truncated = True
+            break
+        page.contents.append(info)
+        page.last = key
+    return page
+
+
+def _contents_xml(page: Page, url: bool, with_owner: bool, account: str) -> str:
+    parts = []
+    for info in page.contents:
+        parts.append(
+            "<Contents>" + element("Key", encode_key(info.key, url))
+            + element("LastModified", iso8601(info.last_modified))
+            + element("ETag", f'"{info.etag}"') + element("Size", info.size)
+            + element("StorageClass", "STANDARD")
+            + (owner_xml(account) if with_owner else "") + "</Contents>")
+    for common in page.prefixes:
+        parts.append(f"<CommonPrefixes>{element('Prefix', encode_key(common, url))}</CommonPrefixes>")
+    return "".join(parts)
+
+
+def _token(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidArgument("The continuation token provided is incorrect",
+                              ArgumentName="continuation-token") from None
+
+
+async def list_objects_v2(req: S3Request) -> web.StreamResponse:
+    q = req.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    max_keys, url = _max_keys(req), _encoding(req)
+    start_after = q.get("start-after")
+    token = q.get("continuation-token")
+    after = _untoken(token) if token is not None else start_after
+    page = await walk(req, prefix, delimiter, max_keys, after)
+    bucket = req.bucket_name or ""
+    body = [element("Name", bucket), element("Prefix", encode_key(prefix, url)),
+            element("KeyCount", len(page.contents) + len(page.prefixes)), element("MaxKeys", max_keys)]
+    if delimiter:
+        body.append(element("Delimiter", encode_key(delimiter, url)))
+    body.append(element("IsTruncated", page.truncated))
+    if token is not None:
+        body.append(element("ContinuationToken", token))
+    if page.truncated and page.last is not None:
+        body.append(element("NextContinuationToken", _token(page.last)))
+    if start_after is not None:
+        body.append(element("StartAfter", encode_key(start_after, url)))
+    if url:
+        body.append(element("EncodingType", "url"))
+    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", req.account))
+    return xml_response(document("ListBucketResult", body))
+
+
+async def list_objects_v1(req: S3Request) -> web.StreamResponse:
+    q = req.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    max_keys, url = _max_keys(req), _encoding(req)
+    marker = q.get("marker", "")
+    page = await walk(req, prefix, delimiter, max_keys, marker or None)
+    body = [element("Name", req.bucket_name or ""), element("Prefix", encode_key(prefix, url)),
+            element("Marker", encode_key(marker, url)), element("MaxKeys", max_keys)]
+    if delimiter:
+        body.append(element("Delimiter", encode_key(delimiter, url)))
+    body.append(element("IsTruncated", page.truncated))
+    # NextMarker is given only with a delimiter; without one, clients use the last key.
+    if page.truncated and delimiter and page.last is not None:
+        body.append(element("NextMarker", encode_key(page.last, url)))
+    if url:
+        body.append(element("EncodingType", "url"))
+    body.append(_contents_xml(page, url, True, req.account))
+    return xml_response(document("ListBucketResult", body))

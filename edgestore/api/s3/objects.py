@@ -1,0 +1,203 @@
+"""Object-level S3 operations: PutObject, GetObject, HeadObject, DeleteObject."""
+
+from __future__ import annotations
+
+import re
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from aiohttp import web
+
+from edgestore.api.s3.body import request_body
+from edgestore.api.s3.checksums import header_name
+from edgestore.api.s3.context import S3Request
+from edgestore.api.s3.errors import (InvalidRange, MetadataTooLarge, NoSuchKey, PreconditionFailed)
+from edgestore.api.s3.xml import http_date
+from edgestore.model.objects import ObjectInfo
+
+# Standard headers stored with an object and returned with it.
+STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language",
+                  "expires", "x-amz-website-redirect-location", "x-amz-storage-class")
+MAX_USER_METADATA_BYTES = 2048
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type", "response-content-language": "Content-Language",
+    "response-expires": "Expires", "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _object_attrs(req: S3Request) -> dict[str, Any]:
+    headers = req.http.headers
+    meta = {name[11:].lower(): value for name, value in headers.items()
+            if name.lower().startswith("x-amz-meta-")}
+    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_USER_METADATA_BYTES:
+        raise MetadataTooLarge(MaxSizeAllowed=str(MAX_USER_METADATA_BYTES))
+    stored = {}
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if name == "content-encoding" and value:
+            # aws-chunked describes the transfer, not the object: S3 drops it.
+            value = ",".join(v.strip() for v in value.split(",") if v.strip() != "aws-chunked")
+        if value:
+            stored[name] = value
+    return {"content_type": headers.get("Content-Type") or "binary/octet-stream",
+            "meta": meta, "headers": stored}
+
+
+def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
+    out = {"ETag": f'"{info.etag}"', "Last-Modified": http_date(info.last_modified),
+           "Content-Type": info.content_type, "Accept-Ranges": "bytes"}
+    for name, value in info.headers.items():
+        out[name] = value
+    for name, value in info.meta.items():
+        out[f"x-amz-meta-{name}"] = value
+    if req.http.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        for algorithm, value in info.checksums.items():
+            out[header_name(algorithm)] = value
+    for param, header in RESPONSE_OVERRIDES.items():
+        if param in req.query:
+            out[header] = req.query[param]
+    return out
+
+
+async def put_object(req: S3Request) -> web.StreamResponse:
+    bucket = await req.own_bucket()
+    assert req.key is not None
+    attrs = _object_attrs(req)
+    body = request_body(req)
+    info = await req.services.objects.put(bucket.account, bucket.name, req.key, body.chunks(),
+                                          attrs, late_attrs=body.late_attrs)
+    headers = {"ETag": f'"{info.etag}"'}
+    for algorithm, value in info.checksums.items():
+        headers[header_name(algorithm)] = value
+    return web.Response(status=200, headers=headers)
+
+
+async def _existing(req: S3Request) -> ObjectInfo:
+    bucket = await req.own_bucket()
+    assert req.key is not None
+    info = await req.services.objects.head(bucket.account, bucket.name, req.key)
+    if info is None:
+        raise NoSuchKey(Key=req.key)
+    return info
+
+
+def _http_time(value: str) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _check_conditions(req: S3Request, info: ObjectInfo) -> int | None:
+    """304 or 412 as RFC 7232 and S3 decide, or None to go on."""
+    headers = req.http.headers
+    etag = f'"{info.etag}"'
+    modified = int(info.last_modified)
+    if_match = headers.get("If-Match")
+    if_unmodified = headers.get("If-Unmodified-Since")
+    if if_match is not None:
+        if not _etag_matches(if_match, etag):
+            return 412
+    elif if_unmodified is not None:
+        since = _http_time(if_unmodified)
+        if since is not None and modified > since:
+            return 412
+    if_none_match = headers.get("If-None-Match")
+    if_modified = headers.get("If-Modified-Since")
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, etag):
+            return 304
+    elif if_modified is not None:
+        since = _http_time(if_modified)
+        if since is not None and modified <= since:
+            return 304
+    return None
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [c.strip() for c in header.split(",")]
+    bare = etag.strip('"')
+    return any(c == "*" or c.strip('"') == bare or c == f"W/{etag}" for c in candidates)
+
+
+def _byte_range(req: S3Request, size: int) -> tuple[int, int] | None:
+    """The single range asked for, (first, last) inclusive; None for the whole object."""
+    header = req.http.headers.get("Range")
+    if header is None:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None  # not a single byte range we understand: RFC 7233 says ignore it
+    first_s, last_s = match.groups()
+    if first_s == "":
+        suffix = int(last_s)
+        if suffix == 0:
+            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=header)
+        return max(size - suffix, 0), size - 1
+    first = int(first_s)
+    last = int(last_s) if last_s else size - 1
+    if last_s and last < first:
+        return None
+    if first >= size:
+        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=header)
+    return first, min(last, size - 1)
+
+
+async def head_object(req: S3Request) -> web.StreamResponse:
+    return await _answer_object(req, with_body=False)
+
+
+async def get_object(req: S3Request) -> web.StreamResponse:
+    return await _answer_object(req, with_body=True)
+
+
+async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
+    """GetObject and HeadObject: the same headers, conditions and range; GET adds the bytes."""
+    info = await _existing(req)
+    headers = _object_headers(req, info)
+    status = _check_conditions(req, info)
+    if status == 304:
+        return web.Response(status=304, headers={"ETag": headers["ETag"],
+                                                 "Last-Modified": headers["Last-Modified"]})
+    if status == 412:
+        raise PreconditionFailed(Condition="If-Match" if "If-Match" in req.http.headers
+                                 else "If-Unmodified-Since")
+    try:
+        span = _byte_range(req, info.size)
+    except InvalidRange:
+        if info.size == 0:
+            span = None  # S3 serves an empty object whole, whatever the range
+        else:
+            raise
+    first, last = span if span else (0, info.size - 1)
+    response = web.StreamResponse(status=206 if span else 200, headers=headers)
+    response.content_length = last - first + 1 if info.size else 0
+    if span:
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        # A checksum covers the whole object; S3 sends none with a part of it.
+        for algorithm in info.checksums:
+            response.headers.popall(header_name(algorithm), None)
+    if not with_body:
+        await response.prepare(req.http)
+        await response.write_eof()
+        return response
+    chunks = req.services.objects.read(info, first, last)
+    # Fetch the first piece before sending headers: a missing block is still an S3 error.
+    first_piece = await anext(chunks, b"")
+    req.response_started = True
+    await response.prepare(req.http)
+    await response.write(first_piece)
+    async for piece in chunks:
+        await response.write(piece)
+    await response.write_eof()
+    return response
+
+
+async def delete_object(req: S3Request) -> web.StreamResponse:
+    bucket = await req.own_bucket()
+    assert req.key is not None
+    await req.services.objects.delete(bucket.account, bucket.name, req.key)
+    return web.Response(status=204)

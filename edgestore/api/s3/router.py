@@ -1,0 +1,129 @@
+"""The S3 API's entry point: find the operation, authenticate, render every error as S3 XML.
+
+Routing follows the S3 REST API: the level (service, bucket or object), the method and
+the sub-resource in the query string pick the operation. Sub-resources we do not
+implement get NotImplemented in S3's format, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from edgestore import errors as domain
+from edgestore.api.s3 import buckets, listing, objects
+from edgestore.api.s3.auth import authenticate_request
+from edgestore.api.s3.context import S3Request, S3Services, parse_target
+from edgestore.api.s3.errors import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
+                                     BucketNotEmpty, InternalError, InvalidArgument, MethodNotAllowed,
+                                     NoSuchBucket, NoSuchKey, NotImplemented, S3Error,
+                                     ServiceUnavailable, error_xml)
+
+__all__ = ["S3Api"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
+
+# Bucket sub-resources S3 defines that we do not (yet) serve: answered NotImplemented.
+_BUCKET_SUBRESOURCES = {
+    "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+    "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
+    "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
+    "versioning", "versions", "website", "uploads", "delete", "metadataTable",
+}
+_OBJECT_SUBRESOURCES = {
+    "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "uploads",
+    "uploadId", "attributes",
+}
+
+
+def _pick(req: S3Request) -> Handler:
+    method = req.http.method
+    if req.bucket_name is None:
+        if method in ("GET", "HEAD"):
+            return buckets.list_buckets
+        raise MethodNotAllowed()
+    if req.key is None:
+        if "location" in req.query and method == "GET":
+            return buckets.get_bucket_location
+        if _BUCKET_SUBRESOURCES & req.query.keys():
+            raise NotImplemented()
+        table: dict[str, Handler] = {
+            "PUT": buckets.create_bucket, "HEAD": buckets.head_bucket,
+            "DELETE": buckets.delete_bucket,
+            "GET": listing.list_objects_v2 if req.query.get("list-type") == "2" else listing.list_objects_v1,
+        }
+    else:
+        if _OBJECT_SUBRESOURCES & req.query.keys() or "x-amz-copy-source" in req.http.headers:
+            raise NotImplemented()
+        table = {"PUT": objects.put_object, "GET": objects.get_object,
+                 "HEAD": objects.head_object, "DELETE": objects.delete_object}
+    handler = table.get(method)
+    if handler is None:
+        raise MethodNotAllowed()
+    return handler
+
+
+def _as_s3_error(exc: Exception) -> S3Error:
+    """The one table from domain errors to S3 errors."""
+    if isinstance(exc, S3Error):
+        return exc
+    if isinstance(exc, domain.NoSuchBucket):
+        return NoSuchBucket(BucketName=exc.bucket)
+    if isinstance(exc, domain.NoSuchObject):
+        return NoSuchKey(Key=exc.key)
+    if isinstance(exc, domain.BucketExists):
+        return BucketAlreadyOwnedByYou(BucketName=exc.bucket) if exc.owned_by_requester \
+            else BucketAlreadyExists(BucketName=exc.bucket)
+    if isinstance(exc, domain.BucketNotEmpty):
+        return BucketNotEmpty(BucketName=exc.bucket)
+    if isinstance(exc, domain.ClusterError):
+        return ServiceUnavailable(f"Not enough replicas answered: {exc}")
+    if isinstance(exc, domain.ModelError):
+        return InvalidArgument(str(exc))
+    return InternalError()
+
+
+class S3Api:
+    def __init__(self, services: S3Services) -> None:
+        self.services = services
+
+    async def handle(self, http: web.Request) -> web.StreamResponse:
+        request_id = secrets.token_hex(8).upper()
+        resource = http.path
+        req: S3Request | None = None
+        try:
+            bucket, key, query = parse_target(http, self.services.config.s3_domain)
+            req = S3Request(http, self.services, request_id, bucket, key, query)
+            handler = _pick(req)
+            req.user = await authenticate_request(req)
+            if req.user is None:
+                raise AccessDenied()
+            response = await handler(req)
+        except Exception as exc:  # the edge: every failure leaves as an S3 error
+            if req is not None and req.response_started:
+                log.warning("S3 %s %s cut short: %s (request %s)", http.method, http.path, exc, request_id)
+                raise
+            err = _as_s3_error(exc)
+            if err.status >= 500 and not isinstance(exc, (domain.ClusterError, S3Error)):
+                log.exception("S3 %s %s failed (request %s)", http.method, http.path, request_id)
+            elif err.status >= 500:
+                log.warning("S3 %s %s: %s (request %s)", http.method, http.path, exc, request_id)
+            response = await self._error_response(http, err, resource, request_id)
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = request_id
+        return response
+
+    async def _error_response(self, http: web.Request, err: S3Error, resource: str,
+                              request_id: str) -> web.StreamResponse:
+        body = b"" if http.method == "HEAD" else error_xml(err, resource, request_id)
+        response = web.Response(status=err.status, body=body, content_type="application/xml")
+        # An error may come before the body was read: the client may still be sending it.
+        # Closing the connection beats reading gigabytes we will not store.
+        if http.can_read_body and not http.content.at_eof():
+            response.force_close()
+        return response

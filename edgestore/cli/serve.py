@@ -1,0 +1,30 @@
+"""`edgestore serve --config node.toml`: run one node in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from edgestore.cli import CliError
+from edgestore.config import load_config
+from edgestore.errors import ConfigError
+from edgestore.node import run_node
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run one node from its TOML config file")
+    p.add_argument("--config", required=True, help="the node's TOML file (see deploy/node.example.toml)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        asyncio.run(run_node(config))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    return 0

@@ -1,0 +1,265 @@
+"""Quorum reads and writes of records and blocks over the replicas the ring names.
+
+Any node coordinates any request. Records go to every replica of their partition and
+are acknowledged by a quorum; reads ask a quorum, return the newest version and repair
+the stale replicas they saw. Blocks are content-addressed, so a block read needs only
+one replica whose bytes still match their name. A device of this node is called
+directly; a peer's over the signed internal API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+
+from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
+from edgestore.cluster.ringstate import RingState, device_url
+from edgestore.cluster.rpc import InternalClient
+from edgestore.config import Timeouts
+from edgestore.errors import (BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock,
+                              PeerError, StoreError)
+from edgestore.ring import Device
+from edgestore.store.blocks import block_hash
+from edgestore.store.device import LocalDevice
+from edgestore.store.records import Record, block_path, newest, placement_path
+
+__all__ = ["Coordinator", "Target"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One replica: a ring device, and its local store when it is on this node."""
+    part: int
+    device: Device
+    local: LocalDevice | None
+
+    @property
+    def url(self) -> str:
+        return device_url(self.device)
+
+
+class PeerHealth:
+    """Peers that just refused a connection are tried last for a while (error limiting),
+    so a dead node costs each request nothing once it is known to be dead."""
+
+    def __init__(self, suppress_s: float) -> None:
+        self._until: dict[str, float] = {}
+        self._suppress_s = suppress_s
+
+    def failed(self, url: str) -> None:
+        self._until[url] = time.monotonic() + self._suppress_s
+
+    def ok(self, url: str) -> None:
+        self._until.pop(url, None)
+
+    def suppressed(self, url: str) -> bool:
+        until = self._until.get(url)
+        return until is not None and until > time.monotonic()
+
+
+class Coordinator:
+    def __init__(self, ring_state: RingState, client: InternalClient,
+                 local_devices: dict[tuple[str, int, str], LocalDevice], node_id: str,
+                 timeouts: Timeouts) -> None:
+        self.ring_state = ring_state
+        self.client = client
+        self.local_devices = local_devices
+        self.node_id = node_id
+        self.timeouts = timeouts
+        self.health = PeerHealth(timeouts.peer_suppress_s)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def replicas(self) -> int:
+        return self.ring_state.ring.replicas
+
+    # -- placement -----------------------------------------------------------------
+
+    def _target(self, part: int, device: Device) -> Target:
+        return Target(part, device, self.local_devices.get((device.ip, device.port, device.device)))
+
+    def candidates(self, path: str) -> Iterator[Target]:
+        """Primaries, then handoffs; replicas on peers known to be down come last."""
+        ring = self.ring_state.ring
+        part = ring.partition_for_path(path)
+        deferred: list[Target] = []
+        for device in _chain(ring.primaries(part), ring.handoffs(part)):
+            target = self._target(part, device)
+            if target.local is None and self.health.suppressed(target.url):
+                deferred.append(target)
+            else:
+                yield target
+        yield from deferred
+
+    async def _call(self, target: Target, local: Callable[[LocalDevice], Awaitable[T]],
+                    remote: Callable[[], Awaitable[T]]) -> T:
+        if target.local is not None:
+            return await local(target.local)
+        try:
+            result = await remote()
+        except PeerError as exc:
+            if exc.status is None:
+                self.health.failed(target.url)
+            raise
+        self.health.ok(target.url)
+        return result
+
+    async def _fan_out(self, path: str, what: str, call: Callable[[Target], Awaitable[T]]) -> list[Answer[Target, T]]:
+        replicas = self.replicas
+        return await gather_quorum(self.candidates(path), call, replicas=replicas,
+                                   quorum=quorum_size(replicas), grace_s=self.timeouts.post_quorum_s,
+                                   what=what)
+
+    # -- records -------------------------------------------------------------------
+
+    async def _put_one(self, target: Target, records: list[Record]) -> None:
+        async def remote() -> None:
+            status, _ = await self.client.request_json(
+                "POST", target.url, f"/_internal/{target.device.device}/records",
+                {"part": str(target.part)}, [r.to_wire() for r in records])
+            if status != 200:
+                raise PeerError(target.url, f"record write answered {status}", status)
+        await self._call(target, lambda dev: dev.meta.merge((r, target.part) for r in records), remote)
+
+    async def put_records(self, path: str, records: list[Record]) -> None:
+        """Write records that share a placement path; returns once a quorum has them durably."""
+        await self._fan_out(path, f"write {path}", lambda t: self._put_one(t, records))
+
+    async def put_record(self, record: Record) -> None:
+        await self.put_records(placement_path(record.kind, record.name), [record])
+
+    async def _get_one(self, target: Target, kind: str, name: str) -> Record | None:
+        async def remote() -> Record | None:
+            status, payload = await self.client.request_json(
+                "GET", target.url, f"/_internal/{target.device.device}/record",
+                {"kind": kind, "name": name})
+            if status == 404:
+                return None
+            if status != 200:
+                raise PeerError(target.url, f"record read answered {status}", status)
+            return Record.from_wire(payload)
+        return await self._call(target, lambda dev: dev.meta.get(kind, name), remote)
+
+    async def get_record(self, kind: str, name: str) -> Record | None:
+        """The newest version a quorum knows (tombstones included); stale replicas repaired."""
+        path = placement_path(kind, name)
+        answers = await self._fan_out(path, f"read {kind} {name}",
+                                      lambda t: self._get_one(t, kind, name))
+        best = newest([a.value for a in answers])
+        if best is not None:
+            stale = [a.candidate for a in answers
+                     if a.value is None or a.value.version < best.version]
+            for target in stale:
+                self._spawn(self._put_one(target, [best]))
+        return best
+
+    async def _list_one(self, target: Target, kind: str, prefix: str, after: str | None,
+                        limit: int) -> list[Record]:
+        async def remote() -> list[Record]:
+            params = {"kind": kind, "prefix": prefix, "limit": str(limit)}
+            if after is not None:
+                params["after"] = after
+            status, payload = await self.client.request_json(
+                "GET", target.url, f"/_internal/{target.device.device}/list", params)
+            if status != 200:
+                raise PeerError(target.url, f"list answered {status}", status)
+            return [Record.from_wire(w) for w in payload]
+        return await self._call(target, lambda dev: dev.meta.list(kind, prefix, after, limit), remote)
+
+    async def iter_records(self, kind: str, path: str, prefix: str, after: str | None = None,
+                           page_size: int = 1000) -> AsyncIterator[Record]:
+        """Every record of `kind` under `prefix` in `path`'s partition, in name order, merged
+        over a quorum of replicas page by page (tombstones included)."""
+        while True:
+            answers = await self._fan_out(
+                path, f"list {path}", lambda t: self._list_one(t, kind, prefix, after, page_size))
+            merged: dict[str, Record] = {}
+            frontier: str | None = None
+            for answer in answers:
+                for rec in answer.value:
+                    have = merged.get(rec.name)
+                    if have is None or rec.version > have.version:
+                        merged[rec.name] = rec
+                if len(answer.value) >= page_size:
+                    last = answer.value[-1].name
+                    frontier = last if frontier is None or last < frontier else frontier
+            # Past the frontier a replica with a full page may hold names we have not seen.
+            for name in sorted(merged):
+                if frontier is not None and name > frontier:
+                    break
+                yield merged[name]
+            if frontier is None:
+                return
+            after = frontier
+
+    # -- blocks --------------------------------------------------------------------
+
+    async def _put_block_one(self, target: Target, block: str, data: bytes, ref: str, ts: int) -> None:
+        async def local(dev: LocalDevice) -> None:
+            await dev.blocks.put(block, data)
+            await dev.meta.add_block_ref(block, ref, target.part, ts)
+
+        async def remote() -> None:
+            status, _ = await self.client.request(
+                "PUT", target.url, f"/_internal/{target.device.device}/block/{block}",
+                {"ref": ref, "ts": str(ts), "part": str(target.part)}, data, digest=block)
+            if status != 201:
+                raise PeerError(target.url, f"block write answered {status}", status)
+        await self._call(target, local, remote)
+
+    async def put_block(self, block: str, data: bytes, ref: str, ts: int) -> None:
+        """Store a block (its id already checked against data) on a quorum of its replicas."""
+        await self._fan_out(block_path(block), f"write block {block}",
+                            lambda t: self._put_block_one(t, block, data, ref, ts))
+
+    async def get_block(self, block: str) -> bytes:
+        """A block's bytes from the first replica that has them intact."""
+        ring = self.ring_state.ring
+        for attempt, target in enumerate(self.candidates(block_path(block))):
+            if attempt >= ring.replicas * 3:
+                break
+            try:
+                return await self._call(target, lambda dev: dev.blocks.get(block),
+                                        lambda: self._fetch_block(target, block))
+            except (NoSuchBlock, CorruptBlock, ClusterError, StoreError):
+                continue
+        raise BlockUnavailable(block)
+
+    async def _fetch_block(self, target: Target, block: str) -> bytes:
+        status, data = await self.client.request(
+            "GET", target.url, f"/_internal/{target.device.device}/block/{block}")
+        if status == 404:
+            raise NoSuchBlock(block)
+        if status != 200:
+            raise PeerError(target.url, f"block read answered {status}", status)
+        if await asyncio.to_thread(block_hash, data) != block:
+            raise CorruptBlock(block, target.device.device)
+        return data
+
+    # -- housekeeping --------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        """Fire-and-forget work (read repair) that the coordinator owns and awaits on close."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_ignore_failure)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _ignore_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # read repair is best effort; anti-entropy finishes the job
+
+
+def _chain(first: list[Device], rest: Iterator[Device]) -> Iterator[Device]:
+    yield from first
+    yield from rest

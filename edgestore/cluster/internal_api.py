@@ -1,0 +1,124 @@
+"""The internal API a node serves to its peers: records and blocks of its own devices.
+
+Mounted under /_internal/ (a prefix no bucket name can take). Every request must carry
+a valid cluster signature (see rpc.py), checked by `internal_auth_middleware`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from edgestore.cluster.rpc import BODY_HEADER, body_digest, verify_signature
+from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
+from edgestore.store.blocks import BLOCK_ID
+from edgestore.store.device import LocalDevice
+from edgestore.store.records import Record
+from edgestore.streams import BodyTooLarge, read_limited
+
+__all__ = ["internal_routes", "internal_auth_middleware", "INTERNAL_PREFIX"]
+
+INTERNAL_PREFIX = "/_internal/"
+MAX_RECORD_BODY = 64 * 1024 * 1024
+MAX_BLOCK_BODY = 64 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def internal_auth_middleware(secret: bytes) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Refuses every /_internal/ request that is not signed with the cluster secret."""
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(INTERNAL_PREFIX):
+            reason = verify_signature(secret, request.method, request.raw_path, request.headers)
+            if reason is not None:
+                return web.Response(status=403, text=reason + "\n")
+        return await handler(request)
+    return middleware
+
+
+async def _read_signed_body(request: web.Request, limit: int) -> bytes:
+    """The body, checked against the digest the signature covers."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    try:
+        body = await read_limited(request.content, limit)
+    except BodyTooLarge:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=limit + 1) from None
+    if body_digest(body) != request.headers[BODY_HEADER]:
+        raise web.HTTPBadRequest(text="body does not match its signed digest\n")
+    return body
+
+
+def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
+    def device_of(request: web.Request) -> LocalDevice:
+        device = devices.get(request.match_info["device"])
+        if device is None:
+            raise web.HTTPNotFound(text="no such device on this node\n")
+        return device
+
+    def int_param(request: web.Request, name: str) -> int:
+        try:
+            return int(request.query[name])
+        except (KeyError, ValueError):
+            raise web.HTTPBadRequest(text=f"missing or bad {name}\n") from None
+
+    async def put_records(request: web.Request) -> web.Response:
+        device = device_of(request)
+        part = int_param(request, "part")
+        body = await _read_signed_body(request, MAX_RECORD_BODY)
+        try:
+            records = [Record.from_wire(w) for w in json.loads(body)]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise web.HTTPBadRequest(text=f"malformed records: {exc}\n") from exc
+        changed = await device.meta.merge((r, part) for r in records)
+        return web.json_response({"changed": changed})
+
+    async def get_record(request: web.Request) -> web.Response:
+        device = device_of(request)
+        record = await device.meta.get(request.query.get("kind", ""), request.query.get("name", ""))
+        if record is None:
+            return web.Response(status=404)
+        return web.json_response(record.to_wire())
+
+    async def list_records(request: web.Request) -> web.Response:
+        device = device_of(request)
+        limit = min(int_param(request, "limit"), 10000)
+        records = await device.meta.list(request.query.get("kind", ""), request.query.get("prefix", ""),
+                                         request.query.get("after"), limit)
+        return web.json_response([r.to_wire() for r in records])
+
+    async def put_block(request: web.Request) -> web.Response:
+        device = device_of(request)
+        block = request.match_info["block"]
+        if not BLOCK_ID.match(block) or request.headers[BODY_HEADER] != block:
+            raise web.HTTPBadRequest(text="bad block id\n")
+        data = await _read_signed_body(request, MAX_BLOCK_BODY)
+        await device.blocks.put(block, data)
+        await device.meta.add_block_ref(block, request.query.get("ref", ""),
+                                        int_param(request, "part"), int_param(request, "ts"))
+        return web.Response(status=201)
+
+    async def get_block(request: web.Request) -> web.Response:
+        device = device_of(request)
+        block = request.match_info["block"]
+        if not BLOCK_ID.match(block):
+            raise web.HTTPBadRequest(text="bad block id\n")
+        try:
+            data = await device.blocks.get(block)
+        except (NoSuchBlock, CorruptBlock):
+            return web.Response(status=404)
+        except StoreError as exc:
+            return web.Response(status=507, text=f"{exc}\n")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    p = INTERNAL_PREFIX + "{device}"
+    return [
+        web.post(p + "/records", put_records),
+        web.get(p + "/record", get_record),
+        web.get(p + "/list", list_records),
+        web.put(p + "/block/{block}", put_block),
+        web.get(p + "/block/{block}", get_block),
+    ]

@@ -1,0 +1,146 @@
+"""A node's configuration: read from TOML once, checked, frozen.
+
+Example (deploy/node.example.toml has every key with comments)::
+
+    [node]
+    id = "pi-01"
+    listen = "0.0.0.0:8080"          # where S3, Swift, admin and internal APIs are served
+    advertise = "192.168.1.21:8080"  # ip:port as written in the ring (default: listen)
+    ring = "/etc/edgestore/cluster.ring"
+    cluster_secret_file = "/etc/edgestore/secret"   # or cluster_secret = "..."
+    peers = ["http://192.168.1.22:8080"]
+
+    [[devices]]
+    name = "sda1"
+    path = "/srv/edgestore/sda1"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgestore.errors import ConfigError
+
+__all__ = ["DeviceConfig", "NodeConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 2.0
+    request_s: float = 30.0
+    # After a quorum has answered, stragglers get this long before they are abandoned.
+    post_quorum_s: float = 0.5
+    # A peer that refused a connection is skipped (its handoff used instead) for this long.
+    peer_suppress_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    listen_host: str
+    listen_port: int
+    advertise_ip: str
+    advertise_port: int
+    ring_path: Path
+    cluster_secret: bytes
+    devices: tuple[DeviceConfig, ...]
+    peers: tuple[str, ...] = ()
+    inline_max_bytes: int = 16 * 1024
+    block_size_bytes: int = 1024 * 1024
+    # Blocks in flight per request and in total: caps the node's buffer memory.
+    blocks_in_flight_per_request: int = 4
+    blocks_in_flight_total: int = 16
+    s3_domain: str | None = None
+    region: str = "us-east-1"
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    config_path: Path | None = None
+
+
+def _split_hostport(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key} must be host:port, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(raw, base=path.parent, config_path=path)
+
+
+def _get(table: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"missing required key {key!r}")
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key!r} must be a {kind.__name__}")
+    return value
+
+
+def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = None) -> NodeConfig:
+    node = raw.get("node")
+    if not isinstance(node, dict):
+        raise ConfigError("missing [node] table")
+    listen_host, listen_port = _split_hostport(_get(node, "listen", str), "listen")
+    advertise = _get(node, "advertise", str, f"{listen_host}:{listen_port}")
+    adv_ip, adv_port = _split_hostport(advertise, "advertise")
+    if "cluster_secret" in node:
+        secret = _get(node, "cluster_secret", str).encode()
+    elif "cluster_secret_file" in node:
+        secret_path = base / _get(node, "cluster_secret_file", str)
+        try:
+            secret = secret_path.read_text().strip().encode()
+        except OSError as exc:
+            raise ConfigError(f"cannot read cluster secret {secret_path}: {exc.strerror}") from exc
+    else:
+        raise ConfigError("set cluster_secret or cluster_secret_file in [node]")
+    if len(secret) < 16:
+        raise ConfigError("the cluster secret must be at least 16 characters")
+    devices_raw = raw.get("devices", [])
+    if not isinstance(devices_raw, list) or not devices_raw:
+        raise ConfigError("at least one [[devices]] entry is required")
+    devices = []
+    for entry in devices_raw:
+        devices.append(DeviceConfig(_get(entry, "name", str), base / _get(entry, "path", str)))
+    store = raw.get("store", {})
+    limits = raw.get("timeouts", {})
+    unknown = set(limits) - set(Timeouts.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown keys in [timeouts]: {', '.join(sorted(unknown))}")
+    s3 = raw.get("s3", {})
+    return NodeConfig(
+        node_id=_get(node, "id", str),
+        listen_host=listen_host,
+        listen_port=listen_port,
+        advertise_ip=adv_ip,
+        advertise_port=adv_port,
+        ring_path=base / _get(node, "ring", str),
+        cluster_secret=secret,
+        devices=tuple(devices),
+        peers=tuple(_get(node, "peers", list, [])),
+        inline_max_bytes=_get(store, "inline_max_bytes", int, NodeConfig.inline_max_bytes),
+        block_size_bytes=_get(store, "block_size_bytes", int, NodeConfig.block_size_bytes),
+        s3_domain=_get(s3, "domain", str, None),
+        region=_get(s3, "region", str, "us-east-1"),
+        timeouts=Timeouts(**{k: _get(limits, k, float) for k in limits}),
+        config_path=config_path,
+    )

@@ -1,0 +1,108 @@
+"""Protocol-neutral domain errors, raised below the API layer.
+
+    EdgestoreError
+    ├── ConfigError              the node's configuration is unusable
+    ├── StoreError               a local device failed us
+    │   ├── CorruptBlock         a block failed its checksum (it has been quarantined)
+    │   └── NoSuchBlock          a block is not on this device
+    ├── ModelError               a request conflicts with what is stored
+    │   ├── NoSuchBucket
+    │   ├── NoSuchObject
+    │   ├── BucketExists         (owned_by_requester tells whose it is)
+    │   └── BucketNotEmpty
+    └── ClusterError             the cluster could not do what was asked
+        ├── QuorumNotReached     fewer replicas than a quorum answered
+        ├── BlockUnavailable     no replica could serve a block
+        └── PeerError            one internal request to a peer failed
+
+The APIs map these to their wire errors in one table each (api/s3/router.py).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EdgestoreError", "ConfigError", "StoreError", "CorruptBlock", "NoSuchBlock",
+    "ModelError", "NoSuchBucket", "NoSuchObject", "BucketExists", "BucketNotEmpty",
+    "ClusterError", "QuorumNotReached", "BlockUnavailable", "PeerError",
+]
+
+
+class EdgestoreError(Exception):
+    pass
+
+
+class ConfigError(EdgestoreError):
+    pass
+
+
+class StoreError(EdgestoreError):
+    pass
+
+
+class CorruptBlock(StoreError):
+    def __init__(self, block: str, device: str) -> None:
+        super().__init__(f"block {block} on device {device} failed its checksum")
+        self.block = block
+        self.device = device
+
+
+class NoSuchBlock(StoreError):
+    def __init__(self, block: str) -> None:
+        super().__init__(f"block {block} not found")
+        self.block = block
+
+
+class ModelError(EdgestoreError):
+    pass
+
+
+class NoSuchBucket(ModelError):
+    def __init__(self, bucket: str) -> None:
+        super().__init__(f"no bucket {bucket!r}")
+        self.bucket = bucket
+
+
+class NoSuchObject(ModelError):
+    def __init__(self, bucket: str, key: str) -> None:
+        super().__init__(f"no object {key!r} in bucket {bucket!r}")
+        self.bucket = bucket
+        self.key = key
+
+
+class BucketExists(ModelError):
+    def __init__(self, bucket: str, owned_by_requester: bool) -> None:
+        super().__init__(f"bucket {bucket!r} exists")
+        self.bucket = bucket
+        self.owned_by_requester = owned_by_requester
+
+
+class BucketNotEmpty(ModelError):
+    def __init__(self, bucket: str) -> None:
+        super().__init__(f"bucket {bucket!r} is not empty")
+        self.bucket = bucket
+
+
+class ClusterError(EdgestoreError):
+    pass
+
+
+class QuorumNotReached(ClusterError):
+    def __init__(self, what: str, needed: int, got: int) -> None:
+        super().__init__(f"{what}: {got} of the {needed} replicas needed answered")
+        self.needed = needed
+        self.got = got
+
+
+class BlockUnavailable(ClusterError):
+    def __init__(self, block: str) -> None:
+        super().__init__(f"no replica of block {block} could be read")
+        self.block = block
+
+
+class PeerError(ClusterError):
+    """An internal request failed: connection refused, timeout, or an error status."""
+
+    def __init__(self, peer: str, reason: str, status: int | None = None) -> None:
+        super().__init__(f"{peer}: {reason}")
+        self.peer = peer
+        self.status = status

@@ -1,0 +1,115 @@
+"""Buckets: a bucket belongs to one account; its name is unique in the cluster (as in S3).
+
+Two records describe a bucket: a name record ("which account owns this name", in the
+partition of "/.bucketnames/<name>") that every S3 request resolves, and a bucket record
+in the account's partition that lists the account's buckets. Name lookups are cached
+for a few seconds per node, since every object request needs one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from edgestore.clock import Clock
+from edgestore.cluster.coordinator import Coordinator
+from edgestore.errors import BucketExists, BucketNotEmpty, NoSuchBucket
+from edgestore.store.records import (KIND_BUCKET, KIND_BUCKET_NAME, KIND_OBJECT, Record,
+                                     bucket_record_name, placement_path)
+
+__all__ = ["Bucket", "Buckets", "valid_bucket_name"]
+
+CACHE_TTL_S = 5.0
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def valid_bucket_name(name: str) -> bool:
+    """S3's rules for new buckets: 3-63 lower-case letters, digits, '.', '-'; no '..',
+    not shaped like an IP address, none of the reserved prefixes and suffixes."""
+    return bool(
+        _BUCKET_NAME.match(name) and ".." not in name and not _IPV4.match(name)
+        and not name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+        and not name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3"))
+        and ".-" not in name and "-." not in name
+    )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    account: str
+    created_ts: int
+
+
+class Buckets:
+    def __init__(self, coordinator: Coordinator, clock: Clock, node_id: str) -> None:
+        self._coordinator = coordinator
+        self._clock = clock
+        self._node_id = node_id
+        self._cache: dict[str, tuple[float, Bucket]] = {}
+
+    async def lookup(self, name: str, use_cache: bool = True) -> Bucket | None:
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if use_cache and cached is not None and cached[0] > now:
+            return cached[1]
+        record = await self._coordinator.get_record(KIND_BUCKET_NAME, name)
+        if record is None or record.deleted:
+            self._cache.pop(name, None)
+            return None
+        bucket = Bucket(name, str(record.value["account"]), int(record.value["created_ts"]))
+        if len(self._cache) > 10000:
+            self._cache.clear()
+        self._cache[name] = (now + CACHE_TTL_S, bucket)
+        return bucket
+
+    async def get(self, name: str) -> Bucket:
+        bucket = await self.lookup(name)
+        if bucket is None:
+            raise NoSuchBucket(name)
+        return bucket
+
+    async def create(self, account: str, name: str) -> Bucket:
+        existing = await self.lookup(name, use_cache=False)
+        if existing is not None:
+            raise BucketExists(name, owned_by_requester=existing.account == account)
+        ts = self._clock.now()
+        bucket = Bucket(name, account, ts)
+        value = {"account": account, "created_ts": ts}
+        # The account's listing first: a crash between the two writes leaves a listed
+        # bucket whose name is still free, which a retry of the create completes.
+        await self._coordinator.put_record(
+            Record(KIND_BUCKET, bucket_record_name(account, name), ts, self._node_id, value=value))
+        await self._coordinator.put_record(
+            Record(KIND_BUCKET_NAME, name, ts, self._node_id, value=value))
+        self._cache[name] = (time.monotonic() + CACHE_TTL_S, bucket)
+        return bucket
+
+    async def delete(self, account: str, name: str) -> None:
+        bucket = await self.lookup(name, use_cache=False)
+        if bucket is None or bucket.account != account:
+            raise NoSuchBucket(name)
+        if await self.has_objects(bucket):
+            raise BucketNotEmpty(name)
+        ts = self._clock.now()
+        await self._coordinator.put_record(Record(KIND_BUCKET_NAME, name, ts, self._node_id, deleted=True))
+        await self._coordinator.put_record(
+            Record(KIND_BUCKET, bucket_record_name(account, name), ts, self._node_id, deleted=True))
+        self._cache.pop(name, None)
+
+    async def has_objects(self, bucket: Bucket) -> bool:
+        prefix = f"{bucket.account}/{bucket.name}/"
+        path = placement_path(KIND_OBJECT, prefix)
+        async for record in self._coordinator.iter_records(KIND_OBJECT, path, prefix, page_size=100):
+            if not record.deleted:
+                return True
+        return False
+
+    async def list_for_account(self, account: str) -> AsyncIterator[Bucket]:
+        prefix = account + "/"
+        async for record in self._coordinator.iter_records(KIND_BUCKET, "/" + account, prefix):
+            if not record.deleted:
+                yield Bucket(record.name[len(prefix):], account, int(record.value["created_ts"]))

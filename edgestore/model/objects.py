@@ -1,0 +1,202 @@
+"""Objects: writing a body as an inline record or as blocks, reading it back by range.
+
+A body is streamed: at most `blocks_in_flight_per_request` blocks of one request (and
+`blocks_in_flight_total` over the node) are in memory at once. A small body (up to
+`inline_max_bytes`) is stored inside its record: one SQLite row per replica instead of
+a file, which is what SD cards handle best. A larger one is cut into blocks named by
+their hash; each block goes to a quorum of its own replicas before the object record,
+which lists the blocks, is written — so an acknowledged record never names a missing block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+from edgestore.clock import Clock, ts_to_seconds
+from edgestore.cluster.coordinator import Coordinator
+from edgestore.config import NodeConfig
+from edgestore.errors import NoSuchObject
+from edgestore.store.blocks import block_hash
+from edgestore.store.records import KIND_OBJECT, Record, object_name, placement_path
+
+__all__ = ["Objects", "ObjectInfo"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's metadata as the APIs see it."""
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+    content_type: str
+    meta: dict[str, str]
+    headers: dict[str, str]
+    checksums: dict[str, str]
+    record: Record
+
+    @classmethod
+    def from_record(cls, key: str, record: Record) -> "ObjectInfo":
+        v = record.value
+        return cls(key=key, size=int(v["size"]), etag=str(v["etag"]),
+                   last_modified=ts_to_seconds(record.ts),
+                   content_type=str(v.get("content_type") or "binary/octet-stream"),
+                   meta=dict(v.get("meta", {})), headers=dict(v.get("headers", {})),
+                   checksums=dict(v.get("checksums", {})), record=record)
+
+
+class Objects:
+    def __init__(self, coordinator: Coordinator, clock: Clock, config: NodeConfig) -> None:
+        self._coordinator = coordinator
+        self._clock = clock
+        self._node_id = config.node_id
+        self._inline_max = config.inline_max_bytes
+        self._block_size = config.block_size_bytes
+        self._per_request = config.blocks_in_flight_per_request
+        self._node_blocks = asyncio.Semaphore(config.blocks_in_flight_total)
+
+    async def head(self, account: str, bucket: str, key: str) -> ObjectInfo | None:
+        record = await self._coordinator.get_record(KIND_OBJECT, object_name(account, bucket, key))
+        if record is None or record.deleted:
+            return None
+        return ObjectInfo.from_record(key, record)
+
+    async def put(self, account: str, bucket: str, key: str, body: AsyncIterator[bytes],
+                  attrs: dict[str, Any], late_attrs: Callable[[], dict[str, Any]] | None = None) -> ObjectInfo:
+        """Store a body. `body` raising (a bad digest, a short body) aborts the write
+        before anything is acknowledged; `late_attrs` adds values known only at the end
+        (checksums sent as trailers)."""
+        name = object_name(account, bucket, key)
+        data_id = secrets.token_hex(8)
+        ref = f"{name}#{data_id}"
+        md5 = hashlib.md5()
+        size = 0
+        buf = bytearray()
+        uploads = _BlockUploads(self._coordinator, self._node_blocks, self._per_request, ref, self._clock)
+        try:
+            async for chunk in body:
+                md5.update(chunk)
+                size += len(chunk)
+                buf += chunk
+                while len(buf) > self._inline_max and len(buf) >= self._block_size:
+                    piece = bytes(buf[:self._block_size])
+                    del buf[:self._block_size]
+                    await uploads.add(piece)
+            inline = not uploads.started and len(buf) <= self._inline_max
+            if not inline and buf:
+                await uploads.add(bytes(buf))
+                buf = bytearray()
+            blocks = await uploads.finish()
+        finally:
+            await uploads.cancel()
+        value: dict[str, Any] = dict(attrs)
+        value.update(size=size, etag=md5.hexdigest(), data_id=data_id, owner=account)
+        if late_attrs is not None:
+            value.update(late_attrs())
+        if not inline:
+            value["blocks"] = blocks
+        record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value,
+                        data=bytes(buf) if inline else None)
+        await self._coordinator.put_record(record)
+        return ObjectInfo.from_record(key, record.without_data())
+
+    async def delete(self, account: str, bucket: str, key: str) -> None:
+        await self._coordinator.put_record(
+            Record(KIND_OBJECT, object_name(account, bucket, key), self._clock.now(),
+                   self._node_id, deleted=True))
+
+    async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes start..end (inclusive) of an object, a block at a time, the next
+        block fetched while this one is sent."""
+        end = info.size - 1 if end is None else end
+        if end < start:
+            return
+        record = info.record
+        if "blocks" not in record.value:
+            data = record.data
+            if data is None:  # the listing/HEAD form of the record: fetch it whole
+                full = await self._coordinator.get_record(record.kind, record.name)
+                data = full.data if full is not None and full.version == record.version else None
+                if data is None:
+                    raise NoSuchObject(record.name.split("/", 2)[1], info.key)
+            yield data[start:end + 1]
+            return
+        wanted: list[tuple[str, int, int]] = []  # (block, from, to) within each block
+        offset = 0
+        for block, size in record.value["blocks"]:
+            if offset + size > start and offset <= end:
+                wanted.append((block, max(start - offset, 0), min(end - offset, size - 1)))
+            offset += size
+        fetches: list[asyncio.Task[bytes]] = []
+        try:
+            for i, (block, lo, hi) in enumerate(wanted):
+                while len(fetches) < 2 and i + len(fetches) < len(wanted):
+                    fetches.append(asyncio.ensure_future(
+                        self._coordinator.get_block(wanted[i + len(fetches)][0])))
+                data = await fetches.pop(0)
+                yield data[lo:hi + 1] if (lo, hi) != (0, len(data) - 1) else data
+        finally:
+            for task in fetches:
+                task.cancel()
+            await asyncio.gather(*fetches, return_exceptions=True)
+
+    async def list(self, account: str, bucket: str, prefix: str = "",
+                   after: str | None = None) -> AsyncIterator[ObjectInfo]:
+        """Live objects of a bucket in key order, from `after` (exclusive)."""
+        base = f"{account}/{bucket}/"
+        path = placement_path(KIND_OBJECT, base)
+        async for record in self._coordinator.iter_records(
+                KIND_OBJECT, path, base + prefix, base + after if after is not None else None):
+            if not record.deleted:
+                yield ObjectInfo.from_record(record.name[len(base):], record)
+
+
+class _BlockUploads:
+    """The blocks of one body, uploaded concurrently but within the memory bounds."""
+
+    def __init__(self, coordinator: Coordinator, node_blocks: asyncio.Semaphore, per_request: int,
+                 ref: str, clock: Clock) -> None:
+        self._coordinator = coordinator
+        self._node_blocks = node_blocks
+        self._mine = asyncio.Semaphore(per_request)
+        self._ref = ref
+        self._clock = clock
+        self._tasks: list[asyncio.Task[list[Any]]] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self._tasks)
+
+    async def add(self, data: bytes) -> None:
+        for task in self._tasks:  # fail fast: do not read more of a body we cannot store
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await self._mine.acquire()
+        try:
+            await self._node_blocks.acquire()
+        except BaseException:
+            self._mine.release()
+            raise
+        self._tasks.append(asyncio.ensure_future(self._upload(data)))
+
+    async def _upload(self, data: bytes) -> list[Any]:
+        try:
+            block = await asyncio.to_thread(block_hash, data)
+            await self._coordinator.put_block(block, data, self._ref, self._clock.now())
+            return [block, len(data)]
+        finally:
+            self._node_blocks.release()
+            self._mine.release()
+
+    async def finish(self) -> list[list[Any]]:
+        return list(await asyncio.gather(*self._tasks))
+
+    async def cancel(self) -> None:
+        pending = [t for t in self._tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,104 @@
+"""The composition root: builds one node from its config and runs it.
+
+This is the only module that wires the layers together. Resources are opened in an
+aiohttp cleanup context, so they close in reverse order however the node stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from aiohttp import web
+
+from edgestore.api.admin import admin_routes
+from edgestore.api.s3.auth import admin_check
+from edgestore.api.s3.context import S3Services
+from edgestore.api.s3.router import S3Api
+from edgestore.clock import HybridClock
+from edgestore.cluster.coordinator import Coordinator
+from edgestore.cluster.internal_api import internal_auth_middleware, internal_routes
+from edgestore.cluster.ringstate import RingState
+from edgestore.cluster.rpc import InternalClient
+from edgestore.config import NodeConfig
+from edgestore.errors import ConfigError
+from edgestore.model.buckets import Buckets
+from edgestore.model.objects import Objects
+from edgestore.model.users import Users
+from edgestore.store.device import LocalDevice
+
+__all__ = ["Node", "run_node"]
+
+log = logging.getLogger(__name__)
+
+# Large enough for S3's 8 KiB header lines and many x-amz-meta headers.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class Node:
+    """One node's parts, opened together and closed in reverse order."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.ring_state = RingState.load(config.ring_path)
+        self.devices = {d.name: LocalDevice(d.name, d.path) for d in config.devices}
+        local = {(config.advertise_ip, config.advertise_port, name): dev
+                 for name, dev in self.devices.items()}
+        in_ring = {(d.ip, d.port, d.device) for d in self.ring_state.ring.devices}
+        missing = sorted(name for (ip, port, name) in local if (ip, port, name) not in in_ring)
+        if missing:
+            log.warning("devices %s of node %s (%s:%d) are not in the ring: they will hold no data",
+                        missing, config.node_id, config.advertise_ip, config.advertise_port)
+        self.clock = HybridClock()
+        self.client = InternalClient(config.cluster_secret, config.timeouts)
+        self.coordinator = Coordinator(self.ring_state, self.client, local, config.node_id,
+                                       config.timeouts)
+        self.users = Users(self.coordinator, self.clock, config.node_id)
+        self.services = S3Services(config, self.users,
+                                   Buckets(self.coordinator, self.clock, config.node_id),
+                                   Objects(self.coordinator, self.clock, config))
+
+    def app(self) -> web.Application:
+        config = self.config
+        app = web.Application(
+            middlewares=[internal_auth_middleware(config.cluster_secret)],
+            handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES},
+        )
+        app.router.add_routes(internal_routes(self.devices))
+        app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users,
+                                           config.cluster_secret, admin_check(self.services),
+                                           sorted(self.devices)))
+        app.router.add_route("*", "/{tail:.*}", S3Api(self.services).handle)
+        return app
+
+    async def close(self) -> None:
+        await self.coordinator.close()
+        await self.client.close()
+        for device in self.devices.values():
+            device.close()
+
+
+async def run_node(config: NodeConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly."""
+    node = Node(config)
+    runner = web.AppRunner(node.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.listen_host, config.listen_port, reuse_address=True,
+                       backlog=512)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await node.close()
+        raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}") from exc
+    log.info("node %s serving on %s:%d", config.node_id, config.listen_host, config.listen_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("node %s stopping", config.node_id)
+        await runner.cleanup()
+        await node.close()

@@ -1,0 +1,95 @@
+"""Content-addressed block files of one device.
+
+A block is named by the BLAKE2b-256 hash of its bytes, which is also its checksum: a
+read re-hashes the block and quarantines it if it no longer matches, so a rotten SD
+card sector is never served. Files are written durably: temp file in the same
+filesystem, fsync, rename, fsync of the directory, before the write is acknowledged.
+All I/O runs in threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
+
+__all__ = ["BlockStore", "block_hash", "BLOCK_ID"]
+
+BLOCK_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def block_hash(data: bytes | memoryview) -> str:
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlockStore:
+    def __init__(self, root: Path, device_name: str) -> None:
+        self.root = root
+        self.device_name = device_name
+        self.tmp = root / "tmp"
+        self.quarantine = root / "quarantine"
+        for path in (root, self.tmp, self.quarantine):
+            path.mkdir(parents=True, exist_ok=True)
+        for stale in self.tmp.iterdir():  # left by a crash mid-write: never acknowledged
+            stale.unlink(missing_ok=True)
+
+    def path_of(self, block: str) -> Path:
+        return self.root / block[:2] / block[2:4] / block
+
+    async def put(self, block: str, data: bytes) -> None:
+        """Store a block whose hash the caller has verified."""
+        await asyncio.to_thread(self._put_sync, block, data)
+
+    def _put_sync(self, block: str, data: bytes) -> None:
+        final = self.path_of(block)
+        if final.exists():
+            return  # content-addressed: the same name means the same bytes
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.tmp / f"{block}.{secrets.token_hex(8)}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise StoreError(f"device {self.device_name}: cannot write block {block}: {exc}") from exc
+
+    async def get(self, block: str) -> bytes:
+        return await asyncio.to_thread(self._get_sync, block)
+
+    def _get_sync(self, block: str) -> bytes:
+        path = self.path_of(block)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NoSuchBlock(block) from None
+        except OSError as exc:
+            raise StoreError(f"device {self.device_name}: cannot read block {block}: {exc}") from exc
+        if block_hash(data) != block:
+            self._quarantine_sync(path, block)
+            raise CorruptBlock(block, self.device_name)
+        return data
+
+    def _quarantine_sync(self, path: Path, block: str) -> None:
+        try:
+            os.replace(path, self.quarantine / block)
+        except OSError:
+            path.unlink(missing_ok=True)
+
+    async def has(self, block: str) -> bool:
+        return await asyncio.to_thread(self.path_of(block).exists)

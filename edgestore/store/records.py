@@ -1,0 +1,105 @@
+"""Records: the rows every piece of metadata is made of, and how two versions merge.
+
+A record is identified by (kind, name). Its placement path decides its partition:
+all objects of one bucket share the bucket's partition, so listing a bucket is one
+ordered query on one replica set, like a Swift container database.
+
+Merge law (last writer wins): the record with the larger (ts, node) pair wins; a
+tombstone (deleted=True) is an ordinary record that wins the same way. The merge is
+commutative, associative and idempotent, so replicas converge whatever order updates
+arrive in.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "Record", "newest", "placement_path",
+    "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER",
+    "object_name", "split_object_name", "bucket_record_name",
+]
+
+KIND_OBJECT = "object"        # name "account/bucket/key"; placed on "/account/bucket"
+KIND_BUCKET = "bucket"        # name "account/bucket";     placed on "/account"
+KIND_BUCKET_NAME = "bucketname"  # name "bucket" -> owning account; placed on "/.bucketnames/bucket"
+KIND_USER = "user"            # name = access key;       placed on "/.users/access-key"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    kind: str
+    name: str
+    ts: int
+    node: str
+    deleted: bool = False
+    value: dict[str, Any] = field(default_factory=dict)
+    data: bytes | None = None  # an object's bytes, when small enough to live inline
+
+    @property
+    def version(self) -> tuple[int, str]:
+        return (self.ts, self.node)
+
+    def without_data(self) -> "Record":
+        return replace(self, data=None) if self.data is not None else self
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "kind": self.kind, "name": self.name, "ts": self.ts, "node": self.node,
+            "deleted": self.deleted, "value": self.value,
+        }
+        if self.data is not None:
+            wire["data"] = base64.b64encode(self.data).decode()
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> "Record":
+        data = wire.get("data")
+        return cls(
+            kind=str(wire["kind"]), name=str(wire["name"]), ts=int(wire["ts"]),
+            node=str(wire["node"]), deleted=bool(wire["deleted"]), value=dict(wire["value"]),
+            data=base64.b64decode(data) if data is not None else None,
+        )
+
+
+def newest(records: "list[Record | None]") -> Record | None:
+    """The winner of a last-writer-wins merge of versions of one record."""
+    best: Record | None = None
+    for rec in records:
+        if rec is not None and (best is None or rec.version > best.version):
+            best = rec
+    return best
+
+
+def object_name(account: str, bucket: str, key: str) -> str:
+    return f"{account}/{bucket}/{key}"
+
+
+def split_object_name(name: str) -> tuple[str, str, str]:
+    account, bucket, key = name.split("/", 2)
+    return account, bucket, key
+
+
+def bucket_record_name(account: str, bucket: str) -> str:
+    return f"{account}/{bucket}"
+
+
+def placement_path(kind: str, name: str) -> str:
+    """The ring path whose partition holds a record (account and bucket names hold no '/')."""
+    if kind == KIND_OBJECT:
+        account, bucket, _ = name.split("/", 2)
+        return f"/{account}/{bucket}"
+    if kind == KIND_BUCKET:
+        return "/" + name.split("/", 1)[0]
+    if kind == KIND_BUCKET_NAME:
+        return f"/.bucketnames/{name}"
+    if kind == KIND_USER:
+        return f"/.users/{name}"
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
+def block_path(block: str) -> str:
+    """The ring path of a content-addressed block."""
+    return f"/.blocks/{block}"

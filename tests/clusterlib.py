@@ -1,0 +1,168 @@
+"""A real local cluster for tests: `edgestore up` in a temporary directory, plus the
+means to kill and restart single nodes the way an operator (or a power cut) would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+
+
+def free_port_range(count: int) -> int:
+    """A base port such that base..base+count-1 are all free on 127.0.0.1 right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count >= 65000:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port range found")
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class LocalCluster:
+    def __init__(self, data: Path, nodes: int = 4, replicas: int = 3, extra: list[str] | None = None) -> None:
+        self.data = data
+        self.nodes = nodes
+        self.replicas = replicas
+        self.extra = extra or []
+        self.port = free_port_range(nodes)
+        self.up_proc: subprocess.Popen[bytes] | None = None
+        self.info: dict[str, Any] = {}
+        self.restarted: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> "LocalCluster":
+        self.data.mkdir(parents=True, exist_ok=True)
+        cluster_json = self.data / "cluster.json"
+        cluster_json.unlink(missing_ok=True)
+        self.up_log = open(self.data / "up.log", "ab")
+        self.up_proc = subprocess.Popen(
+            [sys.executable, "-m", "edgestore", "up", "--nodes", str(self.nodes), "--replicas",
+             str(self.replicas), "--data", str(self.data), "--port", str(self.port), *self.extra],
+            stdout=self.up_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not cluster_json.exists():
+            if self.up_proc.poll() is not None:
+                raise RuntimeError(f"edgestore up exited {self.up_proc.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"edgestore up did not come up: {self.log_tail()}")
+            time.sleep(0.1)
+        self.info = json.loads(cluster_json.read_text())
+        return self
+
+    def stop(self) -> None:
+        for proc in self.restarted.values():
+            _terminate(proc)
+        self.restarted.clear()
+        if self.up_proc is not None:
+            _terminate(self.up_proc)
+            self.up_proc = None
+        # Nodes are children of `up`; make sure none outlives the test even if `up` died.
+        for node in self.info.get("nodes", []):
+            pid = node.get("pid")
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if hasattr(self, "up_log"):
+            self.up_log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = (self.data / "up.log").read_text(errors="replace") if (self.data / "up.log").exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- what tests use ----------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.info["s3_endpoint"])
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return self.info["access_key"], self.info["secret_key"]
+
+    def node(self, index: int) -> dict[str, Any]:
+        return dict(self.info["nodes"][index])
+
+    def url(self, index: int) -> str:
+        return str(self.info["nodes"][index]["url"])
+
+    def pid(self, index: int) -> int:
+        if index in self.restarted:
+            return self.restarted[index].pid
+        return int(self.info["nodes"][index]["pid"])
+
+    def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
+        pid = self.pid(index)
+        os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _alive(pid) and time.monotonic() < deadline:
+            if index in self.restarted:
+                self.restarted[index].poll()
+            time.sleep(0.05)
+
+    def restart(self, index: int) -> None:
+        node = self.info["nodes"][index]
+        log = open(node["log"], "ab")
+        self.restarted[index] = subprocess.Popen(node["command"], stdout=log, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not healthy(node["health_url"]):
+            if self.restarted[index].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"node {index} did not restart")
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

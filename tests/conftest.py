@@ -1,0 +1,50 @@
+"""Shared fixtures: a real cluster per test module, and real S3 clients pointed at it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from clusterlib import LocalCluster  # noqa: E402
+
+_bucket_numbers = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+def make_s3(endpoint: str, access_key: str, secret_key: str, **config: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret_key, region_name="us-east-1",
+                        config=Config(retries={"max_attempts": 2, "mode": "standard"}, **config))
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: LocalCluster) -> Any:
+    """boto3 with its default configuration (checksums, payload signing) against node 0."""
+    return make_s3(cluster.endpoint, *cluster.credentials)
+
+
+@pytest.fixture
+def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
+    name = f"t{os.getpid()}-{next(_bucket_numbers)}-{request.node.name[:30]}".lower().replace("_", "-")
+    name = "".join(c for c in name if c.isalnum() or c == "-").strip("-")[:63]
+    s3.create_bucket(Bucket=name)
+    return name

@@ -1,0 +1,89 @@
+"""Raw S3 requests for tests that must send what no well-behaved client would:
+signed by botocore's own SigV4 signer, sent over a plain socket, byte for byte."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from edgestore.sigv4_client import sign_headers
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def code(self) -> str:
+        """The S3 error code in the body, if any."""
+        text = self.body.decode(errors="replace")
+        start = text.find("<Code>")
+        return text[start + 6:text.find("</Code>")] if start >= 0 else ""
+
+
+def sign(endpoint: str, access_key: str, secret_key: str, method: str, path: str,
+         headers: dict[str, str] | None = None, payload_hash: str | None = None,
+         body: bytes = b"") -> dict[str, str]:
+    """Headers botocore's own signer sends for this request and body."""
+    if payload_hash is not None:
+        return sign_claiming(endpoint, access_key, secret_key, method, path, payload_hash, headers)
+    request = AWSRequest(method=method, url=endpoint.rstrip("/") + path, headers=dict(headers or {}),
+                         data=body)
+    S3SigV4Auth(Credentials(access_key, secret_key), "s3", "us-east-1").add_auth(request)
+    return {k: v for k, v in request.headers.items()}
+
+
+def sign_claiming(endpoint: str, access_key: str, secret_key: str, method: str, path: str,
+                  payload_hash: str, headers: dict[str, str] | None = None,
+                  now: datetime | None = None) -> dict[str, str]:
+    """A valid SigV4 signature over a payload hash of our choosing (which botocore's signer
+    would recompute from the body) or a time of our choosing: to send what a client lies about."""
+    headers = dict(headers or {})
+    headers.update(sign_headers(method, endpoint.rstrip("/") + path, headers, payload_hash,
+                                access_key, secret_key, now=now))
+    return headers
+
+
+def send(endpoint: str, method: str, path: str, headers: dict[str, str], body: bytes = b"",
+         close_after_body: bool = False, timeout_s: float = 30.0) -> RawResponse:
+    """Send one request exactly as given; read one response."""
+    parts = urlsplit(endpoint)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(raw)
+        if close_after_body:
+            sock.shutdown(socket.SHUT_WR)
+        return _read_response(sock)
+
+
+def _read_response(sock: socket.socket) -> RawResponse:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before a response: {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return RawResponse(int(status_line.split()[1]), headers, rest[:length])

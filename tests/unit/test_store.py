@@ -1,0 +1,116 @@
+"""The store of one device, on a real directory with real SQLite: merges, listing, blocks."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from edgestore.errors import CorruptBlock, NoSuchBlock
+from edgestore.store.blocks import BlockStore, block_hash
+from edgestore.store.meta import MetaStore, prefix_end
+from edgestore.store.records import Record, newest
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def rec(name: str, ts: int, node: str = "n1", deleted: bool = False, data: bytes | None = None) -> Record:
+    return Record("object", name, ts, node, deleted, {"size": ts}, data)
+
+
+def test_merge_keeps_the_newest_version_whatever_the_order(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([(rec("a/b/k", 5), 1)])
+            await meta.merge([(rec("a/b/k", 3), 1)])        # older: ignored
+            assert (await meta.get("object", "a/b/k")).ts == 5
+            await meta.merge([(rec("a/b/k", 5, node="n2"), 1)])  # same ts, larger node wins
+            assert (await meta.get("object", "a/b/k")).node == "n2"
+            await meta.merge([(rec("a/b/k", 9, deleted=True), 1)])
+            got = await meta.get("object", "a/b/k")
+            assert got.deleted and got.ts == 9
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_inline_data_round_trips_and_survives_reopen(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        await meta.merge([(rec("a/b/k", 1, data=b"\x00hello"), 7)])
+        meta.close()
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            got = await meta.get("object", "a/b/k")
+            assert got.data == b"\x00hello"
+            assert (await meta.get("object", "a/b/k", with_data=False)).data is None
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_concurrent_writes_are_all_committed(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await asyncio.gather(*(meta.merge([(rec(f"a/b/{i:04d}", i + 1), 0)]) for i in range(300)))
+            listed = await meta.list("object", "a/b/", limit=1000)
+            assert [r.name for r in listed] == [f"a/b/{i:04d}" for i in range(300)]
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_list_pages_by_prefix_in_byte_order(tmp_path: Path) -> None:
+    names = ["a/b/x", "a/b/ä", "a/b/z", "a/b/\U0001f600", "a/bb/y", "a/b/+", "a/b/%20"]
+
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([(rec(n, 1), 0) for n in names])
+            listed = [r.name for r in await meta.list("object", "a/b/")]
+            expected = sorted((n for n in names if n.startswith("a/b/")), key=lambda s: s.encode())
+            assert listed == expected
+            page = await meta.list("object", "a/b/", after=expected[1], limit=2)
+            assert [r.name for r in page] == expected[2:4]
+        finally:
+            meta.close()
+    run(go())
+
+
+@given(st.text(min_size=1, max_size=6), st.text(max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_prefix_end_bounds_exactly_the_strings_with_that_prefix(prefix: str, rest: str) -> None:
+    end = prefix_end(prefix)
+    if end is not None:
+        assert (prefix + rest).encode("utf-8", "surrogatepass") < end.encode("utf-8", "surrogatepass")
+        assert not end.startswith(prefix)
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.sampled_from(["n1", "n2", "n3"])), min_size=1, max_size=8))
+def test_newest_is_order_independent(versions: list[tuple[int, str]]) -> None:
+    records = [rec("k", ts, node) for ts, node in versions]
+    assert newest(records).version == newest(list(reversed(records))).version == max(versions)
+
+
+def test_block_put_get_and_quarantine_on_corruption(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = BlockStore(tmp_path / "blocks", "d1")
+        data = b"x" * 5000
+        block = block_hash(data)
+        await store.put(block, data)
+        assert await store.get(block) == data
+        assert not list((tmp_path / "blocks" / "tmp").iterdir())
+        path = store.path_of(block)
+        path.write_bytes(b"y" + data[1:])  # a rotten sector
+        with pytest.raises(CorruptBlock):
+            await store.get(block)
+        assert (tmp_path / "blocks" / "quarantine" / block).exists()
+        with pytest.raises(NoSuchBlock):
+            await store.get(block)
+    run(go())
