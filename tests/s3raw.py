@@ -3,6 +3,8 @@ signed by botocore's own SigV4 signer, sent over a plain socket, byte for byte."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 import socket
 from dataclasses import dataclass
@@ -87,3 +89,60 @@ def _read_response(sock: socket.socket) -> RawResponse:
             break
         rest += chunk
     return RawResponse(int(status_line.split()[1]), headers, rest[:length])
+
+
+# -- aws-chunked bodies, as clients frame them ---------------------------------------------
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret_key: str, date: str, region: str = "us-east-1") -> bytes:
+    """SigV4's derived key, from the AWS documentation's recipe."""
+    key = _hmac(("AWS4" + secret_key).encode(), date)
+    for part in (region, "s3", "aws4_request"):
+        key = _hmac(key, part)
+    return key
+
+
+def aws_chunked_signed(body: bytes, chunk_size: int, headers: dict[str, str], secret_key: str,
+                       trailer: tuple[str, str] | None = None) -> bytes:
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] body: every chunk signed, chained from
+    the seed signature of the request's Authorization header (AWS "chunked upload" docs)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    authorization = lower["authorization"]
+    previous = authorization.rsplit("Signature=", 1)[1].strip()
+    amz_date = lower["x-amz-date"]
+    credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
+    scope = credential.split("/", 1)[1]
+    key = signing_key(secret_key, scope.split("/")[0], scope.split("/")[1])
+    empty = hashlib.sha256(b"").hexdigest()
+    out = bytearray()
+    pieces = [body[i:i + chunk_size] for i in range(0, len(body), chunk_size)] + [b""]
+    for piece in pieces:
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, empty,
+                             hashlib.sha256(piece).hexdigest()])
+        previous = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out += f"{len(piece):x};chunk-signature={previous}\r\n".encode() + piece
+        if piece:
+            out += b"\r\n"
+    if trailer is not None:
+        name, value = trailer
+        canonical = f"{name}:{value}\n"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", amz_date, scope, previous,
+                             hashlib.sha256(canonical.encode()).hexdigest()])
+        trailer_sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out += f"{name}:{value}\r\nx-amz-trailer-signature:{trailer_sig}\r\n".encode()
+    out += b"\r\n"
+    return bytes(out)
+
+
+def aws_chunked_unsigned_by_botocore(body: bytes, algorithm: str = "crc32", chunk_size: int = 65536) -> bytes:
+    """The STREAMING-UNSIGNED-PAYLOAD-TRAILER body botocore itself produces over HTTPS."""
+    import io
+
+    from botocore.httpchecksum import AwsChunkedWrapper, _CHECKSUM_CLS
+
+    wrapper = AwsChunkedWrapper(io.BytesIO(body), checksum_cls=_CHECKSUM_CLS[algorithm],
+                                checksum_name=f"x-amz-checksum-{algorithm}", chunk_size=chunk_size)
+    return wrapper.read()
