@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore.cluster.ringstate import RingState
-from edgestore.cluster.rpc import verify_signature
+from edgestore.cluster.rpc import BODY_HEADER, body_digest, verify_signature
 from edgestore.model.users import InvalidUser, Users
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -21,16 +21,23 @@ __all__ = ["admin_routes", "ADMIN_PREFIX"]
 
 ADMIN_PREFIX = "/_admin/"
 
-AdminCheck = Callable[[web.Request], Awaitable[bool]]
+AdminCheck = Callable[[web.Request, bytes], Awaitable[bool]]
+MAX_ADMIN_BODY = 64 * 1024
 
 
 def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: bytes,
                  admin_by_sigv4: AdminCheck, devices: list[str]) -> list[web.RouteDef]:
-    async def require_admin(request: web.Request) -> None:
+    async def admin_body(request: web.Request) -> bytes:
+        """The body of a request from the cluster itself or from an admin user, or 403."""
+        try:
+            body = await read_limited(request.content, MAX_ADMIN_BODY)
+        except BodyTooLarge:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_ADMIN_BODY, actual_size=MAX_ADMIN_BODY + 1) from None
         if verify_signature(secret, request.method, request.raw_path, request.headers) is None:
-            return
-        if await admin_by_sigv4(request):
-            return
+            if request.headers.get(BODY_HEADER) == body_digest(body):
+                return body
+        elif await admin_by_sigv4(request, body):
+            return body
         raise web.HTTPForbidden(text="admin credentials required\n")
 
     async def health(request: web.Request) -> web.Response:
@@ -39,13 +46,13 @@ def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: byte
                                   "devices": devices})
 
     async def create_user(request: web.Request) -> web.Response:
-        await require_admin(request)
+        body = await admin_body(request)
         try:
-            spec = json.loads(await read_limited(request.content, 64 * 1024))
+            spec = json.loads(body)
             user = await users.create(
                 str(spec["account"]), str(spec["user"]), admin=bool(spec.get("admin", False)),
                 access_key=spec.get("access_key"), secret_key=spec.get("secret_key"))
-        except (ValueError, KeyError, TypeError, BodyTooLarge) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise web.HTTPBadRequest(text=f"expected JSON with account and user: {exc}\n") from exc
         except InvalidUser as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from exc

@@ -114,7 +114,7 @@ def _healthy(url: str) -> bool:
 
 def _wait_healthy(nodes: list[dict[str, Any]], procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    waiting = list(zip(nodes, procs))
+    waiting = list(zip(nodes, procs, strict=True))
     while waiting and time.monotonic() < deadline:
         for node, proc in list(waiting):
             if proc.poll() is not None:
@@ -213,7 +213,7 @@ def up(args: argparse.Namespace) -> int:
         exited: set[int] = set()
         while not stopping:
             time.sleep(0.2)
-            for node, proc in zip(state["nodes"], procs):
+            for node, proc in zip(state["nodes"], procs, strict=True):
                 if proc.poll() is not None and proc.pid not in exited:
                     exited.add(proc.pid)
                     print(f"edgestore: {node['id']} exited with status {proc.returncode}; "

@@ -10,6 +10,7 @@ directly; a peer's over the signed internal API.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
@@ -18,8 +19,7 @@ from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
 from edgestore.cluster.rpc import InternalClient
 from edgestore.config import Timeouts
-from edgestore.errors import (BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock,
-                              PeerError, StoreError)
+from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
 from edgestore.store.blocks import block_hash
 from edgestore.store.device import LocalDevice
@@ -75,7 +75,7 @@ class Coordinator:
 
     @property
     def replicas(self) -> int:
-        return self.ring_state.ring.replicas
+        return int(self.ring_state.ring.replicas)
 
     # -- placement -----------------------------------------------------------------
 
@@ -176,7 +176,8 @@ class Coordinator:
         over a quorum of replicas page by page (tombstones included)."""
         while True:
             answers = await self._fan_out(
-                path, f"list {path}", lambda t: self._list_one(t, kind, prefix, after, page_size))
+                path, f"list {path}",
+                functools.partial(self._list_one, kind=kind, prefix=prefix, after=after, limit=page_size))
             merged: dict[str, Record] = {}
             frontier: str | None = None
             for answer in answers:
@@ -224,7 +225,7 @@ class Coordinator:
                 break
             try:
                 return await self._call(target, lambda dev: dev.blocks.get(block),
-                                        lambda: self._fetch_block(target, block))
+                                        functools.partial(self._fetch_block, target, block))
             except (NoSuchBlock, CorruptBlock, ClusterError, StoreError):
                 continue
         raise BlockUnavailable(block)

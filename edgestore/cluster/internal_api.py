@@ -10,6 +10,7 @@ import json
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from edgestore.cluster.rpc import BODY_HEADER, body_digest, verify_signature
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
@@ -27,7 +28,7 @@ MAX_BLOCK_BODY = 64 * 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def internal_auth_middleware(secret: bytes) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def internal_auth_middleware(secret: bytes) -> Middleware:
     """Refuses every /_internal/ request that is not signed with the cluster secret."""
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -21,7 +21,7 @@ class RingState:
     ring: Ring
 
     @classmethod
-    def load(cls, path: Path) -> "RingState":
+    def load(cls, path: Path) -> RingState:
         return cls(path, load_ring(path))
 
     def reload(self) -> None:

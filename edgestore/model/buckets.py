@@ -16,8 +16,14 @@ from typing import AsyncIterator
 from edgestore.clock import Clock
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.errors import BucketExists, BucketNotEmpty, NoSuchBucket
-from edgestore.store.records import (KIND_BUCKET, KIND_BUCKET_NAME, KIND_OBJECT, Record,
-                                     bucket_record_name, placement_path)
+from edgestore.store.records import (
+    KIND_BUCKET,
+    KIND_BUCKET_NAME,
+    KIND_OBJECT,
+    Record,
+    bucket_record_name,
+    placement_path,
+)
 
 __all__ = ["Bucket", "Buckets", "valid_bucket_name"]
 

@@ -40,7 +40,7 @@ class ObjectInfo:
     record: Record
 
     @classmethod
-    def from_record(cls, key: str, record: Record) -> "ObjectInfo":
+    def from_record(cls, key: str, record: Record) -> ObjectInfo:
         v = record.value
         return cls(key=key, size=int(v["size"]), etag=str(v["etag"]),
                    last_modified=ts_to_seconds(record.ts),
@@ -133,7 +133,7 @@ class Objects:
             offset += size
         fetches: list[asyncio.Task[bytes]] = []
         try:
-            for i, (block, lo, hi) in enumerate(wanted):
+            for i, (_, lo, hi) in enumerate(wanted):
                 while len(fetches) < 2 and i + len(fetches) < len(wanted):
                     fetches.append(asyncio.ensure_future(
                         self._coordinator.get_block(wanted[i + len(fetches)][0])))

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import hashlib
+from datetime import UTC, datetime
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from edgestore.api.s3.context import S3Request, S3Services
 from edgestore.api.s3.errors import S3Error
-from edgestore.api.s3.sigv4 import SignedRequest, authenticate
+from edgestore.api.s3.sigv4 import AuthResult, PayloadMode, SignedRequest, authenticate
 from edgestore.model.users import User
 
 __all__ = ["authenticate_request", "admin_check"]
 
 
 async def _authenticate(http: web.Request, services: S3Services,
-                        host_bucket: str | None) -> tuple[User | None, object]:
+                        host_bucket: str | None) -> tuple[User | None, AuthResult | None]:
     found: dict[str, User] = {}
 
     async def secret_of(access_key: str) -> str | None:
@@ -28,7 +29,7 @@ async def _authenticate(http: web.Request, services: S3Services,
 
     signed = SignedRequest.from_target(http.method, http.raw_path, http.headers,
                                        host=http.host, host_bucket=host_bucket)
-    result = await authenticate(signed, secret_of, datetime.now(timezone.utc))
+    result = await authenticate(signed, secret_of, datetime.now(UTC))
     if result is None:
         return None, None
     return found[result.access_key], result
@@ -39,16 +40,20 @@ async def authenticate_request(req: S3Request) -> User | None:
     host_bucket = req.bucket_name if req.services.config.s3_domain and req.http.host.split(":")[0].endswith(
         "." + req.services.config.s3_domain) else None
     user, result = await _authenticate(req.http, req.services, host_bucket)
-    req.auth = result  # type: ignore[assignment]
+    req.auth = result
     return user
 
 
-def admin_check(services: S3Services) -> Callable[[web.Request], Awaitable[bool]]:
-    """For the admin API: does this request carry a valid signature of an admin user?"""
-    async def check(http: web.Request) -> bool:
+def admin_check(services: S3Services) -> Callable[[web.Request, bytes], Awaitable[bool]]:
+    """For the admin API: is this request (with this body) signed by an admin user?"""
+    async def check(http: web.Request, body: bytes) -> bool:
         try:
-            user, _ = await _authenticate(http, services, None)
+            user, result = await _authenticate(http, services, None)
         except S3Error:
             return False
-        return user is not None and user.admin
+        if user is None or not user.admin or not isinstance(result, AuthResult):
+            return False
+        if result.payload_mode is PayloadMode.SIGNED:
+            return hashlib.sha256(body).hexdigest() == result.content_sha256
+        return result.payload_mode is PayloadMode.UNSIGNED
     return check

@@ -17,14 +17,19 @@ import hashlib
 from typing import Any, AsyncIterator
 
 import aiohttp
-from aiohttp import web
 
 from edgestore.api.s3.checksums import Checksum, new_checksum, parse_requested, verify
 from edgestore.api.s3.chunked import AwsChunkedDecoder
 from edgestore.api.s3.context import S3Request
-from edgestore.api.s3.errors import (BadDigest, EntityTooLarge, IncompleteBody, InvalidDigest,
-                                     MissingContentLength, RequestTimeout,
-                                     XAmzContentSHA256Mismatch)
+from edgestore.api.s3.errors import (
+    BadDigest,
+    EntityTooLarge,
+    IncompleteBody,
+    InvalidDigest,
+    MissingContentLength,
+    RequestTimeout,
+    XAmzContentSHA256Mismatch,
+)
 from edgestore.api.s3.sigv4 import AuthResult, PayloadMode
 
 __all__ = ["RequestBody", "request_body", "MAX_PUT_BYTES"]

@@ -71,5 +71,4 @@ async def get_bucket_location(req: S3Request) -> web.StreamResponse:
     region = req.services.config.region
     # us-east-1 is reported as an empty constraint, as AWS does.
     inner = "" if region == "us-east-1" else region
-    return xml_response(
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{NS}">{inner}</LocationConstraint>'.encode())
+    return xml_response(document("LocationConstraint", inner))

@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from edgestore.api.s3.sigv4 import AuthResult
 from edgestore.api.s3.errors import AccessDenied, InvalidURI, KeyTooLongError, NoSuchBucket
+from edgestore.api.s3.sigv4 import AuthResult
 from edgestore.config import NodeConfig
 from edgestore.model.buckets import Bucket, Buckets
 from edgestore.model.objects import Objects

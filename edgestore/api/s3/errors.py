@@ -222,7 +222,8 @@ class ServiceUnavailable(S3Error):
 class SignatureDoesNotMatch(S3Error):
     code = 'SignatureDoesNotMatch'
     status = 403
-    message = 'The request signature we calculated does not match the signature you provided. Check your key and signing method.'
+    message = ('The request signature we calculated does not match the signature you provided. '
+               'Check your key and signing method.')
 
 
 class SlowDown(S3Error):

@@ -11,7 +11,7 @@ from aiohttp import web
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
 from edgestore.api.s3.context import S3Request
-from edgestore.api.s3.errors import (InvalidRange, MetadataTooLarge, NoSuchKey, PreconditionFailed)
+from edgestore.api.s3.errors import InvalidRange, MetadataTooLarge, NoSuchKey, PreconditionFailed
 from edgestore.api.s3.xml import http_date
 from edgestore.model.objects import ObjectInfo
 

@@ -17,10 +17,20 @@ from edgestore import errors as domain
 from edgestore.api.s3 import buckets, listing, objects
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
-from edgestore.api.s3.errors import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
-                                     BucketNotEmpty, InternalError, InvalidArgument, MethodNotAllowed,
-                                     NoSuchBucket, NoSuchKey, NotImplemented, S3Error,
-                                     ServiceUnavailable, error_xml)
+from edgestore.api.s3.errors import (
+    AccessDenied,
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    InternalError,
+    InvalidArgument,
+    MethodNotAllowed,
+    NoSuchBucket,
+    NoSuchKey,
+    S3Error,
+    ServiceUnavailable,
+    error_xml,
+)
 
 __all__ = ["S3Api"]
 
@@ -51,7 +61,7 @@ def _pick(req: S3Request) -> Handler:
         if "location" in req.query and method == "GET":
             return buckets.get_bucket_location
         if _BUCKET_SUBRESOURCES & req.query.keys():
-            raise NotImplemented()
+            raise NotImplementedError()
         table: dict[str, Handler] = {
             "PUT": buckets.create_bucket, "HEAD": buckets.head_bucket,
             "DELETE": buckets.delete_bucket,
@@ -59,7 +69,7 @@ def _pick(req: S3Request) -> Handler:
         }
     else:
         if _OBJECT_SUBRESOURCES & req.query.keys() or "x-amz-copy-source" in req.http.headers:
-            raise NotImplemented()
+            raise NotImplementedError()
         table = {"PUT": objects.put_object, "GET": objects.get_object,
                  "HEAD": objects.head_object, "DELETE": objects.delete_object}
     handler = table.get(method)
