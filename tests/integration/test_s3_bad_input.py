@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from s3raw import send, sign, sign_claiming
 
 
@@ -143,7 +142,7 @@ def test_unsupported_subresource_is_not_implemented(raw: Any) -> None:
 
 
 def test_clock_skew_is_refused(raw: Any) -> None:
-    old = datetime.now(timezone.utc) - timedelta(minutes=20)
+    old = datetime.now(UTC) - timedelta(minutes=20)
     headers = sign_claiming(raw.endpoint, raw.access_key, raw.secret_key, "GET", f"/{raw.bucket}",
                             hashlib.sha256(b"").hexdigest(), now=old)
     resp = send(raw.endpoint, "GET", f"/{raw.bucket}", headers)

@@ -83,7 +83,7 @@ class RssWatcher:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "RssWatcher":
+    def __enter__(self) -> RssWatcher:
         self._thread.start()
         return self
 

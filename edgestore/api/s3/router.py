@@ -31,6 +31,7 @@ from edgestore.api.s3.errors import (
     ServiceUnavailable,
     error_xml,
 )
+from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 
 __all__ = ["S3Api"]
 
@@ -61,7 +62,7 @@ def _pick(req: S3Request) -> Handler:
         if "location" in req.query and method == "GET":
             return buckets.get_bucket_location
         if _BUCKET_SUBRESOURCES & req.query.keys():
-            raise NotImplementedError()
+            raise S3NotImplemented()
         table: dict[str, Handler] = {
             "PUT": buckets.create_bucket, "HEAD": buckets.head_bucket,
             "DELETE": buckets.delete_bucket,
@@ -69,7 +70,7 @@ def _pick(req: S3Request) -> Handler:
         }
     else:
         if _OBJECT_SUBRESOURCES & req.query.keys() or "x-amz-copy-source" in req.http.headers:
-            raise NotImplementedError()
+            raise S3NotImplemented()
         table = {"PUT": objects.put_object, "GET": objects.get_object,
                  "HEAD": objects.head_object, "DELETE": objects.delete_object}
     handler = table.get(method)

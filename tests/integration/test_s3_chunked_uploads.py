@@ -10,7 +10,6 @@ import zlib
 from typing import Any
 
 import pytest
-
 from s3raw import aws_chunked_signed, aws_chunked_unsigned_by_botocore, send, sign_claiming
 
 
