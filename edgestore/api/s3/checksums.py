@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import importlib
 import zlib
@@ -36,7 +37,7 @@ from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 
 __all__ = [
     "ALGORITHMS",
-    "HAVE_FAST_CRC",
+    "have_fast_crc",
     "Checksum",
     "RequestedChecksum",
     "decode_expected",
@@ -110,15 +111,19 @@ _pure_crc64nvme = _make_pure_crc(0x9A6C9329AC4BC9B5, 64)  # CRC-64/NVME (0xAD93D
 
 _CrcFunc = Callable[[bytes | bytearray | memoryview, int], int]
 
-try:  # awscrt ships no type information: import it as a plain module
-    _crt = importlib.import_module("awscrt.checksums")
-    _crc32c: _CrcFunc = _crt.crc32c
-    _crc64nvme: _CrcFunc = _crt.crc64nvme
-    HAVE_FAST_CRC = True
-except ImportError:  # pragma: no cover - depends on the installation; the fallback is tested directly
-    _crc32c = _pure_crc32c
-    _crc64nvme = _pure_crc64nvme
-    HAVE_FAST_CRC = False
+@functools.cache
+def _crc_kernels() -> tuple[_CrcFunc, _CrcFunc, bool]:
+    """(crc32c, crc64nvme, fast?): awscrt's, loaded on first use rather than at start-up
+    (it costs a node ~6 MiB of RSS, and most clients send CRC32), else the pure ones."""
+    try:  # awscrt ships no type information: import it as a plain module
+        crt = importlib.import_module("awscrt.checksums")
+        return crt.crc32c, crt.crc64nvme, True
+    except ImportError:  # pragma: no cover - depends on the installation; the fallback is tested directly
+        return _pure_crc32c, _pure_crc64nvme, False
+
+
+def have_fast_crc() -> bool:
+    return _crc_kernels()[2]
 
 
 def _zlib_crc32(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
@@ -176,9 +181,9 @@ def new_checksum(name: str) -> Checksum:
     if alg == "crc32":
         return _Crc(alg, _zlib_crc32, 4)
     if alg == "crc32c":
-        return _Crc(alg, _crc32c, 4)
+        return _Crc(alg, _crc_kernels()[0], 4)
     if alg == "crc64nvme":
-        return _Crc(alg, _crc64nvme, 8)
+        return _Crc(alg, _crc_kernels()[1], 8)
     if alg in ("sha1", "sha256"):
         return _Hash(alg)
     raise ValueError(f"unknown checksum algorithm {name!r}")
