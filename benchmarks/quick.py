@@ -27,7 +27,6 @@ import boto3
 from botocore.config import Config
 
 
-
 def client(info: dict[str, Any], endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=info["access_key"],
                         aws_secret_access_key=info["secret_key"], region_name="us-east-1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+
 from aiohttp import web
 
 from edgestore.api.admin import admin_routes

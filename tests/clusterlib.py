@@ -64,7 +64,7 @@ class LocalCluster:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "LocalCluster":
+    def start(self) -> LocalCluster:
         self.data.mkdir(parents=True, exist_ok=True)
         cluster_json = self.data / "cluster.json"
         cluster_json.unlink(missing_ok=True)

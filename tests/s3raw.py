@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from botocore.auth import S3SigV4Auth
@@ -141,7 +141,7 @@ def aws_chunked_unsigned_by_botocore(body: bytes, algorithm: str = "crc32", chun
     """The STREAMING-UNSIGNED-PAYLOAD-TRAILER body botocore itself produces over HTTPS."""
     import io
 
-    from botocore.httpchecksum import AwsChunkedWrapper, _CHECKSUM_CLS
+    from botocore.httpchecksum import _CHECKSUM_CLS, AwsChunkedWrapper
 
     wrapper = AwsChunkedWrapper(io.BytesIO(body), checksum_cls=_CHECKSUM_CLS[algorithm],
                                 checksum_name=f"x-amz-checksum-{algorithm}", chunk_size=chunk_size)

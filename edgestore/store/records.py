@@ -42,7 +42,7 @@ class Record:
     def version(self) -> tuple[int, str]:
         return (self.ts, self.node)
 
-    def without_data(self) -> "Record":
+    def without_data(self) -> Record:
         return replace(self, data=None) if self.data is not None else self
 
     def to_wire(self) -> dict[str, Any]:
@@ -55,7 +55,7 @@ class Record:
         return wire
 
     @classmethod
-    def from_wire(cls, wire: dict[str, Any]) -> "Record":
+    def from_wire(cls, wire: dict[str, Any]) -> Record:
         data = wire.get("data")
         return cls(
             kind=str(wire["kind"]), name=str(wire["name"]), ts=int(wire["ts"]),
@@ -64,7 +64,7 @@ class Record:
         )
 
 
-def newest(records: "list[Record | None]") -> Record | None:
+def newest(records: list[Record | None]) -> Record | None:
     """The winner of a last-writer-wins merge of versions of one record."""
     best: Record | None = None
     for rec in records:

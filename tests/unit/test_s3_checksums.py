@@ -23,7 +23,8 @@ from edgestore.api.s3.checksums import (
     parse_requested,
     verify,
 )
-from edgestore.api.s3.errors import BadDigest, InvalidRequest, NotImplemented as S3NotImplemented
+from edgestore.api.s3.errors import BadDigest, InvalidRequest
+from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 
 CHECK_INPUT = b"123456789"
 

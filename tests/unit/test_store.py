@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgestore.errors import CorruptBlock, NoSuchBlock
 from edgestore.store.blocks import BlockStore, block_hash
