@@ -1,0 +1,65 @@
+"""The node-to-node API refuses anything not signed with the cluster secret, or stale."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgestore.cluster.rpc import EMPTY_DIGEST, body_digest, sign, signed_headers
+
+
+def call(url: str, method: str = "GET", headers: dict[str, str] | None = None,
+         data: bytes | None = None) -> int:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.fixture(scope="module")
+def secret(cluster: Any) -> bytes:
+    return Path(cluster.info["secret_file"]).read_text().strip().encode()
+
+
+PATH = "/_internal/d1/record?kind=user&name=nobody"
+
+
+def test_signed_request_is_served(cluster: Any, secret: bytes) -> None:
+    assert call(cluster.url(0) + PATH, headers=signed_headers(secret, "GET", PATH, EMPTY_DIGEST)) == 404
+
+
+def test_unsigned_request_is_refused(cluster: Any) -> None:
+    assert call(cluster.url(0) + PATH) == 403
+
+
+def test_wrong_secret_is_refused(cluster: Any) -> None:
+    headers = signed_headers(b"not-the-cluster-secret", "GET", PATH, EMPTY_DIGEST)
+    assert call(cluster.url(0) + PATH, headers=headers) == 403
+
+
+def test_stale_request_is_refused(cluster: Any, secret: bytes) -> None:
+    old = f"{time.time() - 3600:.3f}"
+    headers = {"X-Edgestore-Time": old, "X-Edgestore-Body": EMPTY_DIGEST,
+               "X-Edgestore-Signature": sign(secret, "GET", PATH, old, EMPTY_DIGEST)}
+    assert call(cluster.url(0) + PATH, headers=headers) == 403
+
+
+def test_signature_covers_the_path(cluster: Any, secret: bytes) -> None:
+    headers = signed_headers(secret, "GET", PATH, EMPTY_DIGEST)
+    assert call(cluster.url(0) + PATH.replace("nobody", "somebody"), headers=headers) == 403
+
+
+def test_body_must_match_its_signed_digest(cluster: Any, secret: bytes) -> None:
+    path = "/_internal/d1/records?part=0"
+    body = b'[{"kind":"user","name":"mallory","ts":1,"node":"x","deleted":false,"value":{}}]'
+    headers = signed_headers(secret, "POST", path, body_digest(b"[]"))
+    assert call(cluster.url(0) + path, "POST", headers, body) == 400
+    headers = signed_headers(secret, "POST", path, body_digest(body))
+    assert call(cluster.url(0) + path, "POST", headers, body) == 200
