@@ -58,7 +58,7 @@ class BlockStore:
         if final.exists():
             return  # content-addressed: the same name means the same bytes
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._make_dirs_sync(final.parent)
             tmp = self.tmp / f"{block}.{secrets.token_hex(8)}"
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -68,6 +68,19 @@ class BlockStore:
             _fsync_dir(final.parent)
         except OSError as exc:
             raise StoreError(f"device {self.device_name}: cannot write block {block}: {exc}") from exc
+
+    def _make_dirs_sync(self, directory: Path) -> None:
+        """Create a block's fan-out directories durably: a new directory's entry in its
+        parent must reach the disk too, or a power cut could lose the block inside it."""
+        if directory.is_dir():
+            return
+        created = []
+        for path in (directory.parent, directory):
+            if not path.is_dir():
+                path.mkdir(exist_ok=True)
+                created.append(path)
+        for path in created:
+            _fsync_dir(path.parent)
 
     async def get(self, block: str) -> bytes:
         return await asyncio.to_thread(self._get_sync, block)
