@@ -18,6 +18,7 @@ python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need_
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "$with_tests" = 1 ]; then
   command -v curl >/dev/null || need_apt+=(curl)
+  command -v openssl >/dev/null || need_apt+=(openssl)   # self-signed certificates for HTTPS tests
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -q

@@ -24,7 +24,7 @@ from typing import Any
 
 from edgestore.errors import ConfigError
 
-__all__ = ["DeviceConfig", "NodeConfig", "load_config"]
+__all__ = ["DeviceConfig", "NodeConfig", "TlsConfig", "Timeouts", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,16 @@ class Timeouts:
     post_quorum_s: float = 0.5
     # A peer that refused a connection is skipped (its handoff used instead) for this long.
     peer_suppress_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """HTTPS for clients, on a port of its own beside the plain one (peers keep using the
+    plain port: their requests are signed with the cluster secret)."""
+    listen_host: str
+    listen_port: int
+    cert_file: Path
+    key_file: Path
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class NodeConfig:
     s3_domain: str | None = None
     region: str = "us-east-1"
     timeouts: Timeouts = field(default_factory=Timeouts)
+    tls: TlsConfig | None = None
     config_path: Path | None = None
 
 
@@ -127,6 +138,12 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
     if unknown:
         raise ConfigError(f"unknown keys in [timeouts]: {', '.join(sorted(unknown))}")
     s3 = raw.get("s3", {})
+    tls = None
+    if "tls" in raw:
+        tls_raw = raw["tls"]
+        tls_host, tls_port = _split_hostport(_get(tls_raw, "listen", str), "tls.listen")
+        tls = TlsConfig(tls_host, tls_port, base / _get(tls_raw, "cert_file", str),
+                        base / _get(tls_raw, "key_file", str))
     return NodeConfig(
         node_id=_get(node, "id", str),
         listen_host=listen_host,
@@ -142,5 +159,6 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         s3_domain=_get(s3, "domain", str, None),
         region=_get(s3, "region", str, "us-east-1"),
         timeouts=Timeouts(**{k: _get(limits, k, float) for k in limits}),
+        tls=tls,
         config_path=config_path,
     )

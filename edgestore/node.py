@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ from edgestore.cluster.coordinator import Coordinator
 from edgestore.cluster.internal_api import internal_auth_middleware, internal_routes
 from edgestore.cluster.ringstate import RingState
 from edgestore.cluster.rpc import InternalClient
-from edgestore.config import NodeConfig
+from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
 from edgestore.model.buckets import Buckets
 from edgestore.model.objects import Objects
@@ -79,19 +80,32 @@ class Node:
             device.close()
 
 
+def _server_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {tls.cert_file}: {exc}") from exc
+    return context
+
+
 async def run_node(config: NodeConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop cleanly."""
+    ssl_context = _server_ssl_context(config.tls) if config.tls is not None else None
     node = Node(config)
     runner = web.AppRunner(node.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, config.listen_host, config.listen_port, reuse_address=True,
-                       backlog=512)
+    sites = [web.TCPSite(runner, config.listen_host, config.listen_port, reuse_address=True, backlog=512)]
+    if config.tls is not None:
+        sites.append(web.TCPSite(runner, config.tls.listen_host, config.tls.listen_port, reuse_address=True,
+                                 backlog=512, ssl_context=ssl_context))
     try:
-        await site.start()
+        for site in sites:
+            await site.start()
     except OSError as exc:
         await runner.cleanup()
         await node.close()
-        raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot listen: {exc.strerror}") from exc
     log.info("node %s serving on %s:%d", config.node_id, config.listen_host, config.listen_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

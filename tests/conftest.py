@@ -19,7 +19,7 @@ _bucket_numbers = itertools.count()
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), extra=["--tls"])
     try:
         local.start()
         yield local
@@ -27,12 +27,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         local.stop()
 
 
-def make_s3(endpoint: str, access_key: str, secret_key: str, **config: Any) -> Any:
+def make_s3(endpoint: str, access_key: str, secret_key: str, verify: str | bool | None = None,
+            **config: Any) -> Any:
     import boto3
     from botocore.config import Config
 
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
-                        aws_secret_access_key=secret_key, region_name="us-east-1",
+                        aws_secret_access_key=secret_key, region_name="us-east-1", verify=verify,
                         config=Config(retries={"max_attempts": 2, "mode": "standard"}, **config))
 
 
@@ -40,6 +41,13 @@ def make_s3(endpoint: str, access_key: str, secret_key: str, **config: Any) -> A
 def s3(cluster: LocalCluster) -> Any:
     """boto3 with its default configuration (checksums, payload signing) against node 0."""
     return make_s3(cluster.endpoint, *cluster.credentials)
+
+
+@pytest.fixture(scope="module")
+def s3_https(cluster: LocalCluster) -> Any:
+    """boto3 with its defaults over HTTPS, where it sends aws-chunked bodies with trailing
+    CRC32 checksums (STREAMING-UNSIGNED-PAYLOAD-TRAILER) on every PutObject."""
+    return make_s3(cluster.info["s3_https_endpoint"], *cluster.credentials, verify=cluster.info["ca_file"])
 
 
 @pytest.fixture

@@ -48,22 +48,47 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="data directory (default ./edgestore-data)")
     p.add_argument("--port", type=int, default=8080, help="first node's port (default 8080)")
     p.add_argument("--part-power", type=int, default=10, help="ring partition power for a new cluster")
+    p.add_argument("--tls", action="store_true",
+                   help="also serve HTTPS, on ports BASE+N..BASE+2N-1, with a self-signed certificate "
+                        "(needs the openssl command); cluster.json names it as ca_file")
     p.set_defaults(func=up)
 
 
-def _node_config(data: Path, index: int, port: int) -> str:
-    return (
+def _node_config(data: Path, index: int, port: int, tls_port: int | None) -> str:
+    text = (
         f'# Node {index} of the local cluster made by `edgestore up`.\n'
         f'[node]\nid = "node{index}"\nlisten = "127.0.0.1:{port}"\n'
         f'ring = "{data / "cluster.ring"}"\ncluster_secret_file = "{data / "secret"}"\n\n'
         f'[[devices]]\nname = "d1"\npath = "{data / f"node{index}" / "d1"}"\n'
     )
+    if tls_port is not None:
+        text += (f'\n[tls]\nlisten = "127.0.0.1:{tls_port}"\ncert_file = "{data / "tls" / "cert.pem"}"\n'
+                 f'key_file = "{data / "tls" / "key.pem"}"\n')
+    return text
 
 
-def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: int) -> dict[str, Any]:
+def _make_certificate(directory: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 and localhost, made with the openssl command."""
+    directory.mkdir(exist_ok=True)
+    cert = directory / "cert.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+               "-subj", "/CN=edgestore local cluster", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+               "-keyout", str(directory / "key.pem"), "-out", str(cert)]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise CliError("--tls needs the openssl command (apt-get install openssl)") from None
+    except subprocess.CalledProcessError as exc:
+        raise CliError(f"openssl failed: {exc.stderr.decode(errors='replace').strip()}") from None
+    (directory / "key.pem").chmod(0o600)
+    return cert
+
+
+def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: int,
+            tls: bool) -> dict[str, Any]:
     if nodes < 1 or not 1 <= replicas <= nodes:
         raise CliError(f"need 1 <= --replicas <= --nodes (got {replicas} replicas, {nodes} nodes)")
-    if not 1 <= base_port <= 65535 - nodes + 1:
+    if not 1 <= base_port <= 65535 - (2 if tls else 1) * nodes + 1:
         raise CliError(f"--port {base_port} leaves no room for {nodes} nodes")
     (data / "conf").mkdir(parents=True, exist_ok=True)
     (data / "logs").mkdir(exist_ok=True)
@@ -87,10 +112,14 @@ def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: i
         "secret_file": str(secret_path),
         "nodes": [],
     }
+    if tls:
+        state["ca_file"] = str(_make_certificate(data / "tls"))
+        state["s3_https_endpoint"] = f"https://127.0.0.1:{base_port + nodes}"
     for i in range(1, nodes + 1):
         conf = data / "conf" / f"node{i}.toml"
-        conf.write_text(_node_config(data, i, base_port + i - 1))
         port = base_port + i - 1
+        tls_port = base_port + nodes + i - 1 if tls else None
+        conf.write_text(_node_config(data, i, port, tls_port))
         state["nodes"].append({
             "id": f"node{i}",
             "url": f"http://127.0.0.1:{port}",
@@ -101,6 +130,8 @@ def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: i
             "log": str(data / "logs" / f"node{i}.log"),
             "command": [sys.executable, "-m", "edgestore", "serve", "--config", str(conf)],
         })
+        if tls_port is not None:
+            state["nodes"][-1]["https_url"] = f"https://127.0.0.1:{tls_port}"
     return state
 
 
@@ -166,6 +197,8 @@ def _print_banner(state: dict[str, Any], data: Path) -> None:
     for node in state["nodes"]:
         print(f"  {node['id']}  {node['url']}  (pid {node['pid']}, log {node['log']})")
     print(f"\nS3 endpoint: {state['s3_endpoint']}  (every node serves S3; region {state['region']})")
+    if "s3_https_endpoint" in state:
+        print(f"HTTPS:       {state['s3_https_endpoint']}  (self-signed: trust {state['ca_file']})")
     print(f"access key:  {state['access_key']}\nsecret key:  {state['secret_key']}")
     print(f"\nTry:  AWS_ACCESS_KEY_ID={state['access_key']} AWS_SECRET_ACCESS_KEY={state['secret_key']} "
           f"aws --endpoint-url {state['s3_endpoint']} s3 mb s3://my-bucket")
@@ -184,7 +217,7 @@ def up(args: argparse.Namespace) -> int:
             raise CliError(f"{data} holds a {len(state['nodes'])}-node cluster; "
                            f"use another --data for a {args.nodes}-node one")
     else:
-        state = _create(data, args.nodes or 4, args.replicas, args.port, args.part_power)
+        state = _create(data, 4 if args.nodes is None else args.nodes, args.replicas, args.port, args.part_power, args.tls)
     secret = (data / "secret").read_text().strip().encode()
 
     stopping = False

@@ -115,3 +115,19 @@ def test_truncated_chunked_body_stores_nothing(cluster: Any, s3: Any, bucket: st
     except ConnectionError:
         pass
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.parametrize("size", [0, 5, 70_000, 3 * 1024 * 1024 + 1])
+def test_boto3_defaults_over_https_send_trailing_checksums(s3_https: Any, bucket: str, size: int) -> None:
+    """boto3 >= 1.36 over HTTPS: aws-chunked, unsigned payload, CRC32 trailer."""
+    events: list[str] = []
+    s3_https.meta.events.register("before-send.s3.PutObject",
+                                  lambda request, **_: events.append(request.headers.get("x-amz-content-sha256")))
+    body = os.urandom(size)
+    put = s3_https.put_object(Bucket=bucket, Key="https", Body=body)
+    assert events == [b"STREAMING-UNSIGNED-PAYLOAD-TRAILER"]
+    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert put["ChecksumCRC32"] == crc32_b64(body)
+    got = s3_https.get_object(Bucket=bucket, Key="https", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ChecksumCRC32"] == crc32_b64(body)
