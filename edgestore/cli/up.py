@@ -217,7 +217,8 @@ def up(args: argparse.Namespace) -> int:
             raise CliError(f"{data} holds a {len(state['nodes'])}-node cluster; "
                            f"use another --data for a {args.nodes}-node one")
     else:
-        state = _create(data, 4 if args.nodes is None else args.nodes, args.replicas, args.port, args.part_power, args.tls)
+        nodes = 4 if args.nodes is None else args.nodes
+        state = _create(data, nodes, args.replicas, args.port, args.part_power, args.tls)
     secret = (data / "secret").read_text().strip().encode()
 
     stopping = False

@@ -11,8 +11,8 @@ import hashlib
 import hmac
 import io
 from collections.abc import Sequence
-from unittest import mock
 from typing import Any
+from unittest import mock
 
 import pytest
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum, CrtCrc32cChecksum, Sha256Checksum

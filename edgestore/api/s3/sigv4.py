@@ -42,8 +42,15 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from edgestore.api.s3.errors import (
-    AccessDenied, AuthorizationHeaderMalformed, AuthorizationQueryParametersError, InvalidAccessKeyId,
-    InvalidArgument, InvalidRequest, RequestTimeTooSkewed, S3Error, SignatureDoesNotMatch,
+    AccessDenied,
+    AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
+    InvalidAccessKeyId,
+    InvalidArgument,
+    InvalidRequest,
+    RequestTimeTooSkewed,
+    S3Error,
+    SignatureDoesNotMatch,
 )
 
 __all__ = ["ALGORITHM", "AMZ_DATE_FORMAT", "EMPTY_SHA256", "MAX_PRESIGN_EXPIRES_S", "MAX_SKEW",
