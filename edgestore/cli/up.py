@@ -18,6 +18,7 @@ Layout of the data directory:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import secrets
@@ -38,6 +39,7 @@ DEFAULT_ACCOUNT = "default"
 DEFAULT_USER = "admin"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+PR_SET_PDEATHSIG = 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -133,6 +135,16 @@ def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: i
         if tls_port is not None:
             state["nodes"][-1]["https_url"] = f"https://127.0.0.1:{tls_port}"
     return state
+
+
+def _die_with_parent() -> None:
+    """In a node process before exec: get SIGTERM if `up` itself dies (even by SIGKILL),
+    so no node outlives the command that started it. Linux only; elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _healthy(url: str) -> bool:
@@ -235,7 +247,8 @@ def up(args: argparse.Namespace) -> int:
             Path(node["data_dir"]).mkdir(parents=True, exist_ok=True)
             with open(node["log"], "ab") as log:
                 proc = subprocess.Popen(node["command"], stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
             procs.append(proc)
             node["pid"] = proc.pid
         _wait_healthy(state["nodes"], procs)
