@@ -3,13 +3,16 @@
     EdgestoreError
     ├── ConfigError              the node's configuration is unusable
     ├── StoreError               a local device failed us
+    │   ├── DeviceInUse          another process holds the device
     │   ├── CorruptBlock         a block failed its checksum (it has been quarantined)
     │   └── NoSuchBlock          a block is not on this device
     ├── ModelError               a request conflicts with what is stored
     │   ├── NoSuchBucket
     │   ├── NoSuchObject
     │   ├── BucketExists         (owned_by_requester tells whose it is)
-    │   └── BucketNotEmpty
+    │   ├── BucketNotEmpty
+    │   ├── NoSuchUpload
+    │   └── BadPartList          a multipart completion names parts wrongly (reason says how)
     └── ClusterError             the cluster could not do what was asked
         ├── QuorumNotReached     fewer replicas than a quorum answered
         ├── BlockUnavailable     no replica could serve a block
@@ -21,8 +24,9 @@ The APIs map these to their wire errors in one table each (api/s3/router.py).
 from __future__ import annotations
 
 __all__ = [
-    "EdgestoreError", "ConfigError", "StoreError", "CorruptBlock", "NoSuchBlock",
+    "EdgestoreError", "ConfigError", "StoreError", "DeviceInUse", "CorruptBlock", "NoSuchBlock",
     "ModelError", "NoSuchBucket", "NoSuchObject", "BucketExists", "BucketNotEmpty",
+    "NoSuchUpload", "BadPartList",
     "ClusterError", "QuorumNotReached", "BlockUnavailable", "PeerError",
 ]
 
@@ -37,6 +41,12 @@ class ConfigError(EdgestoreError):
 
 class StoreError(EdgestoreError):
     pass
+
+
+class DeviceInUse(StoreError):
+    def __init__(self, name: str, path: object) -> None:
+        super().__init__(f"device {name} ({path}) is in use by another edgestore process")
+        self.name = name
 
 
 class CorruptBlock(StoreError):
@@ -80,6 +90,22 @@ class BucketNotEmpty(ModelError):
     def __init__(self, bucket: str) -> None:
         super().__init__(f"bucket {bucket!r} is not empty")
         self.bucket = bucket
+
+
+class NoSuchUpload(ModelError):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"no multipart upload {upload_id!r}")
+        self.upload_id = upload_id
+
+
+class BadPartList(ModelError):
+    """reason: "missing" (a part or its ETag does not match), "order" (not ascending) or
+    "too_small" (a part but the last under the minimum size)."""
+
+    def __init__(self, reason: str, part_number: int, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.part_number = part_number
 
 
 class ClusterError(EdgestoreError):

@@ -25,6 +25,7 @@ from edgestore.cluster.rpc import InternalClient
 from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
 from edgestore.model.buckets import Buckets
+from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
 from edgestore.model.users import Users
 from edgestore.store.device import LocalDevice
@@ -56,9 +57,9 @@ class Node:
         self.coordinator = Coordinator(self.ring_state, self.client, local, config.node_id,
                                        config.timeouts)
         self.users = Users(self.coordinator, self.clock, config.node_id)
-        self.services = S3Services(config, self.users,
-                                   Buckets(self.coordinator, self.clock, config.node_id),
-                                   Objects(self.coordinator, self.clock, config))
+        objects = Objects(self.coordinator, self.clock, config)
+        self.services = S3Services(config, self.users, Buckets(self.coordinator, self.clock, config.node_id),
+                                   objects, Uploads(self.coordinator, objects, self.clock, config.node_id))
 
     def app(self) -> web.Application:
         config = self.config

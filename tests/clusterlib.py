@@ -57,7 +57,7 @@ class LocalCluster:
         self.nodes = nodes
         self.replicas = replicas
         self.extra = extra or []
-        self.port = free_port_range(nodes)
+        self.port = free_port_range(nodes * (2 if "--tls" in self.extra else 1))
         self.up_proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self.restarted: dict[int, subprocess.Popen[bytes]] = {}

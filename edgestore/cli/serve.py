@@ -8,7 +8,7 @@ import logging
 
 from edgestore.cli import CliError
 from edgestore.config import load_config
-from edgestore.errors import ConfigError
+from edgestore.errors import ConfigError, DeviceInUse
 from edgestore.node import run_node
 
 
@@ -25,6 +25,6 @@ def serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         asyncio.run(run_node(config))
-    except ConfigError as exc:
+    except (ConfigError, DeviceInUse) as exc:
         raise CliError(str(exc)) from exc
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import json
 import os
 import secrets
@@ -29,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from edgestore.cli import CliError
 from edgestore.cluster.rpc import EMPTY_DIGEST, body_digest, signed_headers
@@ -232,6 +233,7 @@ def up(args: argparse.Namespace) -> int:
         nodes = 4 if args.nodes is None else args.nodes
         state = _create(data, nodes, args.replicas, args.port, args.part_power, args.tls)
     secret = (data / "secret").read_text().strip().encode()
+    lock = _lock_data_dir(data)
 
     stopping = False
 
@@ -268,5 +270,23 @@ def up(args: argparse.Namespace) -> int:
     finally:
         print("edgestore: stopping nodes", file=sys.stderr, flush=True)
         _stop(procs)
+        lock.close()
     return 0
+
+
+def _lock_data_dir(data: Path) -> IO[str]:
+    """Hold DIR/up.lock for as long as this `up` runs, and refuse to start a second
+    cluster on a directory whose nodes are already serving (from any process)."""
+    lock = open(data / "up.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise CliError(f"another `edgestore up` is running on {data}; stop it first") from None
+    state = json.loads((data / "cluster.json").read_text()) if (data / "cluster.json").exists() else {}
+    serving = [node["id"] for node in state.get("nodes", []) if _healthy(node["health_url"])]
+    if serving:
+        lock.close()
+        raise CliError(f"{', '.join(serving)} of the cluster in {data} already serving; stop them first")
+    return lock
 

@@ -23,7 +23,7 @@ from edgestore.errors import NoSuchObject
 from edgestore.store.blocks import block_hash
 from edgestore.store.records import KIND_OBJECT, Record, object_name, placement_path
 
-__all__ = ["Objects", "ObjectInfo"]
+__all__ = ["Objects", "ObjectInfo", "StoredBody"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,23 @@ class ObjectInfo:
                    checksums=dict(v.get("checksums", {})), record=record)
 
 
+@dataclass(frozen=True)
+class StoredBody:
+    """A body now durable in the cluster: inline bytes, or the blocks that hold it."""
+    size: int
+    md5: bytes
+    data_id: str
+    blocks: list[list[Any]] | None
+    inline: bytes | None
+
+    def value(self) -> dict[str, Any]:
+        """The part of an object (or part) record that describes its data."""
+        value: dict[str, Any] = {"size": self.size, "etag": self.md5.hex(), "data_id": self.data_id}
+        if self.blocks is not None:
+            value["blocks"] = self.blocks
+        return value
+
+
 class Objects:
     def __init__(self, coordinator: Coordinator, clock: Clock, config: NodeConfig) -> None:
         self._coordinator = coordinator
@@ -71,6 +88,23 @@ class Objects:
         before anything is acknowledged; `late_attrs` adds values known only at the end
         (checksums sent as trailers)."""
         name = object_name(account, bucket, key)
+        stored = await self.store_body(name, body, allow_inline=True)
+        value: dict[str, Any] = dict(attrs)
+        value.update(stored.value(), owner=account)
+        if late_attrs is not None:
+            value.update(late_attrs())
+        record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value, data=stored.inline)
+        await self._coordinator.put_record(record)
+        return ObjectInfo.from_record(key, record.without_data())
+
+    async def put_record(self, account: str, key: str, record: Record) -> ObjectInfo:
+        """Write an object record made elsewhere (a completed multipart upload)."""
+        await self._coordinator.put_record(record)
+        return ObjectInfo.from_record(key, record.without_data())
+
+    async def store_body(self, name: str, body: AsyncIterator[bytes], allow_inline: bool) -> StoredBody:
+        """Stream a body into blocks (or keep it for inline storage if small and allowed);
+        returns once every block is on a quorum of its replicas."""
         data_id = secrets.token_hex(8)
         ref = f"{name}#{data_id}"
         md5 = hashlib.md5()
@@ -86,23 +120,15 @@ class Objects:
                     piece = bytes(buf[:self._block_size])
                     del buf[:self._block_size]
                     await uploads.add(piece)
-            inline = not uploads.started and len(buf) <= self._inline_max
+            inline = allow_inline and not uploads.started and len(buf) <= self._inline_max
             if not inline and buf:
                 await uploads.add(bytes(buf))
                 buf = bytearray()
             blocks = await uploads.finish()
         finally:
             await uploads.cancel()
-        value: dict[str, Any] = dict(attrs)
-        value.update(size=size, etag=md5.hexdigest(), data_id=data_id, owner=account)
-        if late_attrs is not None:
-            value.update(late_attrs())
-        if not inline:
-            value["blocks"] = blocks
-        record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value,
-                        data=bytes(buf) if inline else None)
-        await self._coordinator.put_record(record)
-        return ObjectInfo.from_record(key, record.without_data())
+        return StoredBody(size, md5.digest(), data_id, None if inline else blocks,
+                          bytes(buf) if inline else None)
 
     async def delete(self, account: str, bucket: str, key: str) -> None:
         await self._coordinator.put_record(

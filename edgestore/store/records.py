@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = [
     "Record", "newest", "placement_path",
-    "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER",
+    "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_UPLOAD", "KIND_PART",
     "object_name", "split_object_name", "bucket_record_name",
 ]
 
@@ -26,6 +26,8 @@ KIND_OBJECT = "object"        # name "account/bucket/key"; placed on "/account/b
 KIND_BUCKET = "bucket"        # name "account/bucket";     placed on "/account"
 KIND_BUCKET_NAME = "bucketname"  # name "bucket" -> owning account; placed on "/.bucketnames/bucket"
 KIND_USER = "user"            # name = access key;       placed on "/.users/access-key"
+KIND_UPLOAD = "upload"        # name "account/bucket/upload-id"; placed on "/account/bucket"
+KIND_PART = "part"            # name "account/bucket/upload-id/00001"; placed on "/account/bucket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ def bucket_record_name(account: str, bucket: str) -> str:
 
 def placement_path(kind: str, name: str) -> str:
     """The ring path whose partition holds a record (account and bucket names hold no '/')."""
-    if kind == KIND_OBJECT:
+    if kind in (KIND_OBJECT, KIND_UPLOAD, KIND_PART):
         account, bucket, _ = name.split("/", 2)
         return f"/{account}/{bucket}"
     if kind == KIND_BUCKET:

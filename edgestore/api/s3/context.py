@@ -11,6 +11,7 @@ from edgestore.api.s3.errors import AccessDenied, InvalidURI, KeyTooLongError, N
 from edgestore.api.s3.sigv4 import AuthResult
 from edgestore.config import NodeConfig
 from edgestore.model.buckets import Bucket, Buckets
+from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
 from edgestore.model.users import User, Users
 
@@ -25,6 +26,7 @@ class S3Services:
     users: Users
     buckets: Buckets
     objects: Objects
+    uploads: Uploads
 
 
 @dataclass

@@ -165,6 +165,30 @@ class RequestTimeout(S3Error):
     message = 'Your socket connection to the server was not read from or written to within the timeout period.'
 
 
+class InvalidPart(S3Error):
+    code = 'InvalidPart'
+    status = 400
+    message = 'One or more of the specified parts could not be found.'
+
+
+class InvalidPartOrder(S3Error):
+    code = 'InvalidPartOrder'
+    status = 400
+    message = 'The list of parts was not in ascending order.'
+
+
+class NoSuchUpload(S3Error):
+    code = 'NoSuchUpload'
+    status = 404
+    message = 'The specified multipart upload does not exist.'
+
+
+class InvalidPartNumber(S3Error):
+    code = 'InvalidPartNumber'
+    status = 416
+    message = 'The requested partnumber is not satisfiable'
+
+
 class MethodNotAllowed(S3Error):
     code = 'MethodNotAllowed'
     status = 405

@@ -11,7 +11,15 @@ from aiohttp import web
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
 from edgestore.api.s3.context import S3Request
-from edgestore.api.s3.errors import InvalidRange, MetadataTooLarge, NoSuchKey, PreconditionFailed
+from edgestore.api.s3.errors import (
+    InvalidArgument,
+    InvalidPartNumber,
+    InvalidRange,
+    InvalidRequest,
+    MetadataTooLarge,
+    NoSuchKey,
+    PreconditionFailed,
+)
 from edgestore.api.s3.xml import http_date
 from edgestore.model.objects import ObjectInfo
 
@@ -28,7 +36,7 @@ RESPONSE_OVERRIDES = {
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _object_attrs(req: S3Request) -> dict[str, Any]:
+def object_attrs(req: S3Request) -> dict[str, Any]:
     headers = req.http.headers
     meta = {name[11:].lower(): value for name, value in headers.items()
             if name.lower().startswith("x-amz-meta-")}
@@ -65,7 +73,7 @@ def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
 async def put_object(req: S3Request) -> web.StreamResponse:
     bucket = await req.own_bucket()
     assert req.key is not None
-    attrs = _object_attrs(req)
+    attrs = object_attrs(req)
     body = request_body(req)
     info = await req.services.objects.put(bucket.account, bucket.name, req.key, body.chunks(),
                                           attrs, late_attrs=body.late_attrs)
@@ -146,6 +154,26 @@ def _byte_range(req: S3Request, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+def _part_span(req: S3Request, info: ObjectInfo) -> tuple[int, int] | None:
+    """The bytes of part N of a multipart object (a single-part object has part 1 only)."""
+    raw = req.query["partNumber"]
+    if "Range" in req.http.headers:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                              ArgumentName="partNumber", ArgumentValue=raw)
+    sizes = info.record.value.get("parts")
+    number = int(raw)
+    if sizes is None:
+        if number != 1:
+            raise InvalidPartNumber(PartNumberRequested=raw, ActualPartCount="1")
+        return None
+    if number > len(sizes):
+        raise InvalidPartNumber(PartNumberRequested=raw, ActualPartCount=str(len(sizes)))
+    first = sum(sizes[:number - 1])
+    return first, first + sizes[number - 1] - 1
+
+
 async def head_object(req: S3Request) -> web.StreamResponse:
     return await _answer_object(req, with_body=False)
 
@@ -165,13 +193,16 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
     if status == 412:
         raise PreconditionFailed(Condition="If-Match" if "If-Match" in req.http.headers
                                  else "If-Unmodified-Since")
-    try:
-        span = _byte_range(req, info.size)
-    except InvalidRange:
-        if info.size == 0:
+    if "partNumber" in req.query:
+        span = _part_span(req, info)
+        headers["x-amz-mp-parts-count"] = str(len(info.record.value.get("parts", [info.size])))
+    else:
+        try:
+            span = _byte_range(req, info.size)
+        except InvalidRange:
+            if info.size != 0:
+                raise
             span = None  # S3 serves an empty object whole, whatever the range
-        else:
-            raise
     first, last = span if span else (0, info.size - 1)
     response = web.StreamResponse(status=206 if span else 200, headers=headers)
     response.content_length = last - first + 1 if info.size else 0

@@ -14,7 +14,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.s3 import buckets, listing, objects
+from edgestore.api.s3 import buckets, listing, multipart, objects
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
@@ -22,11 +22,15 @@ from edgestore.api.s3.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    EntityTooSmall,
     InternalError,
     InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
     MethodNotAllowed,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchUpload,
     S3Error,
     ServiceUnavailable,
     error_xml,
@@ -44,11 +48,10 @@ _BUCKET_SUBRESOURCES = {
     "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
     "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
-    "versioning", "versions", "website", "uploads", "delete", "metadataTable",
+    "versioning", "versions", "website", "delete", "metadataTable",
 }
 _OBJECT_SUBRESOURCES = {
-    "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "uploads",
-    "uploadId", "attributes",
+    "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes",
 }
 
 
@@ -61,6 +64,8 @@ def _pick(req: S3Request) -> Handler:
     if req.key is None:
         if "location" in req.query and method == "GET":
             return buckets.get_bucket_location
+        if "uploads" in req.query and method == "GET":
+            return multipart.list_multipart_uploads
         if _BUCKET_SUBRESOURCES & req.query.keys():
             raise S3NotImplemented()
         table: dict[str, Handler] = {
@@ -71,8 +76,14 @@ def _pick(req: S3Request) -> Handler:
     else:
         if _OBJECT_SUBRESOURCES & req.query.keys() or "x-amz-copy-source" in req.http.headers:
             raise S3NotImplemented()
-        table = {"PUT": objects.put_object, "GET": objects.get_object,
-                 "HEAD": objects.head_object, "DELETE": objects.delete_object}
+        if "uploadId" in req.query:
+            table = {"PUT": multipart.upload_part, "POST": multipart.complete_multipart_upload,
+                     "GET": multipart.list_parts, "DELETE": multipart.abort_multipart_upload}
+        elif "uploads" in req.query:
+            table = {"POST": multipart.create_multipart_upload}
+        else:
+            table = {"PUT": objects.put_object, "GET": objects.get_object,
+                     "HEAD": objects.head_object, "DELETE": objects.delete_object}
     handler = table.get(method)
     if handler is None:
         raise MethodNotAllowed()
@@ -92,6 +103,11 @@ def _as_s3_error(exc: Exception) -> S3Error:
             else BucketAlreadyExists(BucketName=exc.bucket)
     if isinstance(exc, domain.BucketNotEmpty):
         return BucketNotEmpty(BucketName=exc.bucket)
+    if isinstance(exc, domain.NoSuchUpload):
+        return NoSuchUpload(UploadId=exc.upload_id)
+    if isinstance(exc, domain.BadPartList):
+        error = {"order": InvalidPartOrder, "too_small": EntityTooSmall}.get(exc.reason, InvalidPart)
+        return error(str(exc), PartNumber=str(exc.part_number))
     if isinstance(exc, domain.ClusterError):
         return ServiceUnavailable(f"Not enough replicas answered: {exc}")
     if isinstance(exc, domain.ModelError):
