@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
@@ -110,7 +110,8 @@ class Uploads:
         return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
 
     async def complete(self, upload: Upload, wanted: list[tuple[int, str]],
-                       checksum_of: Callable[[list[Part]], dict[str, str]] | None = None) -> ObjectInfo:
+                       checksum_of: Callable[[list[Part]], dict[str, str]] | None = None,
+                       before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
         """Join the named parts (number, ETag) into the object; raises BadPartList."""
         have = {part.number: part for part in await self.parts(upload)}
         chosen: list[Part] = []
@@ -141,6 +142,8 @@ class Uploads:
         )
         if checksum_of is not None:
             value["checksums"] = checksum_of(chosen)
+        if before_commit is not None:
+            await before_commit()
         info = await self._objects.put_record(
             upload.account, upload.key, self._record(KIND_OBJECT, name, value))
         await self._close(upload, have.values(), {"completed_into": f"{name}#{data_id}"})

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
@@ -83,19 +83,54 @@ class Objects:
         return ObjectInfo.from_record(key, record)
 
     async def put(self, account: str, bucket: str, key: str, body: AsyncIterator[bytes],
-                  attrs: dict[str, Any], late_attrs: Callable[[], dict[str, Any]] | None = None) -> ObjectInfo:
+                  attrs: dict[str, Any], late_attrs: Callable[[], dict[str, Any]] | None = None,
+                  before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
         """Store a body. `body` raising (a bad digest, a short body) aborts the write
         before anything is acknowledged; `late_attrs` adds values known only at the end
-        (checksums sent as trailers)."""
+        (checksums sent as trailers); `before_commit` may still refuse (a precondition)."""
         name = object_name(account, bucket, key)
         stored = await self.store_body(name, body, allow_inline=True)
         value: dict[str, Any] = dict(attrs)
         value.update(stored.value(), owner=account)
         if late_attrs is not None:
             value.update(late_attrs())
+        if before_commit is not None:
+            await before_commit()
         record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value, data=stored.inline)
         await self._coordinator.put_record(record)
         return ObjectInfo.from_record(key, record.without_data())
+
+    async def copy(self, source: ObjectInfo, account: str, bucket: str, key: str,
+                   attrs: dict[str, Any] | None,
+                   before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
+        """A new object with the source's data: the same blocks (nothing is copied) or the
+        same inline bytes. `attrs` replaces the source's metadata when given."""
+        value = dict(source.record.value)
+        if attrs is not None:
+            for name in ("content_type", "meta", "headers"):
+                value.pop(name, None)
+            value.update(attrs)
+        value["owner"] = account
+        data = source.record.data
+        if "blocks" not in value and data is None:
+            full = await self._coordinator.get_record(source.record.kind, source.record.name)
+            if full is None or full.version != source.record.version or full.data is None:
+                raise NoSuchObject(bucket, source.key)
+            data = full.data
+        if before_commit is not None:
+            await before_commit()
+        name = object_name(account, bucket, key)
+        record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value, data=data)
+        await self._coordinator.put_record(record)
+        return ObjectInfo.from_record(key, record.without_data())
+
+    async def delete_many(self, account: str, bucket: str, keys: list[str]) -> None:
+        """Tombstone many keys of one bucket in one replicated write (they share a partition)."""
+        ts = self._clock.now()
+        records = [Record(KIND_OBJECT, object_name(account, bucket, key), ts, self._node_id, deleted=True)
+                   for key in keys]
+        if records:
+            await self._coordinator.put_records(placement_path(KIND_OBJECT, records[0].name), records)
 
     async def put_record(self, account: str, key: str, record: Record) -> ObjectInfo:
         """Write an object record made elsewhere (a completed multipart upload)."""

@@ -13,7 +13,7 @@ from edgestore.api.s3.buckets import xml_response
 from edgestore.api.s3.checksums import ALGORITHMS, decode_expected, header_name, new_checksum
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument, InvalidRequest, MalformedXML
-from edgestore.api.s3.objects import object_attrs
+from edgestore.api.s3.objects import object_attrs, write_precondition
 from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml
 from edgestore.model.multipart import MAX_PARTS, Part, Upload
 from edgestore.streams import BodyTooLarge, read_limited
@@ -22,7 +22,7 @@ MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 parts with checksums fit with room
 MAX_LIST_PARTS = 1000
 
 
-async def _upload(req: S3Request) -> Upload:
+async def upload_of(req: S3Request) -> Upload:
     bucket = await req.own_bucket()
     assert req.key is not None
     return await req.services.uploads.get(bucket.account, bucket.name, req.key, req.query["uploadId"])
@@ -52,7 +52,7 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     return response
 
 
-def _part_number(req: S3Request) -> int:
+def part_number(req: S3Request) -> int:
     raw = req.query.get("partNumber", "")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
         raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
@@ -61,8 +61,8 @@ def _part_number(req: S3Request) -> int:
 
 
 async def upload_part(req: S3Request) -> web.StreamResponse:
-    number = _part_number(req)
-    upload = await _upload(req)
+    number = part_number(req)
+    upload = await upload_of(req)
     body = request_body(req)
     part = await req.services.uploads.put_part(upload, number, body.chunks(), late_attrs=body.late_attrs)
     headers = {"ETag": f'"{part.etag}"'}
@@ -105,14 +105,15 @@ def _composite_checksum(algorithm: str) -> Any:
 
 
 async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
-    upload = await _upload(req)
+    upload = await upload_of(req)
     try:
         wanted = _parse_complete(await read_limited(req.http.content, MAX_COMPLETE_BODY))
     except BodyTooLarge:
         raise MalformedXML() from None
     algorithm = upload.attrs.get("checksum_algorithm")
     info = await req.services.uploads.complete(
-        upload, wanted, _composite_checksum(algorithm) if algorithm else None)
+        upload, wanted, _composite_checksum(algorithm) if algorithm else None,
+        before_commit=write_precondition(req, upload.account, upload.bucket))
     location = f"{req.http.scheme}://{req.http.host}/{upload.bucket}/{encode_key(upload.key, True)}"
     return xml_response(document("CompleteMultipartUploadResult", [
         element("Location", location), element("Bucket", upload.bucket), element("Key", upload.key),
@@ -120,7 +121,7 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
 
 
 async def abort_multipart_upload(req: S3Request) -> web.StreamResponse:
-    upload = await _upload(req)
+    upload = await upload_of(req)
     await req.services.uploads.abort(upload)
     return web.Response(status=204)
 
@@ -134,7 +135,7 @@ def _int_param(req: S3Request, name: str, default: int, limit: int) -> int:
 
 
 async def list_parts(req: S3Request) -> web.StreamResponse:
-    upload = await _upload(req)
+    upload = await upload_of(req)
     max_parts = _int_param(req, "max-parts", MAX_LIST_PARTS, MAX_LIST_PARTS)
     marker = _int_param(req, "part-number-marker", 0, MAX_PARTS)
     parts = [p for p in await req.services.uploads.parts(upload) if p.number > marker]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from edgestore.api.http import UnsatisfiableRange, etag_matches, evaluate_preconditions, parse_byte_range
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
 from edgestore.api.s3.context import S3Request
@@ -20,6 +19,7 @@ from edgestore.api.s3.errors import (
     NoSuchKey,
     PreconditionFailed,
 )
+from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.xml import http_date
 from edgestore.model.objects import ObjectInfo
 
@@ -33,7 +33,6 @@ RESPONSE_OVERRIDES = {
     "response-content-disposition": "Content-Disposition",
     "response-content-encoding": "Content-Encoding",
 }
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def object_attrs(req: S3Request) -> dict[str, Any]:
@@ -70,13 +69,41 @@ def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
     return out
 
 
+def write_precondition(req: S3Request, account: str, bucket: str) -> Callable[[], Awaitable[None]] | None:
+    """Conditional writes: If-None-Match: * (create only) and If-Match: ETag (compare and
+    swap), checked against the newest version a quorum knows just before the commit.
+    Two writers racing past the check within one commit both win, newest last: the
+    replicas merge by timestamp, they have no lock to hold."""
+    if_none_match = req.http.headers.get("If-None-Match")
+    if_match = req.http.headers.get("If-Match")
+    if if_none_match is None and if_match is None:
+        return None
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise S3NotImplemented(Header="If-None-Match")
+    key = req.key or ""
+
+    async def check() -> None:
+        current = await req.services.objects.head(account, bucket, key)
+        if if_none_match is not None and current is not None:
+            raise PreconditionFailed(Condition="If-None-Match")
+        if if_match is not None:
+            if current is None:
+                raise NoSuchKey(Key=key)
+            if not etag_matches(if_match, current.etag):
+                raise PreconditionFailed(Condition="If-Match")
+    return check
+
+
 async def put_object(req: S3Request) -> web.StreamResponse:
     bucket = await req.own_bucket()
     assert req.key is not None
     attrs = object_attrs(req)
+    precondition = write_precondition(req, bucket.account, bucket.name)
+    if precondition is not None:
+        await precondition()  # fail before the body is read, and again before the commit
     body = request_body(req)
     info = await req.services.objects.put(bucket.account, bucket.name, req.key, body.chunks(),
-                                          attrs, late_attrs=body.late_attrs)
+                                          attrs, late_attrs=body.late_attrs, before_commit=precondition)
     headers = {"ETag": f'"{info.etag}"'}
     for algorithm, value in info.checksums.items():
         headers[header_name(algorithm)] = value
@@ -92,66 +119,12 @@ async def _existing(req: S3Request) -> ObjectInfo:
     return info
 
 
-def _http_time(value: str) -> float | None:
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _check_conditions(req: S3Request, info: ObjectInfo) -> int | None:
-    """304 or 412 as RFC 7232 and S3 decide, or None to go on."""
-    headers = req.http.headers
-    etag = f'"{info.etag}"'
-    modified = int(info.last_modified)
-    if_match = headers.get("If-Match")
-    if_unmodified = headers.get("If-Unmodified-Since")
-    if if_match is not None:
-        if not _etag_matches(if_match, etag):
-            return 412
-    elif if_unmodified is not None:
-        since = _http_time(if_unmodified)
-        if since is not None and modified > since:
-            return 412
-    if_none_match = headers.get("If-None-Match")
-    if_modified = headers.get("If-Modified-Since")
-    if if_none_match is not None:
-        if _etag_matches(if_none_match, etag):
-            return 304
-    elif if_modified is not None:
-        since = _http_time(if_modified)
-        if since is not None and modified <= since:
-            return 304
-    return None
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    candidates = [c.strip() for c in header.split(",")]
-    bare = etag.strip('"')
-    return any(c == "*" or c.strip('"') == bare or c == f"W/{etag}" for c in candidates)
-
-
 def _byte_range(req: S3Request, size: int) -> tuple[int, int] | None:
-    """The single range asked for, (first, last) inclusive; None for the whole object."""
     header = req.http.headers.get("Range")
-    if header is None:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None or match.group(1) == match.group(2) == "":
-        return None  # not a single byte range we understand: RFC 7233 says ignore it
-    first_s, last_s = match.groups()
-    if first_s == "":
-        suffix = int(last_s)
-        if suffix == 0:
-            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=header)
-        return max(size - suffix, 0), size - 1
-    first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last_s and last < first:
-        return None
-    if first >= size:
-        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=header)
-    return first, min(last, size - 1)
+    try:
+        return parse_byte_range(header, size)
+    except UnsatisfiableRange:
+        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=header or "") from None
 
 
 def _part_span(req: S3Request, info: ObjectInfo) -> tuple[int, int] | None:
@@ -186,7 +159,7 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
     """GetObject and HeadObject: the same headers, conditions and range; GET adds the bytes."""
     info = await _existing(req)
     headers = _object_headers(req, info)
-    status = _check_conditions(req, info)
+    status = evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified)
     if status == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"],
                                                  "Last-Modified": headers["Last-Modified"]})

@@ -14,7 +14,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.s3 import buckets, listing, multipart, objects
+from edgestore.api.s3 import batch, buckets, copy, listing, multipart, objects
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
@@ -48,7 +48,7 @@ _BUCKET_SUBRESOURCES = {
     "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
     "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
-    "versioning", "versions", "website", "delete", "metadataTable",
+    "versioning", "versions", "website", "metadataTable",
 }
 _OBJECT_SUBRESOURCES = {
     "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes",
@@ -66,6 +66,8 @@ def _pick(req: S3Request) -> Handler:
             return buckets.get_bucket_location
         if "uploads" in req.query and method == "GET":
             return multipart.list_multipart_uploads
+        if "delete" in req.query and method == "POST":
+            return batch.delete_objects
         if _BUCKET_SUBRESOURCES & req.query.keys():
             raise S3NotImplemented()
         table: dict[str, Handler] = {
@@ -74,15 +76,17 @@ def _pick(req: S3Request) -> Handler:
             "GET": listing.list_objects_v2 if req.query.get("list-type") == "2" else listing.list_objects_v1,
         }
     else:
-        if _OBJECT_SUBRESOURCES & req.query.keys() or "x-amz-copy-source" in req.http.headers:
+        if _OBJECT_SUBRESOURCES & req.query.keys():
             raise S3NotImplemented()
+        copying = "x-amz-copy-source" in req.http.headers
         if "uploadId" in req.query:
-            table = {"PUT": multipart.upload_part, "POST": multipart.complete_multipart_upload,
+            table = {"PUT": copy.upload_part_copy if copying else multipart.upload_part,
+                     "POST": multipart.complete_multipart_upload,
                      "GET": multipart.list_parts, "DELETE": multipart.abort_multipart_upload}
         elif "uploads" in req.query:
             table = {"POST": multipart.create_multipart_upload}
         else:
-            table = {"PUT": objects.put_object, "GET": objects.get_object,
+            table = {"PUT": copy.copy_object if copying else objects.put_object, "GET": objects.get_object,
                      "HEAD": objects.head_object, "DELETE": objects.delete_object}
     handler = table.get(method)
     if handler is None:

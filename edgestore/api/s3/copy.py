@@ -1,0 +1,107 @@
+"""Server-side copies: CopyObject (no data moves) and UploadPartCopy (with ranges)."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from edgestore.api.http import UnsatisfiableRange, evaluate_preconditions, parse_byte_range
+from edgestore.api.s3.buckets import xml_response
+from edgestore.api.s3.checksums import header_name
+from edgestore.api.s3.context import S3Request
+from edgestore.api.s3.errors import (
+    AccessDenied,
+    InvalidArgument,
+    InvalidRange,
+    InvalidRequest,
+    NoSuchBucket,
+    NoSuchKey,
+    PreconditionFailed,
+)
+from edgestore.api.s3.multipart import part_number, upload_of
+from edgestore.api.s3.objects import object_attrs, write_precondition
+from edgestore.api.s3.xml import document, element, iso8601
+from edgestore.model.objects import ObjectInfo
+
+COPY_SOURCE_PREFIX = "x-amz-copy-source-"
+
+
+async def _source(req: S3Request) -> ObjectInfo:
+    """The object named by x-amz-copy-source, readable by the caller, its conditions met."""
+    raw = req.http.headers["x-amz-copy-source"]
+    path, _, query = raw.partition("?")
+    try:
+        path = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument("Invalid copy source encoding", ArgumentName="x-amz-copy-source") from None
+    bucket_name, _, key = path.lstrip("/").partition("/")
+    if not bucket_name or not key:
+        raise InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+                              ArgumentName="x-amz-copy-source", ArgumentValue=raw[:256])
+    if query and query not in ("versionId=null", "versionId="):
+        raise InvalidArgument("This bucket is not versioned: versionId can only be null",
+                              ArgumentName="x-amz-copy-source", ArgumentValue=raw[:256])
+    bucket = await req.services.buckets.lookup(bucket_name)
+    if bucket is None:
+        raise NoSuchBucket(BucketName=bucket_name)
+    if req.user is None or (bucket.account != req.user.account and not req.user.admin):
+        raise AccessDenied()
+    info = await req.services.objects.head(bucket.account, bucket.name, key)
+    if info is None:
+        raise NoSuchKey(Key=key)
+    if evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified, COPY_SOURCE_PREFIX):
+        raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
+    return info
+
+
+def _copy_result(root: str, info: ObjectInfo) -> bytes:
+    checksums = "".join(element(f"Checksum{a.upper()}", v) for a, v in info.checksums.items())
+    return document(root, [element("LastModified", iso8601(info.last_modified)),
+                           element("ETag", f'"{info.etag}"'), checksums])
+
+
+async def copy_object(req: S3Request) -> web.StreamResponse:
+    bucket = await req.own_bucket()
+    assert req.key is not None
+    source = await _source(req)
+    directive = req.http.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
+                              ArgumentValue=directive)
+    same_object = source.record.name == f"{bucket.account}/{bucket.name}/{req.key}"
+    if same_object and directive == "COPY":
+        raise InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
+                             "without changing the object's metadata, storage class, website redirect "
+                             "location or encryption attributes.")
+    attrs = object_attrs(req) if directive == "REPLACE" else None
+    info = await req.services.objects.copy(source, bucket.account, bucket.name, req.key, attrs,
+                                           before_commit=write_precondition(req, bucket.account, bucket.name))
+    headers = {header_name(a): v for a, v in info.checksums.items()}
+    response = xml_response(_copy_result("CopyObjectResult", info))
+    response.headers.update(headers)
+    return response
+
+
+async def upload_part_copy(req: S3Request) -> web.StreamResponse:
+    number = part_number(req)
+    upload = await upload_of(req)
+    source = await _source(req)
+    header = req.http.headers.get("x-amz-copy-source-range")
+    try:
+        span = parse_byte_range(header, source.size) if header else None
+    except UnsatisfiableRange:
+        raise InvalidRange(ActualObjectSize=str(source.size), RangeRequested=header or "") from None
+    if header and span is None:
+        raise InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last",
+                              ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
+    first, last = span if span else (0, source.size - 1)
+
+    async def body() -> AsyncIterator[bytes]:
+        async for piece in req.services.objects.read(source, first, last):
+            yield piece
+
+    part = await req.services.uploads.put_part(upload, number, body())
+    return xml_response(document("CopyPartResult", [element("LastModified", iso8601(part.last_modified)),
+                                                    element("ETag", f'"{part.etag}"')]))
