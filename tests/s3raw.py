@@ -59,7 +59,8 @@ def send(endpoint: str, method: str, path: str, headers: dict[str, str], body: b
     """Send one request exactly as given; read one response."""
     parts = urlsplit(endpoint)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    given_host = next((v for k, v in headers.items() if k.lower() == "host"), f"{host}:{port}")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {given_host}"]
     lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
     with socket.create_connection((host, port), timeout=timeout_s) as sock:

@@ -62,7 +62,9 @@ def _node_config(data: Path, index: int, port: int, tls_port: int | None) -> str
         f'# Node {index} of the local cluster made by `edgestore up`.\n'
         f'[node]\nid = "node{index}"\nlisten = "127.0.0.1:{port}"\n'
         f'ring = "{data / "cluster.ring"}"\ncluster_secret_file = "{data / "secret"}"\n\n'
-        f'[[devices]]\nname = "d1"\npath = "{data / f"node{index}" / "d1"}"\n'
+        f'[[devices]]\nname = "d1"\npath = "{data / f"node{index}" / "d1"}"\n\n'
+        '# Virtual-hosted-style requests: http://BUCKET.localhost:PORT/KEY (curl resolves *.localhost).\n'
+        '[s3]\ndomain = "localhost"\n'
     )
     if tls_port is not None:
         text += (f'\n[tls]\nlisten = "127.0.0.1:{tls_port}"\ncert_file = "{data / "tls" / "cert.pem"}"\n'
