@@ -16,6 +16,7 @@ from typing import AsyncIterator
 from edgestore.clock import Clock
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.errors import BucketExists, BucketNotEmpty, NoSuchBucket
+from edgestore.model.acl import DEFAULT_ACL
 from edgestore.store.records import (
     KIND_BUCKET,
     KIND_BUCKET_NAME,
@@ -48,6 +49,10 @@ class Bucket:
     name: str
     account: str
     created_ts: int
+    acl: str = DEFAULT_ACL
+
+    def value(self) -> dict[str, object]:
+        return {"account": self.account, "created_ts": self.created_ts, "acl": self.acl}
 
 
 class Buckets:
@@ -66,7 +71,8 @@ class Buckets:
         if record is None or record.deleted:
             self._cache.pop(name, None)
             return None
-        bucket = Bucket(name, str(record.value["account"]), int(record.value["created_ts"]))
+        bucket = Bucket(name, str(record.value["account"]), int(record.value["created_ts"]),
+                        str(record.value.get("acl", DEFAULT_ACL)))
         if len(self._cache) > 10000:
             self._cache.clear()
         self._cache[name] = (now + CACHE_TTL_S, bucket)
@@ -78,21 +84,28 @@ class Buckets:
             raise NoSuchBucket(name)
         return bucket
 
-    async def create(self, account: str, name: str) -> Bucket:
+    async def create(self, account: str, name: str, acl: str = DEFAULT_ACL) -> Bucket:
         existing = await self.lookup(name, use_cache=False)
         if existing is not None:
             raise BucketExists(name, owned_by_requester=existing.account == account)
-        ts = self._clock.now()
-        bucket = Bucket(name, account, ts)
-        value = {"account": account, "created_ts": ts}
+        bucket = Bucket(name, account, self._clock.now(), acl)
+        await self._write(bucket)
+        return bucket
+
+    async def set_acl(self, bucket: Bucket, acl: str) -> Bucket:
+        changed = Bucket(bucket.name, bucket.account, bucket.created_ts, acl)
+        await self._write(changed)
+        return changed
+
+    async def _write(self, bucket: Bucket) -> None:
         # The account's listing first: a crash between the two writes leaves a listed
         # bucket whose name is still free, which a retry of the create completes.
+        ts = self._clock.now()
+        value = bucket.value()
         await self._coordinator.put_record(
-            Record(KIND_BUCKET, bucket_record_name(account, name), ts, self._node_id, value=value))
-        await self._coordinator.put_record(
-            Record(KIND_BUCKET_NAME, name, ts, self._node_id, value=value))
-        self._cache[name] = (time.monotonic() + CACHE_TTL_S, bucket)
-        return bucket
+            Record(KIND_BUCKET, bucket_record_name(bucket.account, bucket.name), ts, self._node_id, value=value))
+        await self._coordinator.put_record(Record(KIND_BUCKET_NAME, bucket.name, ts, self._node_id, value=value))
+        self._cache[bucket.name] = (time.monotonic() + CACHE_TTL_S, bucket)
 
     async def delete(self, account: str, name: str) -> None:
         bucket = await self.lookup(name, use_cache=False)
@@ -118,4 +131,5 @@ class Buckets:
         prefix = account + "/"
         async for record in self._coordinator.iter_records(KIND_BUCKET, "/" + account, prefix):
             if not record.deleted:
-                yield Bucket(record.name[len(prefix):], account, int(record.value["created_ts"]))
+                yield Bucket(record.name[len(prefix):], account, int(record.value["created_ts"]),
+                             str(record.value.get("acl", DEFAULT_ACL)))

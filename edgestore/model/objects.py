@@ -20,6 +20,7 @@ from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.config import NodeConfig
 from edgestore.errors import NoSuchObject
+from edgestore.model.acl import DEFAULT_ACL
 from edgestore.store.blocks import block_hash
 from edgestore.store.records import KIND_OBJECT, Record, object_name, placement_path
 
@@ -37,16 +38,18 @@ class ObjectInfo:
     meta: dict[str, str]
     headers: dict[str, str]
     checksums: dict[str, str]
+    acl: str
     record: Record
 
     @classmethod
     def from_record(cls, key: str, record: Record) -> ObjectInfo:
         v = record.value
         return cls(key=key, size=int(v["size"]), etag=str(v["etag"]),
-                   last_modified=ts_to_seconds(record.ts),
+                   # A metadata-only rewrite (an ACL change) keeps the data's time.
+                   last_modified=ts_to_seconds(int(v.get("mtime_ts", record.ts))),
                    content_type=str(v.get("content_type") or "binary/octet-stream"),
                    meta=dict(v.get("meta", {})), headers=dict(v.get("headers", {})),
-                   checksums=dict(v.get("checksums", {})), record=record)
+                   checksums=dict(v.get("checksums", {})), acl=str(v.get("acl", DEFAULT_ACL)), record=record)
 
 
 @dataclass(frozen=True)
@@ -101,16 +104,19 @@ class Objects:
         return ObjectInfo.from_record(key, record.without_data())
 
     async def copy(self, source: ObjectInfo, account: str, bucket: str, key: str,
-                   attrs: dict[str, Any] | None,
+                   attrs: dict[str, Any] | None, acl: str,
                    before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
         """A new object with the source's data: the same blocks (nothing is copied) or the
-        same inline bytes. `attrs` replaces the source's metadata when given."""
+        same inline bytes. `attrs` replaces the source's metadata when given; the ACL is
+        the copy's own, never the source's."""
         value = dict(source.record.value)
         if attrs is not None:
             for name in ("content_type", "meta", "headers"):
                 value.pop(name, None)
             value.update(attrs)
         value["owner"] = account
+        value["acl"] = acl
+        value.pop("mtime_ts", None)
         data = source.record.data
         if "blocks" not in value and data is None:
             full = await self._coordinator.get_record(source.record.kind, source.record.name)
@@ -123,6 +129,15 @@ class Objects:
         record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value, data=data)
         await self._coordinator.put_record(record)
         return ObjectInfo.from_record(key, record.without_data())
+
+    async def set_acl(self, account: str, bucket: str, info: ObjectInfo, acl: str) -> None:
+        """Rewrite an object's record with another ACL; its data and times stay."""
+        full = await self._coordinator.get_record(info.record.kind, info.record.name)
+        if full is None or full.deleted or full.version != info.record.version:
+            raise NoSuchObject(bucket, info.key)
+        value = dict(full.value, acl=acl, mtime_ts=int(full.value.get("mtime_ts", full.ts)))
+        await self._coordinator.put_record(
+            Record(KIND_OBJECT, full.name, self._clock.now(), self._node_id, value=value, data=full.data))
 
     async def delete_many(self, account: str, bucket: str, keys: list[str]) -> None:
         """Tombstone many keys of one bucket in one replicated write (they share a partition)."""

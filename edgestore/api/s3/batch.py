@@ -8,11 +8,11 @@ from xml.etree import ElementTree
 
 from aiohttp import web
 
-from edgestore.api.s3.buckets import xml_response
 from edgestore.api.s3.checksums import new_checksum, parse_requested, verify
 from edgestore.api.s3.context import MAX_KEY_BYTES, S3Request
 from edgestore.api.s3.errors import BadDigest, MalformedXML
-from edgestore.api.s3.xml import document, element
+from edgestore.api.s3.xml import document, element, xml_response
+from edgestore.model.acl import Access
 from edgestore.streams import BodyTooLarge, read_limited
 
 MAX_KEYS = 1000
@@ -59,7 +59,7 @@ def _parse(body: bytes) -> tuple[list[str], bool]:
 
 
 async def delete_objects(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.WRITE)
     try:
         body = await read_limited(req.http.content, MAX_BODY)
     except BodyTooLarge:

@@ -6,18 +6,16 @@ from xml.etree import ElementTree
 
 from aiohttp import web
 
+from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidBucketName, MalformedXML
-from edgestore.api.s3.xml import NS, document, element, iso8601, owner_xml
+from edgestore.api.s3.xml import NS, document, element, iso8601, owner_xml, xml_response
 from edgestore.clock import ts_to_seconds
+from edgestore.model.acl import Access
 from edgestore.model.buckets import valid_bucket_name
 from edgestore.streams import BodyTooLarge, read_limited
 
 MAX_CONFIG_BODY = 64 * 1024
-
-
-def xml_response(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body, content_type="application/xml")
 
 
 async def list_buckets(req: S3Request) -> web.StreamResponse:
@@ -41,7 +39,7 @@ async def create_bucket(req: S3Request) -> web.StreamResponse:
         raise MalformedXML() from None
     if body.strip():
         _check_create_configuration(body)
-    await req.services.buckets.create(req.account, name)
+    await req.services.buckets.create(req.account, name, requested_acl(req))
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 
@@ -56,7 +54,7 @@ def _check_create_configuration(body: bytes) -> None:
 
 
 async def head_bucket(req: S3Request) -> web.StreamResponse:
-    await req.own_bucket()
+    await req.bucket_for(Access.READ)
     return web.Response(status=200, headers={"x-amz-bucket-region": req.services.config.region})
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from edgestore.api.s3.errors import AccessDenied, InvalidURI, KeyTooLongError, NoSuchBucket
 from edgestore.api.s3.sigv4 import AuthResult
 from edgestore.config import NodeConfig
+from edgestore.model.acl import Access, acl_grants
 from edgestore.model.buckets import Bucket, Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
@@ -49,13 +50,32 @@ class S3Request:
             raise AccessDenied()
         return self.user.account
 
-    async def own_bucket(self) -> Bucket:
-        """The addressed bucket, which must belong to the caller's account."""
+    def owns(self, account: str) -> bool:
+        return self.user is not None and (self.user.account == account or self.user.admin)
+
+    def may(self, owner: str, acl: str, access: Access) -> bool:
+        """May the caller have `access` to a resource of `owner` that carries `acl`?"""
+        return self.owns(owner) or acl_grants(acl, access, authenticated=self.user is not None)
+
+    async def bucket(self) -> Bucket:
+        """The addressed bucket, whoever may use it."""
         assert self.bucket_name is not None
         bucket = await self.services.buckets.lookup(self.bucket_name)
         if bucket is None:
             raise NoSuchBucket(BucketName=self.bucket_name)
-        if self.user is None or (bucket.account != self.user.account and not self.user.admin):
+        return bucket
+
+    async def own_bucket(self) -> Bucket:
+        """The addressed bucket, which must belong to the caller's account."""
+        bucket = await self.bucket()
+        if not self.owns(bucket.account):
+            raise AccessDenied()
+        return bucket
+
+    async def bucket_for(self, access: Access) -> Bucket:
+        """The addressed bucket, if its owner or its ACL gives the caller `access`."""
+        bucket = await self.bucket()
+        if not self.may(bucket.account, bucket.acl, access):
             raise AccessDenied()
         return bucket
 

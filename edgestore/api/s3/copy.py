@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from edgestore.api.http import UnsatisfiableRange, evaluate_preconditions, parse_byte_range
-from edgestore.api.s3.buckets import xml_response
+from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.checksums import header_name
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import (
@@ -22,7 +22,8 @@ from edgestore.api.s3.errors import (
 )
 from edgestore.api.s3.multipart import part_number, upload_of
 from edgestore.api.s3.objects import object_attrs, write_precondition
-from edgestore.api.s3.xml import document, element, iso8601
+from edgestore.api.s3.xml import document, element, iso8601, xml_response
+from edgestore.model.acl import Access
 from edgestore.model.objects import ObjectInfo
 
 COPY_SOURCE_PREFIX = "x-amz-copy-source-"
@@ -46,11 +47,13 @@ async def _source(req: S3Request) -> ObjectInfo:
     bucket = await req.services.buckets.lookup(bucket_name)
     if bucket is None:
         raise NoSuchBucket(BucketName=bucket_name)
-    if req.user is None or (bucket.account != req.user.account and not req.user.admin):
-        raise AccessDenied()
     info = await req.services.objects.head(bucket.account, bucket.name, key)
     if info is None:
+        if not req.may(bucket.account, bucket.acl, Access.READ):
+            raise AccessDenied()
         raise NoSuchKey(Key=key)
+    if not req.may(bucket.account, info.acl, Access.READ):
+        raise AccessDenied()
     if evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified, COPY_SOURCE_PREFIX):
         raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
     return info
@@ -63,7 +66,7 @@ def _copy_result(root: str, info: ObjectInfo) -> bytes:
 
 
 async def copy_object(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.WRITE)
     assert req.key is not None
     source = await _source(req)
     directive = req.http.headers.get("x-amz-metadata-directive", "COPY").upper()
@@ -77,6 +80,7 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
                              "location or encryption attributes.")
     attrs = object_attrs(req) if directive == "REPLACE" else None
     info = await req.services.objects.copy(source, bucket.account, bucket.name, req.key, attrs,
+                                           requested_acl(req),
                                            before_commit=write_precondition(req, bucket.account, bucket.name))
     headers = {header_name(a): v for a, v in info.checksums.items()}
     response = xml_response(_copy_result("CopyObjectResult", info))

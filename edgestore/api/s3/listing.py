@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from edgestore.api.s3.buckets import xml_response
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument
-from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml
+from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml, xml_response
+from edgestore.model.acl import Access
+from edgestore.model.buckets import Bucket
 from edgestore.model.objects import ObjectInfo
 
 MAX_KEYS_LIMIT = 1000
@@ -46,9 +47,9 @@ def _encoding(req: S3Request) -> bool:
     return encoding == "url"
 
 
-async def walk(req: S3Request, prefix: str, delimiter: str, max_keys: int, after: str | None) -> Page:
+async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_keys: int,
+               after: str | None) -> Page:
     """Up to max_keys keys and common prefixes after `after`, in order."""
-    bucket = await req.own_bucket()
     page = Page()
     if max_keys == 0:
         return page
@@ -109,9 +110,9 @@ async def list_objects_v2(req: S3Request) -> web.StreamResponse:
     start_after = q.get("start-after")
     token = q.get("continuation-token")
     after = _untoken(token) if token is not None else start_after
-    page = await walk(req, prefix, delimiter, max_keys, after)
-    bucket = req.bucket_name or ""
-    body = [element("Name", bucket), element("Prefix", encode_key(prefix, url)),
+    bucket = await req.bucket_for(Access.READ)
+    page = await walk(req, bucket, prefix, delimiter, max_keys, after)
+    body = [element("Name", bucket.name), element("Prefix", encode_key(prefix, url)),
             element("KeyCount", len(page.contents) + len(page.prefixes)), element("MaxKeys", max_keys)]
     if delimiter:
         body.append(element("Delimiter", encode_key(delimiter, url)))
@@ -124,7 +125,7 @@ async def list_objects_v2(req: S3Request) -> web.StreamResponse:
         body.append(element("StartAfter", encode_key(start_after, url)))
     if url:
         body.append(element("EncodingType", "url"))
-    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", req.account))
+    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", bucket.account))
     return xml_response(document("ListBucketResult", body))
 
 
@@ -133,7 +134,8 @@ async def list_objects_v1(req: S3Request) -> web.StreamResponse:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     max_keys, url = _max_keys(req), _encoding(req)
     marker = q.get("marker", "")
-    page = await walk(req, prefix, delimiter, max_keys, marker or None)
+    bucket = await req.bucket_for(Access.READ)
+    page = await walk(req, bucket, prefix, delimiter, max_keys, marker or None)
     body = [element("Name", req.bucket_name or ""), element("Prefix", encode_key(prefix, url)),
             element("Marker", encode_key(marker, url)), element("MaxKeys", max_keys)]
     if delimiter:
@@ -144,5 +146,5 @@ async def list_objects_v1(req: S3Request) -> web.StreamResponse:
         body.append(element("NextMarker", encode_key(page.last, url)))
     if url:
         body.append(element("EncodingType", "url"))
-    body.append(_contents_xml(page, url, True, req.account))
+    body.append(_contents_xml(page, url, True, bucket.account))
     return xml_response(document("ListBucketResult", body))

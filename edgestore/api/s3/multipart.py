@@ -9,12 +9,12 @@ from xml.etree import ElementTree
 from aiohttp import web
 
 from edgestore.api.s3.body import request_body
-from edgestore.api.s3.buckets import xml_response
 from edgestore.api.s3.checksums import ALGORITHMS, decode_expected, header_name, new_checksum
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument, InvalidRequest, MalformedXML
 from edgestore.api.s3.objects import object_attrs, write_precondition
-from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml
+from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml, xml_response
+from edgestore.model.acl import Access
 from edgestore.model.multipart import MAX_PARTS, Part, Upload
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -23,7 +23,7 @@ MAX_LIST_PARTS = 1000
 
 
 async def upload_of(req: S3Request) -> Upload:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.WRITE)
     assert req.key is not None
     return await req.services.uploads.get(bucket.account, bucket.name, req.key, req.query["uploadId"])
 
@@ -38,7 +38,7 @@ def _checksum_algorithm(req: S3Request) -> str | None:
 
 
 async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.WRITE)
     assert req.key is not None
     attrs = object_attrs(req)
     algorithm = _checksum_algorithm(req)
@@ -154,7 +154,7 @@ async def list_parts(req: S3Request) -> web.StreamResponse:
 
 
 async def list_multipart_uploads(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.READ)
     prefix = req.query.get("prefix", "")
     max_uploads = _int_param(req, "max-uploads", 1000, 1000)
     key_marker, id_marker = req.query.get("key-marker", ""), req.query.get("upload-id-marker", "")

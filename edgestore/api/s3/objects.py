@@ -7,10 +7,12 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from edgestore.api.http import UnsatisfiableRange, etag_matches, evaluate_preconditions, parse_byte_range
+from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import (
+    AccessDenied,
     InvalidArgument,
     InvalidPartNumber,
     InvalidRange,
@@ -21,6 +23,7 @@ from edgestore.api.s3.errors import (
 )
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.xml import http_date
+from edgestore.model.acl import Access
 from edgestore.model.objects import ObjectInfo
 
 # Standard headers stored with an object and returned with it.
@@ -50,7 +53,7 @@ def object_attrs(req: S3Request) -> dict[str, Any]:
         if value:
             stored[name] = value
     return {"content_type": headers.get("Content-Type") or "binary/octet-stream",
-            "meta": meta, "headers": stored}
+            "meta": meta, "headers": stored, "acl": requested_acl(req)}
 
 
 def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
@@ -95,7 +98,7 @@ def write_precondition(req: S3Request, account: str, bucket: str) -> Callable[[]
 
 
 async def put_object(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.WRITE)
     assert req.key is not None
     attrs = object_attrs(req)
     precondition = write_precondition(req, bucket.account, bucket.name)
@@ -111,11 +114,16 @@ async def put_object(req: S3Request) -> web.StreamResponse:
 
 
 async def _existing(req: S3Request) -> ObjectInfo:
-    bucket = await req.own_bucket()
+    """The addressed object, if the caller owns it or its ACL lets the caller read it."""
+    bucket = await req.bucket()
     assert req.key is not None
     info = await req.services.objects.head(bucket.account, bucket.name, req.key)
     if info is None:
+        if not req.may(bucket.account, bucket.acl, Access.READ):
+            raise AccessDenied()  # whether a key exists is not for strangers to learn
         raise NoSuchKey(Key=req.key)
+    if not req.may(bucket.account, info.acl, Access.READ):
+        raise AccessDenied()
     return info
 
 
@@ -201,7 +209,7 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
 
 
 async def delete_object(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
+    bucket = await req.bucket_for(Access.WRITE)
     assert req.key is not None
     await req.services.objects.delete(bucket.account, bucket.name, req.key)
     return web.Response(status=204)

@@ -14,11 +14,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.s3 import batch, buckets, copy, listing, multipart, objects
+from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, objects
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
-    AccessDenied,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
@@ -45,13 +44,13 @@ Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
 
 # Bucket sub-resources S3 defines that we do not (yet) serve: answered NotImplemented.
 _BUCKET_SUBRESOURCES = {
-    "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+    "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
     "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
     "versioning", "versions", "website", "metadataTable",
 }
 _OBJECT_SUBRESOURCES = {
-    "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes",
+    "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes",
 }
 
 
@@ -68,6 +67,8 @@ def _pick(req: S3Request) -> Handler:
             return multipart.list_multipart_uploads
         if "delete" in req.query and method == "POST":
             return batch.delete_objects
+        if "acl" in req.query and method in ("GET", "PUT"):
+            return acl.get_bucket_acl if method == "GET" else acl.put_bucket_acl
         if _BUCKET_SUBRESOURCES & req.query.keys():
             raise S3NotImplemented()
         table: dict[str, Handler] = {
@@ -78,6 +79,8 @@ def _pick(req: S3Request) -> Handler:
     else:
         if _OBJECT_SUBRESOURCES & req.query.keys():
             raise S3NotImplemented()
+        if "acl" in req.query and method in ("GET", "PUT"):
+            return acl.get_object_acl if method == "GET" else acl.put_object_acl
         copying = "x-amz-copy-source" in req.http.headers
         if "uploadId" in req.query:
             table = {"PUT": copy.upload_part_copy if copying else multipart.upload_part,
@@ -131,9 +134,7 @@ class S3Api:
             bucket, key, query = parse_target(http, self.services.config.s3_domain)
             req = S3Request(http, self.services, request_id, bucket, key, query)
             handler = _pick(req)
-            req.user = await authenticate_request(req)
-            if req.user is None:
-                raise AccessDenied()
+            req.user = await authenticate_request(req)  # None: anonymous, for the ACLs to judge
             response = await handler(req)
         except Exception as exc:  # the edge: every failure leaves as an S3 error
             if req is not None and req.response_started:

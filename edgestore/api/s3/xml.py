@@ -8,9 +8,15 @@ from typing import Iterable
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-__all__ = ["NS", "document", "element", "iso8601", "http_date", "owner_xml", "encode_key"]
+from aiohttp import web
+
+__all__ = ["NS", "xml_response", "document", "element", "iso8601", "http_date", "owner_xml", "encode_key"]
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def xml_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/xml")
 
 
 def document(root: str, body: Iterable[str] | str) -> bytes:
