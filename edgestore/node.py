@@ -28,6 +28,7 @@ from edgestore.model.buckets import Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
 from edgestore.model.users import Users
+from edgestore.model.versions import Versions
 from edgestore.store.device import LocalDevice
 
 __all__ = ["Node", "run_node"]
@@ -59,7 +60,8 @@ class Node:
         self.users = Users(self.coordinator, self.clock, config.node_id)
         objects = Objects(self.coordinator, self.clock, config)
         self.services = S3Services(config, self.users, Buckets(self.coordinator, self.clock, config.node_id),
-                                   objects, Uploads(self.coordinator, objects, self.clock, config.node_id))
+                                   objects, Uploads(self.coordinator, objects, self.clock, config.node_id),
+                                   Versions(self.coordinator, objects, self.clock, config.node_id))
 
     def app(self) -> web.Application:
         config = self.config

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
-from typing import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator
 
 from edgestore.clock import Clock
 from edgestore.cluster.coordinator import Coordinator
@@ -21,6 +21,7 @@ from edgestore.store.records import (
     KIND_BUCKET,
     KIND_BUCKET_NAME,
     KIND_OBJECT,
+    KIND_VERSION,
     Record,
     bucket_record_name,
     placement_path,
@@ -50,9 +51,17 @@ class Bucket:
     account: str
     created_ts: int
     acl: str = DEFAULT_ACL
+    versioning: str | None = None  # None (never enabled), "Enabled" or "Suspended"
 
     def value(self) -> dict[str, object]:
-        return {"account": self.account, "created_ts": self.created_ts, "acl": self.acl}
+        return {"account": self.account, "created_ts": self.created_ts, "acl": self.acl,
+                "versioning": self.versioning}
+
+    @classmethod
+    def from_value(cls, name: str, value: dict[str, Any]) -> Bucket:
+        versioning = value.get("versioning")
+        return cls(name, str(value["account"]), int(value["created_ts"]), str(value.get("acl", DEFAULT_ACL)),
+                   str(versioning) if versioning is not None else None)
 
 
 class Buckets:
@@ -71,8 +80,7 @@ class Buckets:
         if record is None or record.deleted:
             self._cache.pop(name, None)
             return None
-        bucket = Bucket(name, str(record.value["account"]), int(record.value["created_ts"]),
-                        str(record.value.get("acl", DEFAULT_ACL)))
+        bucket = Bucket.from_value(name, record.value)
         if len(self._cache) > 10000:
             self._cache.clear()
         self._cache[name] = (now + CACHE_TTL_S, bucket)
@@ -93,7 +101,12 @@ class Buckets:
         return bucket
 
     async def set_acl(self, bucket: Bucket, acl: str) -> Bucket:
-        changed = Bucket(bucket.name, bucket.account, bucket.created_ts, acl)
+        changed = replace(bucket, acl=acl)
+        await self._write(changed)
+        return changed
+
+    async def set_versioning(self, bucket: Bucket, status: str) -> Bucket:
+        changed = replace(bucket, versioning=status)
         await self._write(changed)
         return changed
 
@@ -120,16 +133,17 @@ class Buckets:
         self._cache.pop(name, None)
 
     async def has_objects(self, bucket: Bucket) -> bool:
+        """Any object, or in a versioned bucket any version (delete markers included)?"""
         prefix = f"{bucket.account}/{bucket.name}/"
         path = placement_path(KIND_OBJECT, prefix)
-        async for record in self._coordinator.iter_records(KIND_OBJECT, path, prefix, page_size=100):
-            if not record.deleted:
-                return True
+        for kind in (KIND_OBJECT, KIND_VERSION):
+            async for record in self._coordinator.iter_records(kind, path, prefix, page_size=100):
+                if not record.deleted:
+                    return True
         return False
 
     async def list_for_account(self, account: str) -> AsyncIterator[Bucket]:
         prefix = account + "/"
         async for record in self._coordinator.iter_records(KIND_BUCKET, "/" + account, prefix):
             if not record.deleted:
-                yield Bucket(record.name[len(prefix):], account, int(record.value["created_ts"]),
-                             str(record.value.get("acl", DEFAULT_ACL)))
+                yield Bucket.from_value(record.name[len(prefix):], record.value)

@@ -18,7 +18,7 @@ from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.errors import BadPartList, NoSuchUpload
 from edgestore.model.objects import ObjectInfo, Objects
-from edgestore.store.records import KIND_OBJECT, KIND_PART, KIND_UPLOAD, Record, object_name, placement_path
+from edgestore.store.records import KIND_PART, KIND_UPLOAD, Record, object_name, placement_path
 
 __all__ = ["Upload", "Part", "Uploads", "MIN_PART_BYTES", "MAX_PARTS"]
 
@@ -111,7 +111,8 @@ class Uploads:
 
     async def complete(self, upload: Upload, wanted: list[tuple[int, str]],
                        checksum_of: Callable[[list[Part]], dict[str, str]] | None = None,
-                       before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
+                       before_commit: Callable[[], Awaitable[None]] | None = None,
+                       versioning: str | None = None) -> ObjectInfo:
         """Join the named parts (number, ETag) into the object; raises BadPartList."""
         have = {part.number: part for part in await self.parts(upload)}
         chosen: list[Part] = []
@@ -144,8 +145,7 @@ class Uploads:
             value["checksums"] = checksum_of(chosen)
         if before_commit is not None:
             await before_commit()
-        info = await self._objects.put_record(
-            upload.account, upload.key, self._record(KIND_OBJECT, name, value))
+        info = await self._objects.commit(upload.account, upload.bucket, upload.key, value, None, versioning)
         await self._close(upload, have.values(), {"completed_into": f"{name}#{data_id}"})
         return info
 

@@ -22,7 +22,18 @@ from edgestore.config import NodeConfig
 from edgestore.errors import NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.store.blocks import block_hash
-from edgestore.store.records import KIND_OBJECT, Record, object_name, placement_path
+from edgestore.store.records import (
+    KIND_OBJECT,
+    KIND_VERSION,
+    VERSION_SEPARATOR,
+    Record,
+    new_version_id,
+    object_name,
+    placement_path,
+    version_name,
+)
+
+NULL_VERSION = "null"
 
 __all__ = ["Objects", "ObjectInfo", "StoredBody"]
 
@@ -40,6 +51,22 @@ class ObjectInfo:
     checksums: dict[str, str]
     acl: str
     record: Record
+
+    @property
+    def version_id(self) -> str | None:
+        """The S3 version id: None in a bucket that was never versioned."""
+        value = self.record.value.get("version_id")
+        return str(value) if value is not None else None
+
+    @property
+    def delete_marker(self) -> bool:
+        return bool(self.record.value.get("delete_marker"))
+
+    @classmethod
+    def marker(cls, key: str, record: Record) -> ObjectInfo:
+        """A delete marker, as listings of versions show it."""
+        return cls(key=key, size=0, etag="", last_modified=ts_to_seconds(record.ts), content_type="",
+                   meta={}, headers={}, checksums={}, acl=DEFAULT_ACL, record=record)
 
     @classmethod
     def from_record(cls, key: str, record: Record) -> ObjectInfo:
@@ -87,7 +114,8 @@ class Objects:
 
     async def put(self, account: str, bucket: str, key: str, body: AsyncIterator[bytes],
                   attrs: dict[str, Any], late_attrs: Callable[[], dict[str, Any]] | None = None,
-                  before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
+                  before_commit: Callable[[], Awaitable[None]] | None = None,
+                  versioning: str | None = None) -> ObjectInfo:
         """Store a body. `body` raising (a bad digest, a short body) aborts the write
         before anything is acknowledged; `late_attrs` adds values known only at the end
         (checksums sent as trailers); `before_commit` may still refuse (a precondition)."""
@@ -99,13 +127,56 @@ class Objects:
             value.update(late_attrs())
         if before_commit is not None:
             await before_commit()
-        record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value, data=stored.inline)
-        await self._coordinator.put_record(record)
-        return ObjectInfo.from_record(key, record.without_data())
+        return await self.commit(account, bucket, key, value, stored.inline, versioning)
+
+    async def commit(self, account: str, bucket: str, key: str, value: dict[str, Any], data: bytes | None,
+                     versioning: str | None, deleted: bool = False) -> ObjectInfo:
+        """Make a new version the current one. In a bucket whose versioning is Enabled or
+        Suspended, a version record keeps it after it is overwritten; the version record
+        and the current record share a partition and go in one write. `deleted` makes a
+        delete marker (the current record becomes a tombstone that names it)."""
+        name = object_name(account, bucket, key)
+        ts = self._clock.now()
+        records = []
+        if versioning in ("Enabled", "Suspended"):
+            version_id = new_version_id(ts, self._node_id)
+            shown = version_id if versioning == "Enabled" else NULL_VERSION
+            value = dict(value, version_id=shown)
+            if deleted:
+                value["delete_marker"] = True
+            records += await self._keep_unversioned(name)
+            if versioning == "Suspended":  # a null version replaces the previous null version
+                records += [Record(KIND_VERSION, old.name, ts, self._node_id, deleted=True)
+                            async for old in self.versions_of(name) if old.value.get("version_id") == NULL_VERSION]
+            records.append(Record(KIND_VERSION, version_name(name, version_id), ts, self._node_id,
+                                  value=value, data=data))
+        current = Record(KIND_OBJECT, name, ts, self._node_id, deleted, value, None if deleted else data)
+        await self._coordinator.put_records(placement_path(KIND_OBJECT, name), records + [current])
+        return ObjectInfo.from_record(key, current.without_data()) if not deleted else \
+            ObjectInfo.marker(key, current)
+
+    async def _keep_unversioned(self, name: str) -> list[Record]:
+        """An object written before versioning was turned on becomes the "null" version
+        when the first version is written over it, instead of being lost."""
+        current = await self._coordinator.get_record(KIND_OBJECT, name)
+        if current is None or current.deleted or "version_id" in current.value:
+            return []
+        value = dict(current.value, version_id=NULL_VERSION, mtime_ts=int(current.value.get("mtime_ts", current.ts)))
+        return [Record(KIND_VERSION, version_name(name, new_version_id(current.ts, current.node)), current.ts,
+                       current.node, value=value, data=current.data)]
+
+    async def versions_of(self, name: str) -> AsyncIterator[Record]:
+        """The live version records of one object (by its record name), newest first."""
+        prefix = name + VERSION_SEPARATOR
+        async for record in self._coordinator.iter_records(KIND_VERSION, placement_path(KIND_VERSION, name),
+                                                           prefix):
+            if not record.deleted:
+                yield record
 
     async def copy(self, source: ObjectInfo, account: str, bucket: str, key: str,
                    attrs: dict[str, Any] | None, acl: str,
-                   before_commit: Callable[[], Awaitable[None]] | None = None) -> ObjectInfo:
+                   before_commit: Callable[[], Awaitable[None]] | None = None,
+                   versioning: str | None = None) -> ObjectInfo:
         """A new object with the source's data: the same blocks (nothing is copied) or the
         same inline bytes. `attrs` replaces the source's metadata when given; the ACL is
         the copy's own, never the source's."""
@@ -116,7 +187,8 @@ class Objects:
             value.update(attrs)
         value["owner"] = account
         value["acl"] = acl
-        value.pop("mtime_ts", None)
+        for stale in ("mtime_ts", "version_id", "delete_marker"):
+            value.pop(stale, None)
         data = source.record.data
         if "blocks" not in value and data is None:
             full = await self._coordinator.get_record(source.record.kind, source.record.name)
@@ -125,10 +197,7 @@ class Objects:
             data = full.data
         if before_commit is not None:
             await before_commit()
-        name = object_name(account, bucket, key)
-        record = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, value=value, data=data)
-        await self._coordinator.put_record(record)
-        return ObjectInfo.from_record(key, record.without_data())
+        return await self.commit(account, bucket, key, value, data, versioning)
 
     async def set_acl(self, account: str, bucket: str, info: ObjectInfo, acl: str) -> None:
         """Rewrite an object's record with another ACL; its data and times stay."""
@@ -146,11 +215,6 @@ class Objects:
                    for key in keys]
         if records:
             await self._coordinator.put_records(placement_path(KIND_OBJECT, records[0].name), records)
-
-    async def put_record(self, account: str, key: str, record: Record) -> ObjectInfo:
-        """Write an object record made elsewhere (a completed multipart upload)."""
-        await self._coordinator.put_record(record)
-        return ObjectInfo.from_record(key, record.without_data())
 
     async def store_body(self, name: str, body: AsyncIterator[bytes], allow_inline: bool) -> StoredBody:
         """Stream a body into blocks (or keep it for inline storage if small and allowed);
@@ -179,11 +243,6 @@ class Objects:
             await uploads.cancel()
         return StoredBody(size, md5.digest(), data_id, None if inline else blocks,
                           bytes(buf) if inline else None)
-
-    async def delete(self, account: str, bucket: str, key: str) -> None:
-        await self._coordinator.put_record(
-            Record(KIND_OBJECT, object_name(account, bucket, key), self._clock.now(),
-                   self._node_id, deleted=True))
 
     async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes start..end (inclusive) of an object, a block at a time, the next

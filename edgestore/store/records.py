@@ -16,9 +16,12 @@ import base64
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import xxhash
+
 __all__ = [
     "Record", "newest", "placement_path",
     "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_UPLOAD", "KIND_PART",
+    "KIND_VERSION", "VERSION_SEPARATOR", "version_name", "new_version_id",
     "object_name", "split_object_name", "bucket_record_name",
 ]
 
@@ -28,6 +31,8 @@ KIND_BUCKET_NAME = "bucketname"  # name "bucket" -> owning account; placed on "/
 KIND_USER = "user"            # name = access key;       placed on "/.users/access-key"
 KIND_UPLOAD = "upload"        # name "account/bucket/upload-id"; placed on "/account/bucket"
 KIND_PART = "part"            # name "account/bucket/upload-id/00001"; placed on "/account/bucket"
+KIND_VERSION = "version"      # name "account/bucket/key\x00version-id"; placed on "/account/bucket"
+VERSION_SEPARATOR = "\x00"   # sorts below every character a key may hold: a key's versions stay together
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +89,22 @@ def split_object_name(name: str) -> tuple[str, str, str]:
     return account, bucket, key
 
 
+def version_name(object_record_name: str, version_id: str) -> str:
+    return f"{object_record_name}{VERSION_SEPARATOR}{version_id}"
+
+
+def new_version_id(ts: int, node: str) -> str:
+    """A version id that sorts newest first (the timestamp inverted), unique per writer."""
+    return f"{(1 << 64) - 1 - ts:016x}{xxhash.xxh32_hexdigest(node.encode())[:4]}"
+
+
 def bucket_record_name(account: str, bucket: str) -> str:
     return f"{account}/{bucket}"
 
 
 def placement_path(kind: str, name: str) -> str:
     """The ring path whose partition holds a record (account and bucket names hold no '/')."""
-    if kind in (KIND_OBJECT, KIND_UPLOAD, KIND_PART):
+    if kind in (KIND_OBJECT, KIND_UPLOAD, KIND_PART, KIND_VERSION):
         account, bucket, _ = name.split("/", 2)
         return f"/{account}/{bucket}"
     if kind == KIND_BUCKET:

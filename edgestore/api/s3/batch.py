@@ -13,6 +13,7 @@ from edgestore.api.s3.context import MAX_KEY_BYTES, S3Request
 from edgestore.api.s3.errors import BadDigest, MalformedXML
 from edgestore.api.s3.xml import document, element, xml_response
 from edgestore.model.acl import Access
+from edgestore.model.objects import NULL_VERSION
 from edgestore.streams import BodyTooLarge, read_limited
 
 MAX_KEYS = 1000
@@ -31,7 +32,7 @@ def _check_integrity(req: S3Request, body: bytes) -> None:
         verify(requested.algorithm, requested.expected_b64, checksum)
 
 
-def _parse(body: bytes) -> tuple[list[str], bool]:
+def _parse(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise MalformedXML()  # no entity expansion, ever
     try:
@@ -40,17 +41,17 @@ def _parse(body: bytes) -> tuple[list[str], bool]:
         raise MalformedXML() from None
     if root.tag.rsplit("}", 1)[-1] != "Delete":
         raise MalformedXML()
-    keys: list[str] = []
+    keys: list[tuple[str, str | None]] = []
     quiet = False
     for child in root:
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "Quiet":
             quiet = (child.text or "").strip().lower() == "true"
         elif tag == "Object":
-            key_el = next((c for c in child if c.tag.rsplit("}", 1)[-1] == "Key"), None)
-            if key_el is None or key_el.text is None:
+            fields = {c.tag.rsplit("}", 1)[-1]: c.text for c in child}
+            if not fields.get("Key"):
                 raise MalformedXML()
-            keys.append(key_el.text)
+            keys.append((str(fields["Key"]), fields.get("VersionId") or None))
         else:
             raise MalformedXML()
     if not keys or len(keys) > MAX_KEYS:
@@ -65,14 +66,30 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
     except BodyTooLarge:
         raise MalformedXML() from None
     _check_integrity(req, body)
-    keys, quiet = _parse(body)
-    valid = [k for k in dict.fromkeys(keys) if len(k.encode()) <= MAX_KEY_BYTES]
-    await req.services.objects.delete_many(bucket.account, bucket.name, valid)
+    entries, quiet = _parse(body)
     parts = []
-    for key in keys:
+    valid = [(k, v) for k, v in entries if len(k.encode()) <= MAX_KEY_BYTES]
+    for key, _ in entries:
         if len(key.encode()) > MAX_KEY_BYTES:
             parts.append(f"<Error>{element('Key', key)}{element('Code', 'KeyTooLongError')}"
                          f"{element('Message', 'Your key is too long')}</Error>")
-        elif not quiet:
-            parts.append(f"<Deleted>{element('Key', key)}</Deleted>")
+    if bucket.versioning is None and all(v in (None, NULL_VERSION) for _, v in valid):
+        # Plain tombstones: all keys share the bucket's partition, so one write does them all.
+        await req.services.objects.delete_many(bucket.account, bucket.name, list(dict.fromkeys(k for k, _ in valid)))
+        if not quiet:
+            parts += [f"<Deleted>{element('Key', key)}</Deleted>" for key, _ in valid]
+        return xml_response(document("DeleteResult", parts))
+    for key, version_id in valid:
+        shown, marker = await req.services.versions.delete(bucket.account, bucket.name, key,
+                                                            bucket.versioning, version_id)
+        if quiet:
+            continue
+        fields = element("Key", key)
+        if version_id is not None:
+            fields += element("VersionId", version_id)
+            if marker:
+                fields += element("DeleteMarker", True)
+        elif marker and shown is not None:
+            fields += element("DeleteMarker", True) + element("DeleteMarkerVersionId", shown)
+        parts.append(f"<Deleted>{fields}</Deleted>")
     return xml_response(document("DeleteResult", parts))

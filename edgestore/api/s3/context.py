@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from edgestore.api.s3.errors import AccessDenied, InvalidURI, KeyTooLongError, NoSuchBucket
+from edgestore.api.s3.errors import AccessDenied, InvalidArgument, InvalidURI, KeyTooLongError, NoSuchBucket
 from edgestore.api.s3.sigv4 import AuthResult
 from edgestore.config import NodeConfig
 from edgestore.model.acl import Access, acl_grants
@@ -15,6 +15,7 @@ from edgestore.model.buckets import Bucket, Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
 from edgestore.model.users import User, Users
+from edgestore.model.versions import Versions
 
 __all__ = ["S3Services", "S3Request", "parse_target"]
 
@@ -28,6 +29,7 @@ class S3Services:
     buckets: Buckets
     objects: Objects
     uploads: Uploads
+    versions: Versions
 
 
 @dataclass
@@ -122,6 +124,8 @@ def parse_target(request: web.Request, s3_domain: str | None) -> tuple[str | Non
     bucket = bucket or None
     if bucket is None:
         return None, None, query
+    if "\x00" in key:  # it separates a key from its version ids, and XML cannot carry it
+        raise InvalidArgument("Object keys may not contain the NUL character.")
     if len(key.encode()) > MAX_KEY_BYTES:
         raise KeyTooLongError(Size=str(len(key.encode())), MaxSizeAllowed=str(MAX_KEY_BYTES))
     return bucket, key or None, query

@@ -21,7 +21,7 @@ from edgestore.api.s3.errors import (
     PreconditionFailed,
 )
 from edgestore.api.s3.multipart import part_number, upload_of
-from edgestore.api.s3.objects import object_attrs, write_precondition
+from edgestore.api.s3.objects import find_version, object_attrs, write_precondition
 from edgestore.api.s3.xml import document, element, iso8601, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.objects import ObjectInfo
@@ -41,13 +41,21 @@ async def _source(req: S3Request) -> ObjectInfo:
     if not bucket_name or not key:
         raise InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
                               ArgumentName="x-amz-copy-source", ArgumentValue=raw[:256])
-    if query and query not in ("versionId=null", "versionId="):
-        raise InvalidArgument("This bucket is not versioned: versionId can only be null",
-                              ArgumentName="x-amz-copy-source", ArgumentValue=raw[:256])
+    version_id = query[len("versionId="):] if query.startswith("versionId=") else None
+    if query and version_id is None:
+        raise InvalidArgument("Unsupported copy source parameter", ArgumentName="x-amz-copy-source",
+                              ArgumentValue=raw[:256])
     bucket = await req.services.buckets.lookup(bucket_name)
     if bucket is None:
         raise NoSuchBucket(BucketName=bucket_name)
-    info = await req.services.objects.head(bucket.account, bucket.name, key)
+    if version_id:
+        info: ObjectInfo | None = await find_version(req, bucket, key, version_id)
+        assert info is not None
+        if info.delete_marker:
+            raise InvalidRequest("The source of a copy request may not specifically refer to a delete marker "
+                                 "by version id.")
+    else:
+        info = await req.services.objects.head(bucket.account, bucket.name, key)
     if info is None:
         if not req.may(bucket.account, bucket.acl, Access.READ):
             raise AccessDenied()
@@ -81,8 +89,13 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     attrs = object_attrs(req) if directive == "REPLACE" else None
     info = await req.services.objects.copy(source, bucket.account, bucket.name, req.key, attrs,
                                            requested_acl(req),
-                                           before_commit=write_precondition(req, bucket.account, bucket.name))
+                                           before_commit=write_precondition(req, bucket.account, bucket.name),
+                                           versioning=bucket.versioning)
     headers = {header_name(a): v for a, v in info.checksums.items()}
+    if info.version_id is not None:
+        headers["x-amz-version-id"] = info.version_id
+    if source.version_id is not None:
+        headers["x-amz-copy-source-version-id"] = source.version_id
     response = xml_response(_copy_result("CopyObjectResult", info))
     response.headers.update(headers)
     return response

@@ -189,6 +189,18 @@ class InvalidPartNumber(S3Error):
     message = 'The requested partnumber is not satisfiable'
 
 
+class IllegalVersioningConfigurationException(S3Error):
+    code = 'IllegalVersioningConfigurationException'
+    status = 400
+    message = 'The versioning configuration specified in the request is invalid.'
+
+
+class NoSuchVersion(S3Error):
+    code = 'NoSuchVersion'
+    status = 404
+    message = 'The specified version does not exist.'
+
+
 class MethodNotAllowed(S3Error):
     code = 'MethodNotAllowed'
     status = 405

@@ -111,13 +111,17 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     except BodyTooLarge:
         raise MalformedXML() from None
     algorithm = upload.attrs.get("checksum_algorithm")
+    bucket = await req.bucket_for(Access.WRITE)
     info = await req.services.uploads.complete(
         upload, wanted, _composite_checksum(algorithm) if algorithm else None,
-        before_commit=write_precondition(req, upload.account, upload.bucket))
+        before_commit=write_precondition(req, upload.account, upload.bucket), versioning=bucket.versioning)
     location = f"{req.http.scheme}://{req.http.host}/{upload.bucket}/{encode_key(upload.key, True)}"
-    return xml_response(document("CompleteMultipartUploadResult", [
+    response = xml_response(document("CompleteMultipartUploadResult", [
         element("Location", location), element("Bucket", upload.bucket), element("Key", upload.key),
         element("ETag", f'"{info.etag}"')]))
+    if info.version_id is not None:
+        response.headers["x-amz-version-id"] = info.version_id
+    return response
 
 
 async def abort_multipart_upload(req: S3Request) -> web.StreamResponse:

@@ -18,13 +18,16 @@ from edgestore.api.s3.errors import (
     InvalidRange,
     InvalidRequest,
     MetadataTooLarge,
+    MethodNotAllowed,
     NoSuchKey,
+    NoSuchVersion,
     PreconditionFailed,
 )
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.xml import http_date
 from edgestore.model.acl import Access
-from edgestore.model.objects import ObjectInfo
+from edgestore.model.buckets import Bucket
+from edgestore.model.objects import NULL_VERSION, ObjectInfo
 
 # Standard headers stored with an object and returned with it.
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language",
@@ -59,6 +62,8 @@ def object_attrs(req: S3Request) -> dict[str, Any]:
 def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
     out = {"ETag": f'"{info.etag}"', "Last-Modified": http_date(info.last_modified),
            "Content-Type": info.content_type, "Accept-Ranges": "bytes"}
+    if info.version_id is not None:
+        out["x-amz-version-id"] = info.version_id
     for name, value in info.headers.items():
         out[name] = value
     for name, value in info.meta.items():
@@ -106,17 +111,41 @@ async def put_object(req: S3Request) -> web.StreamResponse:
         await precondition()  # fail before the body is read, and again before the commit
     body = request_body(req)
     info = await req.services.objects.put(bucket.account, bucket.name, req.key, body.chunks(),
-                                          attrs, late_attrs=body.late_attrs, before_commit=precondition)
+                                          attrs, late_attrs=body.late_attrs, before_commit=precondition,
+                                          versioning=bucket.versioning)
     headers = {"ETag": f'"{info.etag}"'}
+    if info.version_id is not None:
+        headers["x-amz-version-id"] = info.version_id
     for algorithm, value in info.checksums.items():
         headers[header_name(algorithm)] = value
     return web.Response(status=200, headers=headers)
+
+
+async def find_version(req: S3Request, bucket: Bucket, key: str, version_id: str) -> ObjectInfo:
+    """A given version of an object (versionId=...), which may be a delete marker."""
+    if bucket.versioning is None and version_id != NULL_VERSION:
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                              ArgumentValue=version_id[:64])
+    info = await req.services.versions.get(bucket.account, bucket.name, key, version_id)
+    if info is None:
+        if not req.may(bucket.account, bucket.acl, Access.READ):
+            raise AccessDenied()
+        raise NoSuchVersion(Key=key, VersionId=version_id)
+    return info
 
 
 async def _existing(req: S3Request) -> ObjectInfo:
     """The addressed object, if the caller owns it or its ACL lets the caller read it."""
     bucket = await req.bucket()
     assert req.key is not None
+    if "versionId" in req.query:
+        version = await find_version(req, bucket, req.key, req.query["versionId"])
+        if version.delete_marker:
+            raise MethodNotAllowed("The specified method is not allowed against this resource.",
+                                   Method=req.http.method, ResourceType="DeleteMarker")
+        if not req.may(bucket.account, version.acl, Access.READ):
+            raise AccessDenied()
+        return version
     info = await req.services.objects.head(bucket.account, bucket.name, req.key)
     if info is None:
         if not req.may(bucket.account, bucket.acl, Access.READ):
@@ -211,5 +240,15 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
 async def delete_object(req: S3Request) -> web.StreamResponse:
     bucket = await req.bucket_for(Access.WRITE)
     assert req.key is not None
-    await req.services.objects.delete(bucket.account, bucket.name, req.key)
-    return web.Response(status=204)
+    version_id = req.query.get("versionId")
+    if version_id is not None and bucket.versioning is None and version_id != NULL_VERSION:
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                              ArgumentValue=version_id[:64])
+    shown, marker = await req.services.versions.delete(bucket.account, bucket.name, req.key,
+                                                        bucket.versioning, version_id)
+    headers = {}
+    if shown is not None:
+        headers["x-amz-version-id"] = shown
+    if marker:
+        headers["x-amz-delete-marker"] = "true"
+    return web.Response(status=204, headers=headers)

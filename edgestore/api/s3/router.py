@@ -14,7 +14,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, objects
+from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, objects, versioning
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
@@ -47,7 +47,7 @@ _BUCKET_SUBRESOURCES = {
     "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
     "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
-    "versioning", "versions", "website", "metadataTable",
+    "website", "metadataTable",
 }
 _OBJECT_SUBRESOURCES = {
     "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes",
@@ -69,6 +69,10 @@ def _pick(req: S3Request) -> Handler:
             return batch.delete_objects
         if "acl" in req.query and method in ("GET", "PUT"):
             return acl.get_bucket_acl if method == "GET" else acl.put_bucket_acl
+        if "versioning" in req.query and method in ("GET", "PUT"):
+            return versioning.get_bucket_versioning if method == "GET" else versioning.put_bucket_versioning
+        if "versions" in req.query and method == "GET":
+            return versioning.list_object_versions
         if _BUCKET_SUBRESOURCES & req.query.keys():
             raise S3NotImplemented()
         table: dict[str, Handler] = {
