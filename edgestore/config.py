@@ -73,6 +73,10 @@ class NodeConfig:
     region: str = "us-east-1"
     timeouts: Timeouts = field(default_factory=Timeouts)
     tls: TlsConfig | None = None
+    # Multipart uploads untouched this long are aborted (like S3's lifecycle rule
+    # AbortIncompleteMultipartUpload); the job looks every stale_upload_interval_s.
+    stale_upload_age_s: float = 7 * 24 * 3600
+    stale_upload_interval_s: float = 3600
     config_path: Path | None = None
 
 
@@ -160,5 +164,8 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         region=_get(s3, "region", str, "us-east-1"),
         timeouts=Timeouts(**{k: _get(limits, k, float) for k in limits}),
         tls=tls,
+        stale_upload_age_s=_get(raw.get("jobs", {}), "stale_upload_age_s", float, NodeConfig.stale_upload_age_s),
+        stale_upload_interval_s=_get(raw.get("jobs", {}), "stale_upload_interval_s", float,
+                                     NodeConfig.stale_upload_interval_s),
         config_path=config_path,
     )

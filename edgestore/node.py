@@ -24,6 +24,8 @@ from edgestore.cluster.ringstate import RingState
 from edgestore.cluster.rpc import InternalClient
 from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
+from edgestore.jobs.runner import JobRunner
+from edgestore.jobs.stale_uploads import StaleUploads
 from edgestore.model.buckets import Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
@@ -59,9 +61,13 @@ class Node:
                                        config.timeouts)
         self.users = Users(self.coordinator, self.clock, config.node_id)
         objects = Objects(self.coordinator, self.clock, config)
+        uploads = Uploads(self.coordinator, objects, self.clock, config.node_id)
         self.services = S3Services(config, self.users, Buckets(self.coordinator, self.clock, config.node_id),
-                                   objects, Uploads(self.coordinator, objects, self.clock, config.node_id),
-                                   Versions(self.coordinator, objects, self.clock, config.node_id))
+                                   objects, uploads, Versions(self.coordinator, objects, self.clock, config.node_id))
+        self.jobs = JobRunner([
+            StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
+                         config.stale_upload_interval_s),
+        ])
 
     def app(self) -> web.Application:
         config = self.config
@@ -72,11 +78,12 @@ class Node:
         app.router.add_routes(internal_routes(self.devices))
         app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users,
                                            config.cluster_secret, admin_check(self.services),
-                                           sorted(self.devices)))
+                                           sorted(self.devices), self.jobs))
         app.router.add_route("*", "/{tail:.*}", S3Api(self.services).handle)
         return app
 
     async def close(self) -> None:
+        await self.jobs.stop()
         await self.coordinator.close()
         await self.client.close()
         for device in self.devices.values():
@@ -110,6 +117,7 @@ async def run_node(config: NodeConfig) -> None:
         await node.close()
         raise ConfigError(f"cannot listen: {exc.strerror}") from exc
     log.info("node %s serving on %s:%d", config.node_id, config.listen_host, config.listen_port)
+    node.jobs.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

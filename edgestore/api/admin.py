@@ -14,6 +14,7 @@ from aiohttp import web
 
 from edgestore.cluster.ringstate import RingState
 from edgestore.cluster.rpc import BODY_HEADER, body_digest, verify_signature
+from edgestore.jobs.runner import JobRunner
 from edgestore.model.users import InvalidUser, Users
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -26,7 +27,7 @@ MAX_ADMIN_BODY = 64 * 1024
 
 
 def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: bytes,
-                 admin_by_sigv4: AdminCheck, devices: list[str]) -> list[web.RouteDef]:
+                 admin_by_sigv4: AdminCheck, devices: list[str], jobs: JobRunner) -> list[web.RouteDef]:
     async def admin_body(request: web.Request) -> bytes:
         """The body of a request from the cluster itself or from an admin user, or 403."""
         try:
@@ -60,7 +61,28 @@ def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: byte
                                   "access_key": user.access_key, "secret_key": user.secret_key,
                                   "admin": user.admin}, status=201)
 
+    async def list_jobs(request: web.Request) -> web.Response:
+        await admin_body(request)
+        return web.json_response({name: vars(state) for name, state in jobs.state.items()})
+
+    async def run_job(request: web.Request) -> web.Response:
+        """Run one pass of a job now, with job-specific options from a JSON body."""
+        body = await admin_body(request)
+        name = request.match_info["name"]
+        if name not in jobs.jobs:
+            raise web.HTTPNotFound(text=f"no job {name!r}; jobs: {', '.join(sorted(jobs.jobs))}\n")
+        try:
+            options = json.loads(body) if body.strip() else {}
+            if not isinstance(options, dict):
+                raise ValueError("options must be a JSON object")
+            result = await jobs.run_once(name, **options)
+        except (ValueError, TypeError) as exc:
+            raise web.HTTPBadRequest(text=f"bad options: {exc}\n") from exc
+        return web.json_response(result)
+
     return [
         web.get(ADMIN_PREFIX + "health", health),
         web.post(ADMIN_PREFIX + "users", create_user),
+        web.get(ADMIN_PREFIX + "jobs", list_jobs),
+        web.post(ADMIN_PREFIX + "jobs/{name}/run", run_job),
     ]

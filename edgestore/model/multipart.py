@@ -76,14 +76,21 @@ class Uploads:
             self._record(KIND_UPLOAD, upload.name, {"key": key, "initiated_ts": ts, "attrs": attrs}))
         return upload
 
-    async def get(self, account: str, bucket: str, key: str, upload_id: str) -> Upload:
+    async def find(self, account: str, bucket: str, upload_id: str) -> Upload | None:
+        """The upload as a quorum knows it, or None if absent, completed or aborted."""
         if not upload_id.isalnum():
-            raise NoSuchUpload(upload_id)
+            return None
         record = await self._coordinator.get_record(KIND_UPLOAD, f"{account}/{bucket}/{upload_id}")
-        if record is None or record.deleted or record.value.get("key") != key:
+        if record is None or record.deleted:
+            return None
+        return Upload(account, bucket, str(record.value["key"]), upload_id,
+                      ts_to_seconds(int(record.value["initiated_ts"])), dict(record.value.get("attrs", {})))
+
+    async def get(self, account: str, bucket: str, key: str, upload_id: str) -> Upload:
+        upload = await self.find(account, bucket, upload_id)
+        if upload is None or upload.key != key:
             raise NoSuchUpload(upload_id)
-        return Upload(account, bucket, key, upload_id, ts_to_seconds(int(record.value["initiated_ts"])),
-                      dict(record.value.get("attrs", {})))
+        return upload
 
     async def put_part(self, upload: Upload, number: int, body: AsyncIterator[bytes],
                        late_attrs: Callable[[], dict[str, Any]] | None = None) -> Part:
