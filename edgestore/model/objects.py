@@ -50,6 +50,7 @@ class ObjectInfo:
     headers: dict[str, str]
     checksums: dict[str, str]
     acl: str
+    tags: dict[str, str]
     record: Record
 
     @property
@@ -66,7 +67,7 @@ class ObjectInfo:
     def marker(cls, key: str, record: Record) -> ObjectInfo:
         """A delete marker, as listings of versions show it."""
         return cls(key=key, size=0, etag="", last_modified=ts_to_seconds(record.ts), content_type="",
-                   meta={}, headers={}, checksums={}, acl=DEFAULT_ACL, record=record)
+                   meta={}, headers={}, checksums={}, acl=DEFAULT_ACL, tags={}, record=record)
 
     @classmethod
     def from_record(cls, key: str, record: Record) -> ObjectInfo:
@@ -76,7 +77,8 @@ class ObjectInfo:
                    last_modified=ts_to_seconds(int(v.get("mtime_ts", record.ts))),
                    content_type=str(v.get("content_type") or "binary/octet-stream"),
                    meta=dict(v.get("meta", {})), headers=dict(v.get("headers", {})),
-                   checksums=dict(v.get("checksums", {})), acl=str(v.get("acl", DEFAULT_ACL)), record=record)
+                   checksums=dict(v.get("checksums", {})), acl=str(v.get("acl", DEFAULT_ACL)),
+                   tags=dict(v.get("tags", {})), record=record)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class Objects:
     async def copy(self, source: ObjectInfo, account: str, bucket: str, key: str,
                    attrs: dict[str, Any] | None, acl: str,
                    before_commit: Callable[[], Awaitable[None]] | None = None,
-                   versioning: str | None = None) -> ObjectInfo:
+                   versioning: str | None = None, tags: dict[str, str] | None = None) -> ObjectInfo:
         """A new object with the source's data: the same blocks (nothing is copied) or the
         same inline bytes. `attrs` replaces the source's metadata when given; the ACL is
         the copy's own, never the source's."""
@@ -187,6 +189,8 @@ class Objects:
             value.update(attrs)
         value["owner"] = account
         value["acl"] = acl
+        if tags is not None:
+            value["tags"] = tags
         for stale in ("mtime_ts", "version_id", "delete_marker"):
             value.pop(stale, None)
         data = source.record.data
@@ -199,12 +203,13 @@ class Objects:
             await before_commit()
         return await self.commit(account, bucket, key, value, data, versioning)
 
-    async def set_acl(self, account: str, bucket: str, info: ObjectInfo, acl: str) -> None:
-        """Rewrite an object's record with another ACL; its data and times stay."""
+    async def update(self, bucket: str, info: ObjectInfo, **changes: Any) -> None:
+        """Rewrite an object's record with some of its attributes changed (its ACL, its
+        tags); its data, ETag and Last-Modified stay."""
         full = await self._coordinator.get_record(info.record.kind, info.record.name)
         if full is None or full.deleted or full.version != info.record.version:
             raise NoSuchObject(bucket, info.key)
-        value = dict(full.value, acl=acl, mtime_ts=int(full.value.get("mtime_ts", full.ts)))
+        value = dict(full.value, mtime_ts=int(full.value.get("mtime_ts", full.ts)), **changes)
         await self._coordinator.put_record(
             Record(KIND_OBJECT, full.name, self._clock.now(), self._node_id, value=value, data=full.data))
 

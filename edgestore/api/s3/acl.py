@@ -114,5 +114,5 @@ async def put_object_acl(req: S3Request) -> web.StreamResponse:
     info = await req.services.objects.head(bucket.account, bucket.name, req.key)
     if info is None:
         raise NoSuchKey(Key=req.key)
-    await req.services.objects.set_acl(bucket.account, bucket.name, info, await _acl_from_request(req))
+    await req.services.objects.update(bucket.name, info, acl=await _acl_from_request(req))
     return web.Response(status=200)

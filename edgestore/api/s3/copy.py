@@ -22,6 +22,7 @@ from edgestore.api.s3.errors import (
 )
 from edgestore.api.s3.multipart import part_number, upload_of
 from edgestore.api.s3.objects import find_version, object_attrs, write_precondition
+from edgestore.api.s3.tagging import tags_from_header
 from edgestore.api.s3.xml import document, element, iso8601, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.objects import ObjectInfo
@@ -87,10 +88,15 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
                              "without changing the object's metadata, storage class, website redirect "
                              "location or encryption attributes.")
     attrs = object_attrs(req) if directive == "REPLACE" else None
+    tagging = req.http.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise InvalidArgument("Unknown tagging directive.", ArgumentName="x-amz-tagging-directive",
+                              ArgumentValue=tagging)
+    tags = (tags_from_header(req) or {}) if tagging == "REPLACE" else None
     info = await req.services.objects.copy(source, bucket.account, bucket.name, req.key, attrs,
                                            requested_acl(req),
                                            before_commit=write_precondition(req, bucket.account, bucket.name),
-                                           versioning=bucket.versioning)
+                                           versioning=bucket.versioning, tags=tags)
     headers = {header_name(a): v for a, v in info.checksums.items()}
     if info.version_id is not None:
         headers["x-amz-version-id"] = info.version_id

@@ -24,6 +24,7 @@ from edgestore.api.s3.errors import (
     PreconditionFailed,
 )
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
+from edgestore.api.s3.tagging import tags_from_header
 from edgestore.api.s3.xml import http_date
 from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
@@ -55,8 +56,12 @@ def object_attrs(req: S3Request) -> dict[str, Any]:
             value = ",".join(v.strip() for v in value.split(",") if v.strip() != "aws-chunked")
         if value:
             stored[name] = value
-    return {"content_type": headers.get("Content-Type") or "binary/octet-stream",
-            "meta": meta, "headers": stored, "acl": requested_acl(req)}
+    attrs = {"content_type": headers.get("Content-Type") or "binary/octet-stream",
+             "meta": meta, "headers": stored, "acl": requested_acl(req)}
+    tags = tags_from_header(req)
+    if tags is not None:
+        attrs["tags"] = tags
+    return attrs
 
 
 def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
@@ -64,6 +69,8 @@ def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
            "Content-Type": info.content_type, "Accept-Ranges": "bytes"}
     if info.version_id is not None:
         out["x-amz-version-id"] = info.version_id
+    if info.tags:
+        out["x-amz-tagging-count"] = str(len(info.tags))
     for name, value in info.headers.items():
         out[name] = value
     for name, value in info.meta.items():

@@ -7,6 +7,7 @@ implement get NotImplemented in S3's format, never a wrong answer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from typing import Awaitable, Callable
@@ -14,7 +15,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, objects, versioning
+from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, objects, tagging, unconfigured, versioning
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
@@ -50,7 +51,7 @@ _BUCKET_SUBRESOURCES = {
     "website", "metadataTable",
 }
 _OBJECT_SUBRESOURCES = {
-    "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes",
+    "retention", "legal-hold", "torrent", "restore", "select", "attributes",
 }
 
 
@@ -73,7 +74,11 @@ def _pick(req: S3Request) -> Handler:
             return versioning.get_bucket_versioning if method == "GET" else versioning.put_bucket_versioning
         if "versions" in req.query and method == "GET":
             return versioning.list_object_versions
-        if _BUCKET_SUBRESOURCES & req.query.keys():
+        probed = _BUCKET_SUBRESOURCES & req.query.keys()
+        if probed:
+            subresource = min(probed)
+            if method == "GET" and subresource in unconfigured.NOT_CONFIGURED:
+                return functools.partial(unconfigured.get_unconfigured, subresource=subresource)
             raise S3NotImplemented()
         table: dict[str, Handler] = {
             "PUT": buckets.create_bucket, "HEAD": buckets.head_bucket,
@@ -85,6 +90,9 @@ def _pick(req: S3Request) -> Handler:
             raise S3NotImplemented()
         if "acl" in req.query and method in ("GET", "PUT"):
             return acl.get_object_acl if method == "GET" else acl.put_object_acl
+        if "tagging" in req.query and method in ("GET", "PUT", "DELETE"):
+            return {"GET": tagging.get_object_tagging, "PUT": tagging.put_object_tagging,
+                    "DELETE": tagging.delete_object_tagging}[method]
         copying = "x-amz-copy-source" in req.http.headers
         if "uploadId" in req.query:
             table = {"PUT": copy.upload_part_copy if copying else multipart.upload_part,

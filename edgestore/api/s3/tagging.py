@@ -1,0 +1,99 @@
+"""Object tags: the x-amz-tagging header on writes, and Get/Put/DeleteObjectTagging."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+from xml.etree import ElementTree
+
+from aiohttp import web
+
+from edgestore.api.s3.context import S3Request
+from edgestore.api.s3.errors import InvalidArgument, MalformedXML, NoSuchKey, S3Error
+from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
+from edgestore.api.s3.xml import document, element, xml_response
+from edgestore.model.objects import ObjectInfo
+from edgestore.streams import BodyTooLarge, read_limited
+
+__all__ = ["tags_from_header", "get_object_tagging", "put_object_tagging", "delete_object_tagging"]
+
+MAX_TAGS = 10
+MAX_KEY_CHARS = 128
+MAX_VALUE_CHARS = 256
+MAX_BODY = 64 * 1024
+
+
+class InvalidTag(S3Error):
+    code = "InvalidTag"
+    status = 400
+    message = "The tag provided was not a valid tag."
+
+
+def _checked(tags: list[tuple[str, str]]) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise InvalidTag("Object tags cannot be greater than 10")
+    if len({k for k, _ in tags}) != len(tags):
+        raise InvalidTag("Cannot provide multiple Tags with the same key")
+    for key, value in tags:
+        if not key or len(key) > MAX_KEY_CHARS or len(value) > MAX_VALUE_CHARS:
+            raise InvalidTag("The TagKey or TagValue you have provided is too long or empty.")
+    return dict(tags)
+
+
+def tags_from_header(req: S3Request) -> dict[str, str] | None:
+    """x-amz-tagging: "k1=v1&k2=v2" (URL-encoded), or None when absent."""
+    raw = req.http.headers.get("x-amz-tagging")
+    if raw is None:
+        return None
+    try:
+        return _checked(parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw), errors="strict"))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
+                              "parameters without tag name duplicates.", ArgumentName="x-amz-tagging") from None
+
+
+async def _object(req: S3Request) -> ObjectInfo:
+    if "versionId" in req.query:
+        raise S3NotImplemented("Tagging a given version is not supported; tag the current object.")
+    bucket = await req.own_bucket()
+    assert req.key is not None
+    info = await req.services.objects.head(bucket.account, bucket.name, req.key)
+    if info is None:
+        raise NoSuchKey(Key=req.key)
+    return info
+
+
+async def get_object_tagging(req: S3Request) -> web.StreamResponse:
+    info = await _object(req)
+    tags = "".join(f"<Tag>{element('Key', k)}{element('Value', v)}</Tag>" for k, v in info.tags.items())
+    return xml_response(document("Tagging", f"<TagSet>{tags}</TagSet>"))
+
+
+async def put_object_tagging(req: S3Request) -> web.StreamResponse:
+    info = await _object(req)
+    try:
+        body = await read_limited(req.http.content, MAX_BODY)
+    except BodyTooLarge:
+        raise MalformedXML() from None
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise MalformedXML()
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        raise MalformedXML() from None
+    if root.tag.rsplit("}", 1)[-1] != "Tagging":
+        raise MalformedXML()
+    pairs = []
+    for tag in root.iter():
+        if tag.tag.rsplit("}", 1)[-1] == "Tag":
+            fields = {c.tag.rsplit("}", 1)[-1]: c.text or "" for c in tag}
+            if "Key" not in fields:
+                raise MalformedXML()
+            pairs.append((fields["Key"], fields.get("Value", "")))
+    await req.services.objects.update(req.bucket_name or "", info, tags=_checked(pairs))
+    return web.Response(status=200)
+
+
+async def delete_object_tagging(req: S3Request) -> web.StreamResponse:
+    info = await _object(req)
+    await req.services.objects.update(req.bucket_name or "", info, tags={})
+    return web.Response(status=204)

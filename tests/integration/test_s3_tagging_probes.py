@@ -1,0 +1,62 @@
+"""Object tagging, and the answers to bucket configurations clients probe but we keep none of."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+def code(exc: ClientError) -> str:
+    return str(exc.response["Error"]["Code"])
+
+
+def test_object_tags_by_header_and_by_api(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="t", Body=b"x", Tagging="project=slopes&camera=lift%203")
+    assert {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"]} == \
+        {"project": "slopes", "camera": "lift 3"}
+    assert s3.get_object(Bucket=bucket, Key="t")["TagCount"] == 2
+    before = s3.head_object(Bucket=bucket, Key="t")["LastModified"]
+    s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": "only", "Value": "one"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "only", "Value": "one"}]
+    assert s3.head_object(Bucket=bucket, Key="t")["LastModified"] == before
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "t"})
+    assert s3.get_object_tagging(Bucket=bucket, Key="copy")["TagSet"] == [{"Key": "only", "Value": "one"}]
+    s3.copy_object(Bucket=bucket, Key="copy2", CopySource={"Bucket": bucket, "Key": "t"},
+                   TaggingDirective="REPLACE", Tagging="new=tag")
+    assert s3.get_object_tagging(Bucket=bucket, Key="copy2")["TagSet"] == [{"Key": "new", "Value": "tag"}]
+    s3.delete_object_tagging(Bucket=bucket, Key="t")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == []
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [
+            {"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    assert code(exc.value) == "InvalidTag"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_tagging(Bucket=bucket, Key="missing")
+    assert code(exc.value) == "NoSuchKey"
+
+
+@pytest.mark.parametrize("call,expected", [
+    ("get_bucket_cors", "NoSuchCORSConfiguration"), ("get_bucket_lifecycle_configuration",
+                                                     "NoSuchLifecycleConfiguration"),
+    ("get_bucket_policy", "NoSuchBucketPolicy"), ("get_bucket_tagging", "NoSuchTagSet"),
+    ("get_bucket_website", "NoSuchWebsiteConfiguration"),
+    ("get_bucket_encryption", "ServerSideEncryptionConfigurationNotFoundError"),
+    ("get_object_lock_configuration", "ObjectLockConfigurationNotFoundError"),
+    ("get_public_access_block", "NoSuchPublicAccessBlockConfiguration"),
+])
+def test_unconfigured_bucket_settings_read_as_absent(s3: Any, bucket: str, call: str, expected: str) -> None:
+    with pytest.raises(ClientError) as exc:
+        getattr(s3, call)(Bucket=bucket)
+    assert code(exc.value) == expected
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_empty_configurations_and_unsupported_writes(s3: Any, bucket: str) -> None:
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
+    assert s3.get_bucket_request_payment(Bucket=bucket)["Payer"] == "BucketOwner"
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+            {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]})
+    assert code(exc.value) == "NotImplemented"
