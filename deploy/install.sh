@@ -19,6 +19,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "$with_tests" = 1 ]; then
   command -v curl >/dev/null || need_apt+=(curl)
   command -v openssl >/dev/null || need_apt+=(openssl)   # self-signed certificates for HTTPS tests
+  # The third-party clients the suite drives, and FUSE for the mount tests.
+  for tool in s3cmd rclone s3fs; do command -v $tool >/dev/null || need_apt+=($tool); done
+  command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -q
