@@ -73,7 +73,9 @@ class Node:
         config = self.config
         app = web.Application(
             middlewares=[internal_auth_middleware(config.cluster_secret)],
-            handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES},
+            # Bodies are stored as sent: a Content-Encoding (gzip...) describes the object.
+            handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES,
+                          "auto_decompress": False},
         )
         app.router.add_routes(internal_routes(self.devices))
         app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users,

@@ -159,3 +159,14 @@ def test_wrong_content_md5_is_refused_and_nothing_stored(s3: Any, bucket: str) -
     assert error_code(exc.value) == "BadDigest" and status(exc.value) == 400
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="md5")
+
+
+def test_content_encoding_gzip_is_stored_as_sent(s3: Any, bucket: str) -> None:
+    """A gzip'd web asset is an object whose bytes are the gzip stream: never decompressed."""
+    import gzip
+    data = gzip.compress(os.urandom(1000) * 20)
+    s3.put_object(Bucket=bucket, Key="app.js.gz", Body=data, ContentEncoding="gzip", ContentType="text/javascript")
+    got = s3.get_object(Bucket=bucket, Key="app.js.gz")
+    assert got["ContentEncoding"] == "gzip"
+    assert got["Body"].read() == data
+    assert got["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
