@@ -81,7 +81,8 @@ class Node:
         app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users,
                                            config.cluster_secret, admin_check(self.services),
                                            sorted(self.devices), self.jobs))
-        app.router.add_route("*", "/{tail:.*}", S3Api(self.services).handle)
+        # [\s\S], not ".": an S3 key may hold a line feed.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", S3Api(self.services).handle)
         return app
 
     async def close(self) -> None:

@@ -8,7 +8,8 @@ from typing import Callable
 
 __all__ = ["UnsatisfiableRange", "parse_byte_range", "evaluate_preconditions", "etag_matches"]
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 19 digits: beyond any object size, and within what int() accepts from a string.
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)
 
 
 class UnsatisfiableRange(Exception):
@@ -41,7 +42,7 @@ def parse_byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 def _http_time(value: str) -> float | None:
     try:
         return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 

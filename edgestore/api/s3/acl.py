@@ -7,14 +7,12 @@ answered NotImplemented rather than silently stored as something else.
 
 from __future__ import annotations
 
-from xml.etree import ElementTree
-
 from aiohttp import web
 
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument, MalformedXML, NoSuchKey
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
-from edgestore.api.s3.xml import document, element, owner_xml, xml_response
+from edgestore.api.s3.xml import document, element, owner_xml, parse_xml, xml_response
 from edgestore.model.acl import CANNED_ACLS, DEFAULT_ACL
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -63,12 +61,7 @@ async def _acl_from_request(req: S3Request) -> str:
         raise MalformedXML() from None
     if not body.strip():
         return requested_acl(req)
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise MalformedXML()
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        raise MalformedXML() from None
+    root = parse_xml(body, "AccessControlPolicy")
     grants = set()
     for grant in root.iter():
         if grant.tag.rsplit("}", 1)[-1] != "Grant":

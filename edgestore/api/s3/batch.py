@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from xml.etree import ElementTree
 
 from aiohttp import web
 
 from edgestore.api.s3.checksums import new_checksum, parse_requested, verify
 from edgestore.api.s3.context import MAX_KEY_BYTES, S3Request
 from edgestore.api.s3.errors import BadDigest, MalformedXML
-from edgestore.api.s3.xml import document, element, xml_response
+from edgestore.api.s3.xml import document, element, local_name, parse_xml, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.objects import NULL_VERSION
 from edgestore.streams import BodyTooLarge, read_limited
@@ -33,22 +32,14 @@ def _check_integrity(req: S3Request, body: bytes) -> None:
 
 
 def _parse(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise MalformedXML()  # no entity expansion, ever
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        raise MalformedXML() from None
-    if root.tag.rsplit("}", 1)[-1] != "Delete":
-        raise MalformedXML()
     keys: list[tuple[str, str | None]] = []
     quiet = False
-    for child in root:
-        tag = child.tag.rsplit("}", 1)[-1]
+    for child in parse_xml(body, "Delete"):
+        tag = local_name(child)
         if tag == "Quiet":
             quiet = (child.text or "").strip().lower() == "true"
         elif tag == "Object":
-            fields = {c.tag.rsplit("}", 1)[-1]: c.text for c in child}
+            fields = {local_name(c): c.text for c in child}
             if not fields.get("Key"):
                 raise MalformedXML()
             keys.append((str(fields["Key"]), fields.get("VersionId") or None))

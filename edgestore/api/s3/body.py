@@ -26,6 +26,7 @@ from edgestore.api.s3.errors import (
     EntityTooLarge,
     IncompleteBody,
     InvalidDigest,
+    InvalidRequest,
     MissingContentLength,
     RequestTimeout,
     XAmzContentSHA256Mismatch,
@@ -111,6 +112,9 @@ class RequestBody:
         self._length = _declared_length(req, mode in _STREAMING)
         self._md5 = _content_md5(req)
         self._requested = parse_requested(req.http.headers)
+        if self._requested is not None and self._requested.location == "trailer" and mode not in _STREAMING:
+            raise InvalidRequest("x-amz-trailer is only allowed with an aws-chunked payload "
+                                 "(a STREAMING-... x-amz-content-sha256).")
         self._checksum: Checksum | None = (
             new_checksum(self._requested.algorithm) if self._requested is not None else None)
 

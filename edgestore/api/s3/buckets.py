@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from xml.etree import ElementTree
-
 from aiohttp import web
 
 from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidBucketName, MalformedXML
-from edgestore.api.s3.xml import NS, document, element, iso8601, owner_xml, xml_response
+from edgestore.api.s3.xml import document, element, iso8601, owner_xml, parse_xml, xml_response
 from edgestore.clock import ts_to_seconds
 from edgestore.model.acl import Access
 from edgestore.model.buckets import valid_bucket_name
@@ -45,12 +43,7 @@ async def create_bucket(req: S3Request) -> web.StreamResponse:
 
 def _check_create_configuration(body: bytes) -> None:
     """CreateBucketConfiguration: we accept any location constraint (one site, one region)."""
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        raise MalformedXML() from None
-    if root.tag not in ("CreateBucketConfiguration", f"{{{NS}}}CreateBucketConfiguration"):
-        raise MalformedXML()
+    parse_xml(body, "CreateBucketConfiguration")
 
 
 async def head_bucket(req: S3Request) -> web.StreamResponse:

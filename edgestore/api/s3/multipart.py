@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from xml.etree import ElementTree
 
 from aiohttp import web
 
@@ -13,7 +12,18 @@ from edgestore.api.s3.checksums import ALGORITHMS, decode_expected, header_name,
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument, InvalidRequest, MalformedXML
 from edgestore.api.s3.objects import object_attrs, write_precondition
-from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml, xml_response
+from edgestore.api.s3.xml import (
+    children,
+    decimal,
+    document,
+    element,
+    encode_key,
+    iso8601,
+    local_name,
+    owner_xml,
+    parse_xml,
+    xml_response,
+)
 from edgestore.model.acl import Access
 from edgestore.model.multipart import MAX_PARTS, Part, Upload
 from edgestore.streams import BodyTooLarge, read_limited
@@ -54,10 +64,11 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
 
 def part_number(req: S3Request) -> int:
     raw = req.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+    number = decimal(raw)
+    if number is None or not 1 <= number <= MAX_PARTS:
         raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
-                              ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+                              ArgumentName="partNumber", ArgumentValue=raw[:64])
+    return number
 
 
 async def upload_part(req: S3Request) -> web.StreamResponse:
@@ -72,21 +83,15 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
 
 
 def _parse_complete(body: bytes) -> list[tuple[int, str]]:
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        raise MalformedXML() from None
-    if root.tag.rsplit("}", 1)[-1] != "CompleteMultipartUpload":
-        raise MalformedXML()
     wanted = []
-    for part in root:
-        if part.tag.rsplit("}", 1)[-1] != "Part":
+    for part in parse_xml(body, "CompleteMultipartUpload"):
+        if local_name(part) != "Part":
             raise MalformedXML()
-        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in part}
-        number, etag = fields.get("PartNumber", ""), fields.get("ETag")
-        if not number.isdigit() or etag is None:
+        fields = children(part)
+        number, etag = decimal(fields.get("PartNumber", "")), fields.get("ETag")
+        if number is None or etag is None:
             raise MalformedXML()
-        wanted.append((int(number), etag))
+        wanted.append((number, etag))
     if len(wanted) > MAX_PARTS:
         raise MalformedXML()
     return wanted
@@ -132,10 +137,11 @@ async def abort_multipart_upload(req: S3Request) -> web.StreamResponse:
 
 def _int_param(req: S3Request, name: str, default: int, limit: int) -> int:
     raw = req.query.get(name, str(default))
-    if not raw.isdigit():
+    value = decimal(raw)
+    if value is None:
         raise InvalidArgument(f"Provided {name} not an integer or within integer range",
-                              ArgumentName=name, ArgumentValue=raw)
-    return min(int(raw), limit)
+                              ArgumentName=name, ArgumentValue=raw[:64])
+    return min(value, limit)
 
 
 async def list_parts(req: S3Request) -> web.StreamResponse:
@@ -170,7 +176,7 @@ async def list_multipart_uploads(req: S3Request) -> web.StreamResponse:
     body = [element("Bucket", bucket.name), element("KeyMarker", encode_key(key_marker, url)),
             element("UploadIdMarker", id_marker), element("Prefix", encode_key(prefix, url)),
             element("MaxUploads", max_uploads), element("IsTruncated", truncated)]
-    if truncated:
+    if truncated and page:
         body += [element("NextKeyMarker", encode_key(page[-1].key, url)),
                  element("NextUploadIdMarker", page[-1].upload_id)]
     for upload in page:

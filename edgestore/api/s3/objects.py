@@ -25,7 +25,7 @@ from edgestore.api.s3.errors import (
 )
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.tagging import tags_from_header
-from edgestore.api.s3.xml import http_date
+from edgestore.api.s3.xml import decimal, http_date
 from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
 from edgestore.model.objects import NULL_VERSION, ObjectInfo
@@ -80,7 +80,10 @@ def _object_headers(req: S3Request, info: ObjectInfo) -> dict[str, str]:
             out[header_name(algorithm)] = value
     for param, header in RESPONSE_OVERRIDES.items():
         if param in req.query:
-            out[header] = req.query[param]
+            value = req.query[param]
+            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):  # would split or break the header
+                raise InvalidArgument(f"Invalid value for {param}", ArgumentName=param, ArgumentValue=value[:64])
+            out[header] = value
     return out
 
 
@@ -176,11 +179,11 @@ def _part_span(req: S3Request, info: ObjectInfo) -> tuple[int, int] | None:
     raw = req.query["partNumber"]
     if "Range" in req.http.headers:
         raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+    number = decimal(raw)
+    if number is None or not 1 <= number <= 10000:
         raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
-                              ArgumentName="partNumber", ArgumentValue=raw)
+                              ArgumentName="partNumber", ArgumentValue=raw[:64])
     sizes = info.record.value.get("parts")
-    number = int(raw)
     if sizes is None:
         if number != 1:
             raise InvalidPartNumber(PartNumberRequested=raw, ActualPartCount="1")

@@ -297,9 +297,9 @@ def _parse_amz_date(value: str) -> datetime | None:
 def _parse_http_date(value: str) -> datetime | None:
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
+        return _utc(moment) if moment is not None else None
+    except (TypeError, ValueError, IndexError, OverflowError):  # year 9999 in a far zone overflows
         return None
-    return _utc(moment) if moment is not None else None
 
 
 def _check_skew(moment: datetime, raw: str, now: datetime) -> None:

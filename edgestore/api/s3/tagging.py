@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
-from xml.etree import ElementTree
 
 from aiohttp import web
 
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument, MalformedXML, NoSuchKey, S3Error
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
-from edgestore.api.s3.xml import document, element, xml_response
+from edgestore.api.s3.xml import document, element, parse_xml, xml_response
 from edgestore.model.objects import ObjectInfo
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -74,14 +73,7 @@ async def put_object_tagging(req: S3Request) -> web.StreamResponse:
         body = await read_limited(req.http.content, MAX_BODY)
     except BodyTooLarge:
         raise MalformedXML() from None
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise MalformedXML()
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        raise MalformedXML() from None
-    if root.tag.rsplit("}", 1)[-1] != "Tagging":
-        raise MalformedXML()
+    root = parse_xml(body, "Tagging")
     pairs = []
     for tag in root.iter():
         if tag.tag.rsplit("}", 1)[-1] == "Tag":

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from xml.etree import ElementTree
-
 from aiohttp import web
 
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import IllegalVersioningConfigurationException, InvalidArgument, MalformedXML
-from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml, xml_response
+from edgestore.api.s3.xml import (
+    children,
+    decimal,
+    document,
+    element,
+    encode_key,
+    iso8601,
+    owner_xml,
+    parse_xml,
+    xml_response,
+)
 from edgestore.model.acl import Access
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -28,15 +36,7 @@ async def put_bucket_versioning(req: S3Request) -> web.StreamResponse:
         body = await read_limited(req.http.content, MAX_CONFIG_BODY)
     except BodyTooLarge:
         raise MalformedXML() from None
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise MalformedXML()
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        raise MalformedXML() from None
-    if root.tag.rsplit("}", 1)[-1] != "VersioningConfiguration":
-        raise MalformedXML()
-    fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in root}
+    fields = children(parse_xml(body, "VersioningConfiguration"))
     status = fields.get("Status")
     if status not in ("Enabled", "Suspended") or fields.get("MfaDelete", "Disabled") != "Disabled":
         raise IllegalVersioningConfigurationException()
@@ -50,10 +50,10 @@ async def list_object_versions(req: S3Request) -> web.StreamResponse:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, version_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
     url = q.get("encoding-type") == "url"
-    raw_max = q.get("max-keys", str(MAX_KEYS))
-    if not raw_max.isdigit():
+    raw_max = decimal(q.get("max-keys", str(MAX_KEYS)))
+    if raw_max is None:
         raise InvalidArgument("Provided max-keys not an integer or within integer range", ArgumentName="max-keys")
-    max_keys = min(int(raw_max), MAX_KEYS)
+    max_keys = min(raw_max, MAX_KEYS)
     entries: list[str] = []
     prefixes: list[str] = []
     truncated = False

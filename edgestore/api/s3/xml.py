@@ -2,17 +2,55 @@
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from typing import Iterable
 from urllib.parse import quote
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-__all__ = ["NS", "xml_response", "document", "element", "iso8601", "http_date", "owner_xml", "encode_key"]
+from edgestore.api.s3.errors import MalformedXML
+
+__all__ = ["NS", "xml_response", "parse_xml", "local_name", "children", "decimal", "document", "element",
+           "iso8601", "http_date", "owner_xml", "encode_key"]
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def parse_xml(body: bytes, root: str) -> ElementTree.Element:
+    """A request body's XML tree, whose root element must be `root` (any namespace).
+    Anything else -- malformed XML, a DOCTYPE or entity (never expanded), an encoding
+    Python cannot decode -- is MalformedXML."""
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body or b"\x00" in body:
+        raise MalformedXML()
+    try:
+        tree = ElementTree.fromstring(body)
+    except Exception:  # ParseError, and LookupError/ValueError for unusable declared encodings
+        raise MalformedXML() from None
+    if local_name(tree) != root:
+        raise MalformedXML()
+    return tree
+
+
+def local_name(element: ElementTree.Element) -> str:
+    return str(element.tag).rsplit("}", 1)[-1]
+
+
+def children(element: ElementTree.Element) -> dict[str, str]:
+    """Child elements' texts by local name (the last one wins)."""
+    return {local_name(child): (child.text or "").strip() for child in element}
+
+
+_DECIMAL = re.compile(r"[0-9]{1,10}")
+
+
+def decimal(raw: str) -> int | None:
+    """A plain non-negative decimal of at most 10 digits, or None (str.isdigit() would let
+    superscripts and other digits through that int() refuses)."""
+    return int(raw) if _DECIMAL.fullmatch(raw) else None
 
 
 def xml_response(body: bytes, status: int = 200) -> web.Response:
