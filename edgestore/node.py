@@ -12,6 +12,7 @@ import signal
 import ssl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from edgestore.api.admin import admin_routes
 from edgestore.api.s3.auth import admin_check
@@ -102,8 +103,22 @@ def _server_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
     return context
 
 
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs every malformed request it refuses (with 400) at ERROR with a
+    traceback: anyone could fill the log of a Pi's SD card that way. One line at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (HttpProcessingError, ConnectionError)):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info, record.exc_text = f"refused a malformed request: {exc}", (), \
+                None, None
+        return True
+
+
 async def run_node(config: NodeConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop cleanly."""
+    logging.getLogger("aiohttp.server").addFilter(_QuietBadRequests())
     ssl_context = _server_ssl_context(config.tls) if config.tls is not None else None
     node = Node(config)
     runner = web.AppRunner(node.app(), access_log=None, handle_signals=False)

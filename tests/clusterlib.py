@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,14 +21,23 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port_range(count: int) -> int:
-    """A base port such that base..base+count-1 are all free on 127.0.0.1 right now."""
+    """A base port such that base..base+count-1 are all free on 127.0.0.1 right now. Taken
+    below the ephemeral range, where the kernel does not hand ports to outgoing
+    connections (ours, by the hundred) between this check and the nodes' bind."""
+    low, high = _ephemeral_range()
+    top = low - count if low > 12000 + count else 65000 - count
+    bottom = 10000 if low > 12000 + count else high + 1
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65000:
-            continue
+        base = random.randint(bottom, top)
         sockets = []
         try:
             for port in range(base, base + count):
@@ -51,6 +62,10 @@ def healthy(url: str) -> bool:
         return False
 
 
+class PortTaken(RuntimeError):
+    """A node could not bind its port: something else took it after we chose it."""
+
+
 class LocalCluster:
     def __init__(self, data: Path, nodes: int = 4, replicas: int = 3, extra: list[str] | None = None) -> None:
         self.data = data
@@ -65,6 +80,20 @@ class LocalCluster:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> LocalCluster:
+        """Start `edgestore up`; if a port was taken between our check and the nodes' bind
+        (another process on this machine), start afresh on other ports, a bounded number of times."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.stop()
+                shutil.rmtree(self.data)  # nothing was acknowledged yet: a clean slate
+                self.port = free_port_range(self.nodes * (2 if "--tls" in self.extra else 1))
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> LocalCluster:
         self.data.mkdir(parents=True, exist_ok=True)
         cluster_json = self.data / "cluster.json"
         cluster_json.unlink(missing_ok=True)
@@ -76,6 +105,8 @@ class LocalCluster:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not cluster_json.exists():
             if self.up_proc.poll() is not None:
+                if self._port_was_taken():
+                    raise PortTaken(self.log_tail())
                 raise RuntimeError(f"edgestore up exited {self.up_proc.returncode}: {self.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"edgestore up did not come up: {self.log_tail()}")
@@ -97,6 +128,10 @@ class LocalCluster:
                 os.kill(pid, signal.SIGKILL)
         if hasattr(self, "up_log"):
             self.up_log.close()
+
+    def _port_was_taken(self) -> bool:
+        return any("address already in use" in path.read_text(errors="replace")
+                   for path in (self.data / "logs").glob("*.log"))
 
     def log_tail(self, lines: int = 40) -> str:
         text = (self.data / "up.log").read_text(errors="replace") if (self.data / "up.log").exists() else ""

@@ -137,7 +137,9 @@ def test_garbage_request_line(raw: Any) -> None:
 
 
 def test_unsupported_subresource_is_not_implemented(raw: Any) -> None:
-    resp = raw.signed("GET", f"/{raw.bucket}?website")
+    resp = raw.signed("GET", f"/{raw.bucket}?analytics")
+    assert resp.status == 501 and resp.code == "NotImplemented"
+    resp = raw.signed("PUT", f"/{raw.bucket}?website")
     assert resp.status == 501 and resp.code == "NotImplemented"
 
 

@@ -29,6 +29,7 @@ async def list_buckets(req: S3Request) -> web.StreamResponse:
 async def create_bucket(req: S3Request) -> web.StreamResponse:
     name = req.bucket_name
     assert name is not None
+    account = req.account  # strangers are refused before anything else is looked at
     if not valid_bucket_name(name):
         raise InvalidBucketName(BucketName=name)
     try:
@@ -37,7 +38,7 @@ async def create_bucket(req: S3Request) -> web.StreamResponse:
         raise MalformedXML() from None
     if body.strip():
         _check_create_configuration(body)
-    await req.services.buckets.create(req.account, name, requested_acl(req))
+    await req.services.buckets.create(account, name, requested_acl(req))
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 

@@ -232,6 +232,7 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
         for algorithm in info.checksums:
             response.headers.popall(header_name(algorithm), None)
     if not with_body:
+        req.response_started = True
         await response.prepare(req.http)
         await response.write_eof()
         return response

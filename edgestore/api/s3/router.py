@@ -7,6 +7,7 @@ implement get NotImplemented in S3's format, never a wrong answer.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
@@ -19,6 +20,7 @@ from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, obje
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
+    AccessDenied,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
@@ -145,9 +147,19 @@ class S3Api:
         try:
             bucket, key, query = parse_target(http, self.services.config.s3_domain)
             req = S3Request(http, self.services, request_id, bucket, key, query)
-            handler = _pick(req)
             req.user = await authenticate_request(req)  # None: anonymous, for the ACLs to judge
+            try:
+                handler = _pick(req)
+            except S3NotImplemented:
+                if req.user is None:  # strangers learn nothing, not even what we lack
+                    raise AccessDenied() from None
+                raise
             response = await handler(req)
+        except ConnectionError as exc:
+            # The client went away mid-answer: nothing to tell it. Cancelling is how aiohttp
+            # is told to drop the connection quietly.
+            log.info("S3 %s %s: client gone (%s) (request %s)", http.method, http.path, exc, request_id)
+            raise asyncio.CancelledError() from exc
         except Exception as exc:  # the edge: every failure leaves as an S3 error
             if req is not None and req.response_started:
                 log.warning("S3 %s %s cut short: %s (request %s)", http.method, http.path, exc, request_id)
