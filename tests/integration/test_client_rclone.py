@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import make_s3
+from mounts import mounted, stop, unmount
 
 RCLONE = shutil.which("rclone")
 if RCLONE is None:
@@ -265,37 +265,6 @@ def fuse_unusable() -> str | None:
     return None
 
 
-def mounted(path: Path) -> bool:
-    target = str(path)
-    with open("/proc/mounts") as mounts:
-        return any(line.split()[1] == target for line in mounts if len(line.split()) > 1)
-
-
-def unmount(path: Path, timeout: float = MOUNT_TIMEOUT_S) -> None:
-    """fusermount -u, then (if something still holds it) a lazy unmount; bounded either way."""
-    tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
-    for args in ([tool, "-u", str(path)], [tool, "-uz", str(path)], ["umount", "-l", str(path)]):
-        if not mounted(path):
-            return
-        try:
-            subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except (subprocess.TimeoutExpired, FileNotFoundError):
-            continue
-        deadline = time.monotonic() + 5
-        while mounted(path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = MOUNT_TIMEOUT_S) -> None:
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import time
@@ -26,6 +25,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import make_s3
+from mounts import mounted, stop, unmount
 
 S3FS = shutil.which("s3fs")
 if S3FS is None:
@@ -48,37 +48,6 @@ def fuse_unusable() -> str | None:
     return None
 
 
-def mounted(path: Path) -> bool:
-    target = str(path)
-    with open("/proc/mounts") as mounts:
-        return any(len(line.split()) > 1 and line.split()[1] == target for line in mounts)
-
-
-def unmount(path: Path, timeout: float = MOUNT_TIMEOUT_S) -> None:
-    """fusermount -u, then (if something still holds it) a lazy unmount; bounded either way."""
-    tool = shutil.which("fusermount") or shutil.which("fusermount3") or "fusermount"
-    for args in ([tool, "-u", str(path)], [tool, "-uz", str(path)], ["umount", "-l", str(path)]):
-        if not mounted(path):
-            return
-        try:
-            subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except (subprocess.TimeoutExpired, FileNotFoundError):
-            continue
-        deadline = time.monotonic() + 5
-        while mounted(path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = MOUNT_TIMEOUT_S) -> None:
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

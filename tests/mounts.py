@@ -1,0 +1,46 @@
+"""Mounts made by tests (rclone mount, s3fs, edgestore mount): seeing them, and taking them
+down within a bounded time even when the filesystem process is stuck."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def mounted(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/mounts") as mounts:
+        return any(len(line.split()) > 1 and line.split()[1] == target for line in mounts)
+
+
+def unmount(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """fusermount -u, then (if something still holds it) a lazy unmount; bounded either way."""
+    tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
+    for args in ([tool, "-u", str(path)], [tool, "-uz", str(path)], ["umount", "-l", str(path)]):
+        if not mounted(path):
+            return
+        try:
+            subprocess.run(args, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+        except (subprocess.TimeoutExpired, FileNotFoundError):
+            continue
+        deadline = time.monotonic() + 5
+        while mounted(path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Wait for a filesystem process to exit after its unmount; TERM, then KILL, if it does not."""
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
