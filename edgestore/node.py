@@ -18,6 +18,8 @@ from edgestore.api.admin import admin_routes
 from edgestore.api.s3.auth import admin_check
 from edgestore.api.s3.context import S3Services
 from edgestore.api.s3.router import S3Api
+from edgestore.api.swift.context import SwiftServices
+from edgestore.api.swift.router import SwiftApi, is_swift_request
 from edgestore.clock import HybridClock
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.cluster.internal_api import internal_auth_middleware, internal_routes
@@ -63,8 +65,10 @@ class Node:
         self.users = Users(self.coordinator, self.clock, config.node_id)
         objects = Objects(self.coordinator, self.clock, config)
         uploads = Uploads(self.coordinator, objects, self.clock, config.node_id)
-        self.services = S3Services(config, self.users, Buckets(self.coordinator, self.clock, config.node_id),
-                                   objects, uploads, Versions(self.coordinator, objects, self.clock, config.node_id))
+        buckets = Buckets(self.coordinator, self.clock, config.node_id)
+        versions = Versions(self.coordinator, objects, self.clock, config.node_id)
+        self.services = S3Services(config, self.users, buckets, objects, uploads, versions)
+        self.swift_services = SwiftServices(config, self.users, buckets, objects, versions)
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
@@ -82,8 +86,16 @@ class Node:
         app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users,
                                            config.cluster_secret, admin_check(self.services),
                                            sorted(self.devices), self.jobs))
+        s3, swift = S3Api(self.services), SwiftApi(self.swift_services)
+
+        async def front(request: web.Request) -> web.StreamResponse:
+            """Swift's paths are valid S3 paths too: is_swift_request decides by credentials."""
+            if is_swift_request(request, config.s3_domain):
+                return await swift.handle(request)
+            return await s3.handle(request)
+
         # [\s\S], not ".": an S3 key may hold a line feed.
-        app.router.add_route("*", r"/{tail:[\s\S]*}", S3Api(self.services).handle)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", front)
         return app
 
     async def close(self) -> None:

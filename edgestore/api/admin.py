@@ -52,13 +52,15 @@ def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: byte
             spec = json.loads(body)
             user = await users.create(
                 str(spec["account"]), str(spec["user"]), admin=bool(spec.get("admin", False)),
-                access_key=spec.get("access_key"), secret_key=spec.get("secret_key"))
+                access_key=spec.get("access_key"), secret_key=spec.get("secret_key"),
+                swift_key=spec.get("swift_key"))
         except (ValueError, KeyError, TypeError) as exc:
             raise web.HTTPBadRequest(text=f"expected JSON with account and user: {exc}\n") from exc
         except InvalidUser as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from exc
         return web.json_response({"account": user.account, "user": user.user,
                                   "access_key": user.access_key, "secret_key": user.secret_key,
+                                  "swift_user": user.swift_name, "swift_key": user.effective_swift_key,
                                   "admin": user.admin}, status=201)
 
     async def list_jobs(request: web.Request) -> web.Response:

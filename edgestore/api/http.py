@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from email.utils import parsedate_to_datetime
-from typing import Callable
+from typing import AsyncIterator, Callable
 
-__all__ = ["UnsatisfiableRange", "parse_byte_range", "evaluate_preconditions", "etag_matches"]
+from aiohttp import web
+
+__all__ = ["UnsatisfiableRange", "parse_byte_range", "evaluate_preconditions", "etag_matches", "send_body"]
 
 # At most 19 digits: beyond any object size, and within what int() accepts from a string.
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)
@@ -76,3 +78,19 @@ def evaluate_preconditions(header: Callable[[str], str | None], etag: str,
         if since is not None and modified <= since:
             return 304
     return None
+
+
+async def send_body(http: web.Request, response: web.StreamResponse, pieces: AsyncIterator[bytes] | None,
+                    on_started: Callable[[], None]) -> web.StreamResponse:
+    """Send the headers, then the pieces (none for HEAD). The first piece is read before the
+    headers go out, so an object that cannot be read is still answered as an error;
+    `on_started` marks the point after which a failure can only cut the connection."""
+    first = await anext(pieces, b"") if pieces is not None else b""
+    on_started()
+    await response.prepare(http)
+    if pieces is not None:
+        await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    await response.write_eof()
+    return response

@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     create.add_argument("--admin", action="store_true", help="may manage users and see every account")
     create.add_argument("--access-key", help="the new user's access key (default: generated)")
     create.add_argument("--secret-key", help="the new user's secret key (default: generated)")
+    create.add_argument("--swift-key", help="the new user's Swift key (default: the secret key)")
     create.add_argument("--json", action="store_true", help="print the result as JSON")
     add_cluster_options(create)
     create.set_defaults(func=create_user)
@@ -28,6 +29,8 @@ def create_user(args: argparse.Namespace) -> int:
         spec["access_key"] = args.access_key
     if args.secret_key:
         spec["secret_key"] = args.secret_key
+    if args.swift_key:
+        spec["swift_key"] = args.swift_key
     target = resolve(args)
     created = admin_request(target, "POST", "/_admin/users", spec)
     if args.json:
@@ -35,4 +38,6 @@ def create_user(args: argparse.Namespace) -> int:
     else:
         print(f"account:    {created['account']}\nuser:       {created['user']}\n"
               f"access key: {created['access_key']}\nsecret key: {created['secret_key']}")
+        if "swift_key" in created:  # a node from before the Swift API answers without it
+            print(f"swift user: {created['swift_user']}\nswift key:  {created['swift_key']}")
     return 0

@@ -20,7 +20,7 @@ import xxhash
 
 __all__ = [
     "Record", "newest", "placement_path",
-    "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_UPLOAD", "KIND_PART",
+    "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_SWIFT_USER", "KIND_UPLOAD", "KIND_PART",
     "KIND_VERSION", "VERSION_SEPARATOR", "version_name", "new_version_id",
     "object_name", "split_object_name", "bucket_record_name",
 ]
@@ -29,6 +29,7 @@ KIND_OBJECT = "object"        # name "account/bucket/key"; placed on "/account/b
 KIND_BUCKET = "bucket"        # name "account/bucket";     placed on "/account"
 KIND_BUCKET_NAME = "bucketname"  # name "bucket" -> owning account; placed on "/.bucketnames/bucket"
 KIND_USER = "user"            # name = access key;       placed on "/.users/access-key"
+KIND_SWIFT_USER = "swiftuser"  # name "account:user" -> access key; placed on "/.swiftusers/account:user"
 KIND_UPLOAD = "upload"        # name "account/bucket/upload-id"; placed on "/account/bucket"
 KIND_PART = "part"            # name "account/bucket/upload-id/00001"; placed on "/account/bucket"
 KIND_VERSION = "version"      # name "account/bucket/key\x00version-id"; placed on "/account/bucket"
@@ -113,6 +114,8 @@ def placement_path(kind: str, name: str) -> str:
         return f"/.bucketnames/{name}"
     if kind == KIND_USER:
         return f"/.users/{name}"
+    if kind == KIND_SWIFT_USER:
+        return f"/.swiftusers/{name}"
     raise ValueError(f"unknown record kind {kind!r}")
 
 

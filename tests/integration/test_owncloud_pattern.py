@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-
 from conftest import make_s3
 
 MIB = 1024 * 1024

@@ -27,7 +27,8 @@ def test_virtual_hosted_style_reaches_the_same_objects(cluster: Any, s3: Any, bu
     assert s3.get_object(Bucket=bucket, Key="vh.txt")["Body"].read() == body
     headers = sign_claiming(f"http://{host}", access_key, secret_key, "GET", "/?list-type=2", empty, {"Host": host})
     listing = send(cluster.endpoint, "GET", "/?list-type=2", headers)
-    assert listing.status == 200 and b"<Key>vh.txt</Key>" in listing.body and b"<Key>dir/hello.txt</Key>" in listing.body
+    assert listing.status == 200
+    assert b"<Key>vh.txt</Key>" in listing.body and b"<Key>dir/hello.txt</Key>" in listing.body
 
 
 def test_boto3_virtual_addressing_with_sigv2(cluster: Any, bucket: str, s3: Any) -> None:

@@ -46,6 +46,9 @@ class S3Request:
     # cut the connection, not become an S3 error document.
     response_started: bool = False
 
+    def mark_response_started(self) -> None:
+        self.response_started = True
+
     @property
     def account(self) -> str:
         if self.user is None:

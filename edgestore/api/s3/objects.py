@@ -6,7 +6,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from edgestore.api.http import UnsatisfiableRange, etag_matches, evaluate_preconditions, parse_byte_range
+from edgestore.api.http import UnsatisfiableRange, etag_matches, evaluate_preconditions, parse_byte_range, send_body
 from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
@@ -231,21 +231,8 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
         # A checksum covers the whole object; S3 sends none with a part of it.
         for algorithm in info.checksums:
             response.headers.popall(header_name(algorithm), None)
-    if not with_body:
-        req.response_started = True
-        await response.prepare(req.http)
-        await response.write_eof()
-        return response
-    chunks = req.services.objects.read(info, first, last)
-    # Fetch the first piece before sending headers: a missing block is still an S3 error.
-    first_piece = await anext(chunks, b"")
-    req.response_started = True
-    await response.prepare(req.http)
-    await response.write(first_piece)
-    async for piece in chunks:
-        await response.write(piece)
-    await response.write_eof()
-    return response
+    pieces = req.services.objects.read(info, first, last) if with_body else None
+    return await send_body(req.http, response, pieces, on_started=req.mark_response_started)
 
 
 async def delete_object(req: S3Request) -> web.StreamResponse:

@@ -1,0 +1,58 @@
+"""Account operations: GET (list containers) and HEAD (counts and bytes).
+
+The counts are computed by listing every container of the account on each request —
+correct, but linear in the account's objects. Kept per-container counters (as Swift's
+container databases keep them) are for a later increment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from edgestore.api.swift.container import ContainerStats, container_stats
+from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, iso_time, x_timestamp
+from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select
+from edgestore.clock import ts_to_seconds
+from edgestore.model.buckets import Bucket
+
+__all__ = ["account_get", "account_head"]
+
+
+async def _stats(req: SwiftRequest) -> tuple[list[tuple[Bucket, ContainerStats]], dict[str, str]]:
+    rows = [(b, await container_stats(req, b))
+            async for b in req.services.buckets.list_for_account(req.account)]
+    headers = {
+        "X-Account-Container-Count": str(len(rows)),
+        "X-Account-Object-Count": str(sum(s.count for _, s in rows)),
+        "X-Account-Bytes-Used": str(sum(s.bytes_used for _, s in rows)),
+        "X-Timestamp": x_timestamp(min((ts_to_seconds(b.created_ts) for b, _ in rows), default=0.0)),
+        "Accept-Ranges": "bytes",
+    }
+    return rows, headers
+
+
+async def account_head(req: SwiftRequest) -> web.StreamResponse:
+    _, headers = await _stats(req)
+    return web.Response(status=204, headers=headers)
+
+
+async def account_get(req: SwiftRequest) -> web.StreamResponse:
+    params = listing_params(req.query, allow_path=False)
+    fmt = listing_format(req.http, req.query)
+    rows, headers = await _stats(req)
+
+    async def names() -> AsyncIterator[tuple[str, tuple[Bucket, ContainerStats]]]:
+        for row in rows:
+            yield row[0].name, row
+
+    entries = await select(names(), params)
+
+    def as_dict(row: tuple[Bucket, ContainerStats]) -> dict[str, Any]:
+        bucket, stats = row
+        return {"name": bucket.name, "count": stats.count, "bytes": stats.bytes_used,
+                "last_modified": iso_time(ts_to_seconds(bucket.created_ts))}
+
+    return render_listing(fmt, "account", RESELLER_PREFIX + req.account, entries, as_dict, headers,
+                          req.http.method)

@@ -1,0 +1,69 @@
+"""What every Swift handler gets: the parsed path, the caller and the services."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import formatdate
+
+from aiohttp import web
+
+from edgestore.api.swift.errors import SwiftError
+from edgestore.config import NodeConfig
+from edgestore.model.buckets import Bucket, Buckets
+from edgestore.model.objects import Objects
+from edgestore.model.users import User, Users
+from edgestore.model.versions import Versions
+
+__all__ = ["SwiftServices", "SwiftRequest", "RESELLER_PREFIX", "http_date", "iso_time", "x_timestamp"]
+
+RESELLER_PREFIX = "AUTH_"
+
+
+@dataclass(frozen=True)
+class SwiftServices:
+    config: NodeConfig
+    users: Users
+    buckets: Buckets
+    objects: Objects
+    versions: Versions
+
+
+@dataclass
+class SwiftRequest:
+    http: web.Request
+    services: SwiftServices
+    account: str            # without the reseller prefix
+    container: str | None
+    obj: str | None
+    query: dict[str, str]
+    user: User
+    # Set once a streamed answer has sent its headers: an error after that can only cut
+    # the connection.
+    response_started: bool = False
+
+    def mark_response_started(self) -> None:
+        self.response_started = True
+
+    async def own_container(self) -> Bucket:
+        """The addressed container, which must be a bucket of the addressed account."""
+        assert self.container is not None
+        bucket = await self.services.buckets.lookup(self.container)
+        if bucket is None or bucket.account != self.account:
+            raise SwiftError(404)
+        return bucket
+
+
+def http_date(seconds: float) -> str:
+    """Last-Modified as Swift sends it: whole seconds, rounded up."""
+    return formatdate(math.ceil(seconds), usegmt=True)
+
+
+def iso_time(seconds: float) -> str:
+    """Listings' last_modified: ISO 8601 with microseconds and no zone, as Swift writes it."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def x_timestamp(seconds: float) -> str:
+    return f"{seconds:016.5f}"

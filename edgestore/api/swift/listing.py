@@ -1,0 +1,148 @@
+"""Swift listings (of an account's containers and of a container's objects): the query
+parameters, the selection over a name-ordered stream, and the plain/JSON/XML renderings.
+
+The selection is one function for both levels: marker/end_marker bound the names, a
+delimiter folds names into `subdir` entries, `reverse` walks the same range backwards
+while keeping at most `limit` entries in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, TypeVar
+from xml.sax.saxutils import escape, quoteattr
+
+from aiohttp import web
+
+from edgestore.api.swift.errors import SwiftError
+
+__all__ = ["LISTING_LIMIT", "ListingParams", "Subdir", "listing_params", "select", "listing_format",
+           "render_listing"]
+
+LISTING_LIMIT = 10000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Subdir:
+    name: str
+
+
+@dataclass(frozen=True)
+class ListingParams:
+    prefix: str
+    delimiter: str
+    marker: str
+    end_marker: str
+    limit: int
+    reverse: bool
+    path_only: bool = False  # `path=`: the direct children of prefix, no subdirs
+
+
+def listing_params(query: dict[str, str], allow_path: bool) -> ListingParams:
+    raw_limit = query.get("limit")
+    limit = LISTING_LIMIT
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise SwiftError(412, "Value of limit must be a positive integer") from None
+        if limit < 0 or limit > LISTING_LIMIT:
+            raise SwiftError(412, f"Maximum limit is {LISTING_LIMIT}")
+    delimiter = query.get("delimiter", "")
+    if len(delimiter) > 1:
+        raise SwiftError(412, "Bad delimiter")
+    prefix = query.get("prefix", "")
+    path_only = False
+    if allow_path and "path" in query:
+        path = query["path"]
+        prefix, delimiter, path_only = (path.rstrip("/") + "/" if path else ""), "", True
+    reverse = query.get("reverse", "").lower() in ("1", "true", "yes", "on", "t", "y")
+    return ListingParams(prefix, delimiter, query.get("marker", ""), query.get("end_marker", ""),
+                         limit, reverse, path_only)
+
+
+async def select(items: AsyncIterator[tuple[str, T]], params: ListingParams) -> list[T | Subdir]:
+    """The entries of one listing page from a name-ordered stream (already from `prefix`;
+    forwards it may start after `marker`). Stops reading as soon as the page is decided."""
+    kept: collections.deque[tuple[str, T | Subdir]] = collections.deque(
+        maxlen=params.limit if params.reverse else None)
+    if params.limit == 0:
+        return []
+    low, high = (params.end_marker, params.marker) if params.reverse else (params.marker, params.end_marker)
+    last_subdir: str | None = None
+    async for name, item in items:
+        if not name.startswith(params.prefix):
+            if name > params.prefix:
+                break
+            continue
+        if high and name >= high:
+            break
+        rest = name[len(params.prefix):]
+        entry: T | Subdir = item
+        if params.path_only and "/" in rest:
+            continue
+        if params.delimiter and params.delimiter in rest:
+            shown = params.prefix + rest[:rest.index(params.delimiter) + 1]
+            if shown == last_subdir:
+                continue
+            last_subdir, name, entry = shown, shown, Subdir(shown)
+        if low and name <= low:
+            continue
+        if high and name >= high:
+            break
+        kept.append((name, entry))
+        if not params.reverse and len(kept) >= params.limit:
+            break
+    entries = [entry for _, entry in kept]
+    return entries[::-1] if params.reverse else entries
+
+
+def listing_format(http: web.Request, query: dict[str, str]) -> str:
+    """"plain", "json" or "xml", from ?format= first, then the Accept header."""
+    fmt = query.get("format", "").lower()
+    if fmt in ("json", "xml", "plain"):
+        return fmt
+    if fmt:
+        return "plain"
+    accept = http.headers.get("Accept", "")
+    for media in (m.split(";")[0].strip().lower() for m in accept.split(",")):
+        if media == "application/json":
+            return "json"
+        if media in ("application/xml", "text/xml"):
+            return "xml"
+        if media == "text/plain":
+            return "plain"
+    return "plain"
+
+
+_CONTENT_TYPES = {"plain": "text/plain", "json": "application/json", "xml": "application/xml"}
+
+
+def render_listing(fmt: str, root: str, root_name: str, entries: list[Any],
+                   as_dict: Callable[[Any], dict[str, Any]], headers: dict[str, str],
+                   method: str) -> web.Response:
+    """One listing in the format asked for. An empty plain listing is a 204, as in Swift."""
+    names = [e.name if isinstance(e, Subdir) else as_dict(e)["name"] for e in entries]
+    if fmt == "plain":
+        if not entries:
+            return web.Response(status=204, headers=headers)
+        body = "".join(f"{n}\n" for n in names)
+    elif fmt == "json":
+        body = json.dumps([{"subdir": e.name} if isinstance(e, Subdir) else as_dict(e) for e in entries])
+    else:
+        element = "object" if root == "container" else "container"
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>\n', f"<{root} name={quoteattr(root_name)}>"]
+        for entry in entries:
+            if isinstance(entry, Subdir):
+                parts.append(f"<subdir name={quoteattr(entry.name)}><name>{escape(entry.name)}</name></subdir>")
+            else:
+                fields = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in as_dict(entry).items())
+                parts.append(f"<{element}>{fields}</{element}>")
+        parts.append(f"</{root}>")
+        body = "".join(parts)
+    response = web.Response(status=200, headers=headers, content_type=_CONTENT_TYPES[fmt], charset="utf-8",
+                            body=b"" if method == "HEAD" else body.encode())
+    return response

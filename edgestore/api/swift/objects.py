@@ -1,0 +1,241 @@
+"""Object operations: PUT (and PUT with X-Copy-From), GET, HEAD, DELETE, POST, COPY.
+
+Objects are stored exactly as the S3 API stores them — the same user metadata
+(lower-cased names), content type and stored headers — so each API reads what the
+other wrote. The body is checked while it streams: a wrong ETag or a body over the size
+limit raises from the body iterator, and the object store commits only after the
+iterator ends cleanly, so nothing damaged is ever stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+from typing import Any, AsyncIterator
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+
+from edgestore.api.http import UnsatisfiableRange, evaluate_preconditions, parse_byte_range, send_body
+from edgestore.api.swift.context import SwiftRequest, http_date, x_timestamp
+from edgestore.api.swift.errors import SwiftError
+from edgestore.model.acl import DEFAULT_ACL
+from edgestore.model.objects import ObjectInfo
+
+__all__ = ["object_put", "object_get", "object_head", "object_delete", "object_post", "object_copy",
+           "MAX_FILE_SIZE", "MAX_OBJECT_NAME_BYTES", "META_LIMITS"]
+
+MAX_FILE_SIZE = 5 * 1024 ** 3
+MAX_OBJECT_NAME_BYTES = 1024
+META_LIMITS = {"max_meta_name_length": 128, "max_meta_value_length": 256, "max_meta_count": 90,
+               "max_meta_overall_size": 4096}
+# Headers Swift keeps with an object besides its metadata; S3 stores the same ones.
+STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+META_PREFIX = "x-object-meta-"
+READ_CHUNK_BYTES = 256 * 1024
+# A client that stops sending mid-body gets 408 instead of holding the connection (Swift's
+# client_timeout is 60 s too).
+IDLE_TIMEOUT_S = 60.0
+
+
+def _user_meta(req: SwiftRequest) -> dict[str, str]:
+    meta = {name[len(META_PREFIX):].lower(): value for name, value in req.http.headers.items()
+            if name.lower().startswith(META_PREFIX)}
+    if "" in meta:
+        raise SwiftError(400, "Metadata name cannot be empty")
+    if len(meta) > META_LIMITS["max_meta_count"]:
+        raise SwiftError(400, f"Too many metadata items; max {META_LIMITS['max_meta_count']}")
+    for name, value in meta.items():
+        if len(name) > META_LIMITS["max_meta_name_length"]:
+            raise SwiftError(400, f"Metadata name too long: {META_PREFIX}{name[:64]}")
+        if len(value) > META_LIMITS["max_meta_value_length"]:
+            raise SwiftError(400, f"Metadata value longer than {META_LIMITS['max_meta_value_length']}: "
+                                  f"{META_PREFIX}{name[:64]}")
+    if sum(len(k) + len(v) for k, v in meta.items()) > META_LIMITS["max_meta_overall_size"]:
+        raise SwiftError(400, f"Total metadata too large; max {META_LIMITS['max_meta_overall_size']}")
+    return meta
+
+
+def _stored_headers(req: SwiftRequest) -> dict[str, str]:
+    return {name: value for name in STORED_HEADERS if (value := req.http.headers.get(name))}
+
+
+def _content_type(req: SwiftRequest, key: str) -> str:
+    """The Content-Type sent, or one guessed from the name (swiftclient sends an empty one
+    to ask for that, and so does X-Detect-Content-Type: true)."""
+    sent = req.http.headers.get("Content-Type", "")
+    detect = req.http.headers.get("X-Detect-Content-Type", "").lower() in ("true", "1", "yes", "on")
+    if sent and not detect:
+        return sent
+    return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
+
+
+def _object_headers(info: ObjectInfo) -> dict[str, str]:
+    # The ETag is bare hex, as Swift sends it unless its optional etag_quoter middleware
+    # is on; S3 shows the same value in quotes.
+    headers = {"Etag": info.etag, "Last-Modified": http_date(info.last_modified),
+               "X-Timestamp": x_timestamp(info.last_modified), "Content-Type": info.content_type,
+               "Accept-Ranges": "bytes"}
+    headers.update({name: value for name, value in info.headers.items() if name in STORED_HEADERS})
+    headers.update({f"X-Object-Meta-{name}": value for name, value in info.meta.items()})
+    return headers
+
+
+async def _checked_body(req: SwiftRequest) -> AsyncIterator[bytes]:
+    """The request body, verified as it streams: within MAX_FILE_SIZE, as long as
+    Content-Length said, and with the MD5 the ETag header names (else 422)."""
+    expected = req.http.headers.get("Etag", "").strip().strip('"').lower() or None
+    declared = req.http.content_length
+    md5 = hashlib.md5()
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(IDLE_TIMEOUT_S):
+                chunk = await req.http.content.read(READ_CHUNK_BYTES)
+        except TimeoutError:
+            raise SwiftError(408) from None
+        except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError,
+                asyncio.IncompleteReadError) as exc:
+            raise SwiftError(499, f"Client disconnected: {exc}") from None
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_FILE_SIZE:
+            raise SwiftError(413)
+        md5.update(chunk)
+        yield chunk
+    if declared is not None and size != declared:
+        raise SwiftError(499 if size < declared else 400, "Client disconnected or sent a wrong length")
+    if expected is not None and md5.hexdigest() != expected:
+        raise SwiftError(422)
+
+
+async def object_put(req: SwiftRequest) -> web.StreamResponse:
+    if "X-Copy-From" in req.http.headers:
+        source = req.http.headers["X-Copy-From"]
+        assert req.container is not None and req.obj is not None
+        return await _copy(req, source, req.container, req.obj)
+    bucket = await req.own_container()
+    assert req.obj is not None
+    if req.http.content_length is None and "chunked" not in req.http.headers.get("Transfer-Encoding", "").lower():
+        raise SwiftError(411)
+    if (req.http.content_length or 0) > MAX_FILE_SIZE:
+        raise SwiftError(413)
+    attrs: dict[str, Any] = {"content_type": _content_type(req, req.obj), "meta": _user_meta(req),
+                             "headers": _stored_headers(req), "acl": DEFAULT_ACL}
+    if_none_match = req.http.headers.get("If-None-Match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise SwiftError(400, "If-None-Match only supports *")
+
+    async def before_commit() -> None:
+        if if_none_match is not None and await req.services.objects.head(bucket.account, bucket.name,
+                                                                           req.obj or "") is not None:
+            raise SwiftError(412)
+
+    await before_commit()
+    info = await req.services.objects.put(bucket.account, bucket.name, req.obj, _checked_body(req), attrs,
+                                          before_commit=before_commit, versioning=bucket.versioning)
+    return web.Response(status=201, headers={"Etag": info.etag, "Last-Modified": http_date(info.last_modified),
+                                             "X-Timestamp": x_timestamp(info.last_modified)},
+                        content_type="text/html", charset="UTF-8")
+
+
+async def _existing(req: SwiftRequest) -> ObjectInfo:
+    bucket = await req.own_container()
+    assert req.obj is not None
+    info = await req.services.objects.head(bucket.account, bucket.name, req.obj)
+    if info is None:
+        raise SwiftError(404)
+    return info
+
+
+async def object_head(req: SwiftRequest) -> web.StreamResponse:
+    return await _answer(req, with_body=False)
+
+
+async def object_get(req: SwiftRequest) -> web.StreamResponse:
+    return await _answer(req, with_body=True)
+
+
+async def _answer(req: SwiftRequest, with_body: bool) -> web.StreamResponse:
+    info = await _existing(req)
+    headers = _object_headers(info)
+    status = evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified)
+    if status == 304:
+        return web.Response(status=304, headers={"Etag": info.etag, "Last-Modified": headers["Last-Modified"]})
+    if status == 412:
+        raise SwiftError(412)
+    try:
+        span = parse_byte_range(req.http.headers.get("Range"), info.size)
+    except UnsatisfiableRange:
+        raise SwiftError(416, None, {"Content-Range": f"bytes */{info.size}"}) from None
+    first, last = span if span else (0, info.size - 1)
+    response = web.StreamResponse(status=206 if span else 200, headers=headers)
+    response.content_length = last - first + 1 if info.size else 0
+    if span:
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+    pieces = req.services.objects.read(info, first, last) if with_body else None
+    return await send_body(req.http, response, pieces, on_started=req.mark_response_started)
+
+
+async def object_delete(req: SwiftRequest) -> web.StreamResponse:
+    bucket = await req.own_container()
+    assert req.obj is not None
+    if await req.services.objects.head(bucket.account, bucket.name, req.obj) is None:
+        raise SwiftError(404)
+    await req.services.versions.delete(bucket.account, bucket.name, req.obj, bucket.versioning, None)
+    return web.Response(status=204)
+
+
+async def object_post(req: SwiftRequest) -> web.StreamResponse:
+    """Replace the object's user metadata (all of it, as Swift does) and, if sent, its
+    Content-Type and stored headers; the data, ETag and Last-Modified stay."""
+    info = await _existing(req)
+    assert req.container is not None
+    changes: dict[str, Any] = {"meta": _user_meta(req), "headers": _stored_headers(req)}
+    if req.http.headers.get("Content-Type"):
+        changes["content_type"] = req.http.headers["Content-Type"]
+    await req.services.objects.update(req.container, info, **changes)
+    return web.Response(status=202, content_type="text/html", charset="UTF-8")
+
+
+async def object_copy(req: SwiftRequest) -> web.StreamResponse:
+    """COPY with Destination: "container/object" in the same account."""
+    destination = req.http.headers.get("Destination")
+    if not destination:
+        raise SwiftError(412, "You must specify a Destination header")
+    container, _, obj = unquote(destination, errors="strict").lstrip("/").partition("/")
+    if not container or not obj:
+        raise SwiftError(412, "Destination header must be of the form <container name>/<object name>")
+    assert req.container is not None and req.obj is not None
+    dest = SwiftRequest(req.http, req.services, req.account, container, obj, req.query, req.user)
+    return await _copy(dest, f"{req.container}/{req.obj}", container, obj)
+
+
+async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web.StreamResponse:
+    """A new object with the source's data (no bytes are copied): the source's metadata,
+    with the request's X-Object-Meta-* on top (X-Fresh-Metadata: true drops the source's)."""
+    src_container, _, src_obj = unquote(source, errors="strict").lstrip("/").partition("/")
+    if not src_container or not src_obj:
+        raise SwiftError(412, "X-Copy-From header must be of the form <container name>/<object name>")
+    if len(obj.encode()) > MAX_OBJECT_NAME_BYTES:
+        raise SwiftError(400, f"Object name length of {len(obj.encode())} longer than {MAX_OBJECT_NAME_BYTES}")
+    src_req = SwiftRequest(req.http, req.services, req.account, src_container, src_obj, req.query, req.user)
+    info = await _existing(src_req)
+    dest_bucket = await req.own_container()
+    fresh = req.http.headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes", "on")
+    meta = {} if fresh else dict(info.meta)
+    meta.update(_user_meta(req))
+    headers = {} if fresh else {k: v for k, v in info.headers.items()}
+    headers.update(_stored_headers(req))
+    content_type = req.http.headers.get("Content-Type") or info.content_type
+    attrs = {"content_type": content_type, "meta": meta, "headers": headers}
+    copied = await req.services.objects.copy(info, dest_bucket.account, dest_bucket.name, obj, attrs,
+                                             DEFAULT_ACL, versioning=dest_bucket.versioning)
+    return web.Response(status=201, headers={
+        "Etag": copied.etag, "Last-Modified": http_date(copied.last_modified),
+        "X-Timestamp": x_timestamp(copied.last_modified), "X-Copied-From": f"{src_container}/{src_obj}",
+        "X-Copied-From-Last-Modified": http_date(info.last_modified)}, content_type="text/html", charset="UTF-8")
+
