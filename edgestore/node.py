@@ -61,7 +61,7 @@ class Node:
         self.clock = HybridClock()
         self.client = InternalClient(config.cluster_secret, config.timeouts)
         self.coordinator = Coordinator(self.ring_state, self.client, local, config.node_id,
-                                       config.timeouts)
+                                       config.timeouts, self.clock)
         self.users = Users(self.coordinator, self.clock, config.node_id)
         objects = Objects(self.coordinator, self.clock, config)
         uploads = Uploads(self.coordinator, objects, self.clock, config.node_id)
@@ -77,7 +77,7 @@ class Node:
     def app(self) -> web.Application:
         config = self.config
         app = web.Application(
-            middlewares=[internal_auth_middleware(config.cluster_secret)],
+            middlewares=[internal_auth_middleware(config.cluster_secret, self.clock)],
             # Bodies are stored as sent: a Content-Encoding (gzip...) describes the object.
             handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES,
                           "auto_decompress": False},

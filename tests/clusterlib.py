@@ -167,11 +167,13 @@ class LocalCluster:
                 self.restarted[index].poll()
             time.sleep(0.05)
 
-    def restart(self, index: int) -> None:
+    def restart(self, index: int, wrapper: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        """Start node `index` alone from its recorded command (under `wrapper`, e.g. faketime)."""
         node = self.info["nodes"][index]
         log = open(node["log"], "ab")
-        self.restarted[index] = subprocess.Popen(node["command"], stdout=log, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL)
+        self.restarted[index] = subprocess.Popen([*(wrapper or []), *node["command"]], stdout=log,
+                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                 env={**os.environ, **(env or {})})
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not healthy(node["health_url"]):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
+from edgestore.clock import Clock
 from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
 from edgestore.cluster.rpc import InternalClient
@@ -26,6 +28,10 @@ from edgestore.store.device import LocalDevice
 from edgestore.store.records import Record, block_path, newest, placement_path
 
 __all__ = ["Coordinator", "Target"]
+
+log = logging.getLogger(__name__)
+# Rewrites of a write that lost to a newer version (each moves our clock past it first).
+MAX_CLOCK_RETRIES = 3
 
 T = TypeVar("T")
 
@@ -64,7 +70,8 @@ class PeerHealth:
 class Coordinator:
     def __init__(self, ring_state: RingState, client: InternalClient,
                  local_devices: dict[tuple[str, int, str], LocalDevice], node_id: str,
-                 timeouts: Timeouts) -> None:
+                 timeouts: Timeouts, clock: Clock) -> None:
+        self.clock = clock
         self.ring_state = ring_state
         self.client = client
         self.local_devices = local_devices
@@ -116,18 +123,32 @@ class Coordinator:
 
     # -- records -------------------------------------------------------------------
 
-    async def _put_one(self, target: Target, records: list[Record]) -> None:
-        async def remote() -> None:
-            status, _ = await self.client.request_json(
+    async def _put_one(self, target: Target, records: list[Record]) -> dict[str, int]:
+        async def remote() -> dict[str, int]:
+            status, payload = await self.client.request_json(
                 "POST", target.url, f"/_internal/{target.device.device}/records",
                 {"part": str(target.part)}, [r.to_wire() for r in records])
             if status != 200:
                 raise PeerError(target.url, f"record write answered {status}", status)
-        await self._call(target, lambda dev: dev.meta.merge((r, target.part) for r in records), remote)
+            return {str(k): int(v) for k, v in (payload or {}).get("newer", {}).items()}
+        return await self._call(target, lambda dev: dev.meta.merge((r, target.part) for r in records), remote)
 
     async def put_records(self, path: str, records: list[Record]) -> None:
-        """Write records that share a placement path; returns once a quorum has them durably."""
-        await self._fan_out(path, f"write {path}", lambda t: self._put_one(t, records))
+        """Write new records that share a placement path; returns once a quorum has them
+        durably. A replica holding a newer version of one (this node's clock lags the
+        writer of that version) makes us move our clock past it and write it again, so a
+        write acknowledged now is never shadowed by one acknowledged before it."""
+        for _ in range(MAX_CLOCK_RETRIES):
+            answers = await self._fan_out(path, f"write {path}", functools.partial(self._put_one, records=records))
+            newer: dict[str, int] = {}
+            for answer in answers:
+                for name, ts in answer.value.items():
+                    newer[name] = max(ts, newer.get(name, 0))
+            if not newer:
+                return
+            self.clock.observe(max(newer.values()))
+            records = [replace(r, ts=self.clock.now()) for r in records if r.name in newer]
+        log.warning("writes to %s kept losing to newer versions; the cluster's clocks disagree", path)
 
     async def put_record(self, record: Record) -> None:
         await self.put_records(placement_path(record.kind, record.name), [record])

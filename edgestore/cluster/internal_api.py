@@ -12,7 +12,8 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from edgestore.cluster.rpc import BODY_HEADER, body_digest, verify_signature
+from edgestore.clock import Clock, seconds_to_ts
+from edgestore.cluster.rpc import BODY_HEADER, TIME_HEADER, body_digest, verify_signature
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
 from edgestore.store.blocks import BLOCK_ID
 from edgestore.store.device import LocalDevice
@@ -28,14 +29,17 @@ MAX_BLOCK_BODY = 64 * 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def internal_auth_middleware(secret: bytes) -> Middleware:
-    """Refuses every /_internal/ request that is not signed with the cluster secret."""
+def internal_auth_middleware(secret: bytes, clock: Clock) -> Middleware:
+    """Refuses every /_internal/ request that is not signed with the cluster secret. A signed
+    request's time moves this node's clock past the sender's: a node whose wall clock lags
+    (a Pi that booted without network time) still orders its writes after its peers'."""
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(INTERNAL_PREFIX):
             reason = verify_signature(secret, request.method, request.raw_path, request.headers)
             if reason is not None:
                 return web.Response(status=403, text=reason + "\n")
+            clock.observe(seconds_to_ts(float(request.headers[TIME_HEADER])))
         return await handler(request)
     return middleware
 
@@ -74,8 +78,8 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             records = [Record.from_wire(w) for w in json.loads(body)]
         except (ValueError, KeyError, TypeError) as exc:
             raise web.HTTPBadRequest(text=f"malformed records: {exc}\n") from exc
-        changed = await device.meta.merge((r, part) for r in records)
-        return web.json_response({"changed": changed})
+        newer = await device.meta.merge((r, part) for r in records)
+        return web.json_response({"newer": newer})
 
     async def get_record(request: web.Request) -> web.Response:
         device = device_of(request)

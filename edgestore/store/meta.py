@@ -152,18 +152,25 @@ class MetaStore:
         for fut, value, error in results:
             loop.call_soon_threadsafe(_settle, fut, value, error)
 
-    async def merge(self, records: Iterable[tuple[Record, int]]) -> int:
-        """Merge (record, partition) pairs; returns how many changed what was stored."""
+    async def merge(self, records: Iterable[tuple[Record, int]]) -> dict[str, int]:
+        """Merge (record, partition) pairs, last writer wins. Returns, for each record that
+        lost to a newer stored version, that version's timestamp (by record name): the
+        coordinator of a new write uses it to notice its clock is behind and write again."""
         rows = [
             (r.kind, r.name, part, r.ts, r.node, int(r.deleted), json.dumps(r.value, separators=(",", ":")),
              r.data, xxhash.xxh3_64_intdigest(r.data) - (1 << 63) if r.data is not None else None)
             for r, part in records
         ]
 
-        def op(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.executemany(_MERGE, rows)
-            return conn.total_changes - before
+            newer = {}
+            for kind, name, _, ts, node, *_rest in rows:
+                stored = conn.execute("SELECT ts, node FROM records WHERE kind = ? AND name = ?",
+                                      (kind, name)).fetchone()
+                if stored is not None and (stored[0], stored[1]) > (ts, node):
+                    newer[name] = int(stored[0])
+            return newer
 
         return await self._write(op)
 

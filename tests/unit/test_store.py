@@ -27,8 +27,8 @@ def test_merge_keeps_the_newest_version_whatever_the_order(tmp_path: Path) -> No
     async def go() -> None:
         meta = MetaStore(tmp_path / "meta.db")
         try:
-            await meta.merge([(rec("a/b/k", 5), 1)])
-            await meta.merge([(rec("a/b/k", 3), 1)])        # older: ignored
+            assert await meta.merge([(rec("a/b/k", 5), 1)]) == {}
+            assert await meta.merge([(rec("a/b/k", 3), 1)]) == {"a/b/k": 5}  # older: ignored, and told
             assert (await meta.get("object", "a/b/k")).ts == 5
             await meta.merge([(rec("a/b/k", 5, node="n2"), 1)])  # same ts, larger node wins
             assert (await meta.get("object", "a/b/k")).node == "n2"
