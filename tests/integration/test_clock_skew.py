@@ -8,7 +8,6 @@ import shutil
 from typing import Any
 
 import pytest
-
 from conftest import make_s3
 
 pytestmark = pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (apt-get install faketime)")
