@@ -168,7 +168,8 @@ class LocalCluster:
             time.sleep(0.05)
 
     def restart(self, index: int, wrapper: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        """Start node `index` alone from its recorded command (under `wrapper`, e.g. faketime)."""
+        """Start node `index` alone from its recorded command (under `wrapper`, which must
+        exec the command rather than fork it, or stopping it would orphan the node)."""
         node = self.info["nodes"][index]
         log = open(node["log"], "ab")
         self.restarted[index] = subprocess.Popen([*(wrapper or []), *node["command"]], stdout=log,
