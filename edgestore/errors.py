@@ -11,6 +11,7 @@
     │   ├── NoSuchObject
     │   ├── BucketExists         (owned_by_requester tells whose it is)
     │   ├── BucketNotEmpty
+    │   ├── DigestMismatch       a body is not what its declared MD5 says
     │   ├── NoSuchUpload
     │   └── BadPartList          a multipart completion names parts wrongly (reason says how)
     └── ClusterError             the cluster could not do what was asked
@@ -26,7 +27,7 @@ from __future__ import annotations
 __all__ = [
     "EdgestoreError", "ConfigError", "StoreError", "DeviceInUse", "CorruptBlock", "NoSuchBlock",
     "ModelError", "NoSuchBucket", "NoSuchObject", "BucketExists", "BucketNotEmpty",
-    "NoSuchUpload", "BadPartList",
+    "NoSuchUpload", "BadPartList", "DigestMismatch",
     "ClusterError", "QuorumNotReached", "BlockUnavailable", "PeerError",
 ]
 
@@ -90,6 +91,13 @@ class BucketNotEmpty(ModelError):
     def __init__(self, bucket: str) -> None:
         super().__init__(f"bucket {bucket!r} is not empty")
         self.bucket = bucket
+
+
+class DigestMismatch(ModelError):
+    def __init__(self, expected: bytes, got: bytes) -> None:
+        super().__init__(f"the body's MD5 is {got.hex()}, not the {expected.hex()} declared")
+        self.expected = expected
+        self.got = got
 
 
 class NoSuchUpload(ModelError):

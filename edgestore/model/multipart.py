@@ -93,8 +93,10 @@ class Uploads:
         return upload
 
     async def put_part(self, upload: Upload, number: int, body: AsyncIterator[bytes],
-                       late_attrs: Callable[[], dict[str, Any]] | None = None) -> Part:
-        stored = await self._objects.store_body(upload.part_name(number), body, allow_inline=False)
+                       late_attrs: Callable[[], dict[str, Any]] | None = None,
+                       expected_md5: bytes | None = None) -> Part:
+        stored = await self._objects.store_body(upload.part_name(number), body, allow_inline=False,
+                                                expected_md5=expected_md5)
         value = stored.value()
         if late_attrs is not None:
             value.update(late_attrs())

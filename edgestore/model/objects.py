@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.config import NodeConfig
-from edgestore.errors import NoSuchObject
+from edgestore.errors import DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.store.blocks import block_hash
 from edgestore.store.records import (
@@ -117,12 +117,12 @@ class Objects:
     async def put(self, account: str, bucket: str, key: str, body: AsyncIterator[bytes],
                   attrs: dict[str, Any], late_attrs: Callable[[], dict[str, Any]] | None = None,
                   before_commit: Callable[[], Awaitable[None]] | None = None,
-                  versioning: str | None = None) -> ObjectInfo:
+                  versioning: str | None = None, expected_md5: bytes | None = None) -> ObjectInfo:
         """Store a body. `body` raising (a bad digest, a short body) aborts the write
         before anything is acknowledged; `late_attrs` adds values known only at the end
         (checksums sent as trailers); `before_commit` may still refuse (a precondition)."""
         name = object_name(account, bucket, key)
-        stored = await self.store_body(name, body, allow_inline=True)
+        stored = await self.store_body(name, body, allow_inline=True, expected_md5=expected_md5)
         value: dict[str, Any] = dict(attrs)
         value.update(stored.value(), owner=account)
         if late_attrs is not None:
@@ -221,9 +221,11 @@ class Objects:
         if records:
             await self._coordinator.put_records(placement_path(KIND_OBJECT, records[0].name), records)
 
-    async def store_body(self, name: str, body: AsyncIterator[bytes], allow_inline: bool) -> StoredBody:
+    async def store_body(self, name: str, body: AsyncIterator[bytes], allow_inline: bool,
+                         expected_md5: bytes | None = None) -> StoredBody:
         """Stream a body into blocks (or keep it for inline storage if small and allowed);
-        returns once every block is on a quorum of its replicas."""
+        returns once every block is on a quorum of its replicas. The MD5 computed for the
+        ETag also checks a declared one (Content-MD5, Swift's ETag): DigestMismatch."""
         data_id = secrets.token_hex(8)
         ref = f"{name}#{data_id}"
         md5 = hashlib.md5()
@@ -246,6 +248,8 @@ class Objects:
             blocks = await uploads.finish()
         finally:
             await uploads.cancel()
+        if expected_md5 is not None and md5.digest() != expected_md5:
+            raise DigestMismatch(expected_md5, md5.digest())
         return StoredBody(size, md5.digest(), data_id, None if inline else blocks,
                           bytes(buf) if inline else None)
 

@@ -22,7 +22,6 @@ from edgestore.api.s3.checksums import Checksum, new_checksum, parse_requested, 
 from edgestore.api.s3.chunked import AwsChunkedDecoder
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import (
-    BadDigest,
     EntityTooLarge,
     IncompleteBody,
     InvalidDigest,
@@ -140,27 +139,30 @@ class RequestBody:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         sha256 = hashlib.sha256() if self._mode is PayloadMode.SIGNED else None
-        md5 = hashlib.md5() if self._md5 is not None else None
         received = 0
         async for piece in self._pieces():
             received += len(piece)
             if received > MAX_PUT_BYTES:
                 raise EntityTooLarge(MaxSizeAllowed=str(MAX_PUT_BYTES))
-            for h in (sha256, md5, self._checksum):
+            for h in (sha256, self._checksum):
                 if h is not None:
                     h.update(piece)
             yield piece
         if sha256 is not None and self._auth is not None and sha256.hexdigest() != self._auth.content_sha256:
             raise XAmzContentSHA256Mismatch(ClientComputedContentSHA256=self._auth.content_sha256,
                                             S3ComputedContentSHA256=sha256.hexdigest())
-        if md5 is not None and md5.digest() != self._md5:
-            raise BadDigest(ExpectedDigest=self._md5.hex() if self._md5 else "")
         if self._requested is not None and self._checksum is not None:
             if self._requested.location == "header":
                 expected = self._requested.expected_b64 or ""
             else:
                 expected = self._decoder.trailers.get(self._requested.header, "")
             verify(self._requested.algorithm, expected, self._checksum)
+
+    @property
+    def content_md5(self) -> bytes | None:
+        """The Content-MD5 the client declared: the object store checks it against the MD5
+        it computes anyway for the ETag (DigestMismatch -> BadDigest)."""
+        return self._md5
 
     def late_attrs(self) -> dict[str, Any]:
         """Stored with the object once the body is complete: its verified checksum."""

@@ -75,7 +75,8 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     number = part_number(req)
     upload = await upload_of(req)
     body = request_body(req)
-    part = await req.services.uploads.put_part(upload, number, body.chunks(), late_attrs=body.late_attrs)
+    part = await req.services.uploads.put_part(upload, number, body.chunks(), late_attrs=body.late_attrs,
+                                               expected_md5=body.content_md5)
     headers = {"ETag": f'"{part.etag}"'}
     for algorithm, value in part.checksums.items():
         headers[header_name(algorithm)] = value

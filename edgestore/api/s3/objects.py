@@ -122,7 +122,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     body = request_body(req)
     info = await req.services.objects.put(bucket.account, bucket.name, req.key, body.chunks(),
                                           attrs, late_attrs=body.late_attrs, before_commit=precondition,
-                                          versioning=bucket.versioning)
+                                          versioning=bucket.versioning, expected_md5=body.content_md5)
     headers = {"ETag": f'"{info.etag}"'}
     if info.version_id is not None:
         headers["x-amz-version-id"] = info.version_id

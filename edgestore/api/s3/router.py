@@ -21,6 +21,7 @@ from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
     AccessDenied,
+    BadDigest,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
@@ -124,6 +125,8 @@ def _as_s3_error(exc: Exception) -> S3Error:
             else BucketAlreadyExists(BucketName=exc.bucket)
     if isinstance(exc, domain.BucketNotEmpty):
         return BucketNotEmpty(BucketName=exc.bucket)
+    if isinstance(exc, domain.DigestMismatch):
+        return BadDigest(ExpectedDigest=exc.expected.hex(), CalculatedDigest=exc.got.hex())
     if isinstance(exc, domain.NoSuchUpload):
         return NoSuchUpload(UploadId=exc.upload_id)
     if isinstance(exc, domain.BadPartList):

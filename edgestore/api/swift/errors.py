@@ -59,6 +59,8 @@ def as_swift_error(exc: Exception) -> SwiftError:
         return SwiftError(202) if exc.owned_by_requester else SwiftError(409)
     if isinstance(exc, domain.BucketNotEmpty):
         return SwiftError(409)
+    if isinstance(exc, domain.DigestMismatch):
+        return SwiftError(422)
     if isinstance(exc, domain.ClusterError):
         return SwiftError(503)
     if isinstance(exc, domain.ModelError):

@@ -10,7 +10,6 @@ iterator ends cleanly, so nothing damaged is ever stored.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import mimetypes
 from typing import Any, AsyncIterator
 from urllib.parse import unquote
@@ -84,11 +83,9 @@ def _object_headers(info: ObjectInfo) -> dict[str, str]:
 
 
 async def _checked_body(req: SwiftRequest) -> AsyncIterator[bytes]:
-    """The request body, verified as it streams: within MAX_FILE_SIZE, as long as
-    Content-Length said, and with the MD5 the ETag header names (else 422)."""
-    expected = req.http.headers.get("Etag", "").strip().strip('"').lower() or None
+    """The request body, verified as it streams: within MAX_FILE_SIZE and as long as
+    Content-Length said. (The MD5 an ETag header names is checked by the object store.)"""
     declared = req.http.content_length
-    md5 = hashlib.md5()
     size = 0
     while True:
         try:
@@ -104,12 +101,23 @@ async def _checked_body(req: SwiftRequest) -> AsyncIterator[bytes]:
         size += len(chunk)
         if size > MAX_FILE_SIZE:
             raise SwiftError(413)
-        md5.update(chunk)
         yield chunk
     if declared is not None and size != declared:
         raise SwiftError(499 if size < declared else 400, "Client disconnected or sent a wrong length")
-    if expected is not None and md5.hexdigest() != expected:
+
+
+def _declared_md5(req: SwiftRequest) -> bytes | None:
+    """The MD5 an ETag request header names (a mismatch is 422); a malformed one is too."""
+    raw = req.http.headers.get("Etag", "").strip().strip('"').lower()
+    if not raw:
+        return None
+    try:
+        digest = bytes.fromhex(raw)
+    except ValueError:
+        raise SwiftError(422) from None
+    if len(digest) != 16:
         raise SwiftError(422)
+    return digest
 
 
 async def object_put(req: SwiftRequest) -> web.StreamResponse:
@@ -136,7 +144,8 @@ async def object_put(req: SwiftRequest) -> web.StreamResponse:
 
     await before_commit()
     info = await req.services.objects.put(bucket.account, bucket.name, req.obj, _checked_body(req), attrs,
-                                          before_commit=before_commit, versioning=bucket.versioning)
+                                          before_commit=before_commit, versioning=bucket.versioning,
+                                          expected_md5=_declared_md5(req))
     return web.Response(status=201, headers={"Etag": info.etag, "Last-Modified": http_date(info.last_modified),
                                              "X-Timestamp": x_timestamp(info.last_modified)},
                         content_type="text/html", charset="UTF-8")
