@@ -52,7 +52,12 @@ def s3_https(cluster: LocalCluster) -> Any:
 
 @pytest.fixture
 def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = f"t{os.getpid()}-{next(_bucket_numbers)}-{request.node.name[:30]}".lower().replace("_", "-")
-    name = "".join(c for c in name if c.isalnum() or c == "-").strip("-")[:63]
+    name = unique_bucket_name("t", request)
     s3.create_bucket(Bucket=name)
     return name
+
+
+def unique_bucket_name(prefix: str, request: pytest.FixtureRequest) -> str:
+    """A valid S3 bucket name, unique in this test run, that says which test made it."""
+    name = f"{prefix}{os.getpid()}-{next(_bucket_numbers)}-{request.node.name[:30]}".lower()
+    return "".join(c if c.isalnum() else "-" for c in name)[:63].strip("-")

@@ -18,6 +18,24 @@ def mounted(path: Path) -> bool:
         return any(len(line.split()) > 1 and line.split()[1] == target for line in mounts)
 
 
+def wait_mounted(path: Path, proc: subprocess.Popen[bytes], log: Path, what: str,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Until `path` is a mount point; fail with the filesystem's log if `proc` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not mounted(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not mount (exit {proc.poll()}): "
+                                 f"{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+
+
+def take_down(path: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Unmount, let the filesystem process end, and check nothing is left mounted."""
+    unmount(path)
+    stop(proc)
+    assert not mounted(path), f"{path} is still mounted"
+
+
 def unmount(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """fusermount -u, then (if something still holds it) a lazy unmount; bounded either way."""
     tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"

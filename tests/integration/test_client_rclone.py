@@ -14,7 +14,6 @@ plain HTTP, so it runs with no AWS_* variable."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -24,8 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import make_s3
-from mounts import mounted, stop, unmount
+from conftest import make_s3, unique_bucket_name
+from mounts import take_down, wait_mounted
 
 RCLONE = shutil.which("rclone")
 if RCLONE is None:
@@ -93,13 +92,9 @@ def boto(cluster: Any) -> Any:
     return make_s3(cluster.endpoint, *cluster.credentials)
 
 
-_numbers = itertools.count()
-
-
 @pytest.fixture
 def bucket_name(request: pytest.FixtureRequest) -> str:
-    name = f"rclone-{os.getpid()}-{next(_numbers)}-{request.node.name}".lower()
-    return "".join(c if c.isalnum() else "-" for c in name)[:63].strip("-")
+    return unique_bucket_name("rclone-", request)
 
 
 @pytest.fixture
@@ -279,18 +274,11 @@ def ro_mount(rclone: Rclone, rc_bucket: str, tmp_path: Path) -> Iterator[tuple[P
                                         f"{REMOTE}:{rc_bucket}", str(mountpoint)),
                             env=rclone.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + MOUNT_TIMEOUT_S
-        while not mounted(mountpoint):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"rclone mount did not mount (exit {proc.poll()}): "
-                                     f"{(tmp_path / 'mount.log').read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
+        wait_mounted(mountpoint, proc, tmp_path / "mount.log", "rclone mount", MOUNT_TIMEOUT_S)
         yield mountpoint, rc_bucket
     finally:
-        unmount(mountpoint)
-        stop(proc)
         log.close()
-        assert not mounted(mountpoint), f"{mountpoint} is still mounted"
+        take_down(mountpoint, proc)
 
 
 def test_read_only_mount_lists_and_reads(ro_mount: tuple[Path, str], boto: Any) -> None:

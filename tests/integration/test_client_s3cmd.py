@@ -14,7 +14,6 @@ GET `?acl` of the source and PUT `?acl` (an AccessControlPolicy body) on the tar
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_s3
+from conftest import make_s3, unique_bucket_name
 
 S3CMD = shutil.which("s3cmd")
 if S3CMD is None:
@@ -90,13 +89,9 @@ def s3cmd(request: pytest.FixtureRequest, cluster: Any, tmp_path_factory: pytest
                  *cluster.credentials, sigv2=sigv2, ca_file=cluster.info["ca_file"] if https else None)
 
 
-_numbers = itertools.count()
-
-
 @pytest.fixture
 def bucket_name(request: pytest.FixtureRequest) -> str:
-    name = f"s3cmd-{os.getpid()}-{next(_numbers)}-{request.node.name}".lower()
-    return "".join(c if c.isalnum() else "-" for c in name)[:63].strip("-")
+    return unique_bucket_name("s3cmd-", request)
 
 
 @pytest.fixture

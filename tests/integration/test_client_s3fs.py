@@ -19,13 +19,12 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 from conftest import make_s3
-from mounts import mounted, stop, unmount
+from mounts import take_down, wait_mounted
 
 S3FS = shutil.which("s3fs")
 if S3FS is None:
@@ -87,18 +86,11 @@ def fs(cluster: Any, boto: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     proc = subprocess.Popen([S3FS, bucket, str(mountpoint), "-f", "-o", options], env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + MOUNT_TIMEOUT_S
-        while not mounted(mountpoint):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"s3fs did not mount (exit {proc.poll()}): "
-                                     f"{(home / 's3fs.log').read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
+        wait_mounted(mountpoint, proc, home / "s3fs.log", "s3fs", MOUNT_TIMEOUT_S)
         yield mountpoint, bucket
     finally:
-        unmount(mountpoint)
-        stop(proc)
         log.close()
-        assert not mounted(mountpoint), f"{mountpoint} is still mounted"
+        take_down(mountpoint, proc)
 
 
 def keys_of(boto: Any, bucket: str, prefix: str = "") -> dict[str, int]:
