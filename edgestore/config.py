@@ -24,7 +24,7 @@ from typing import Any
 
 from edgestore.errors import ConfigError
 
-__all__ = ["DeviceConfig", "NodeConfig", "TlsConfig", "Timeouts", "load_config", "parse_config"]
+__all__ = ["DeviceConfig", "NodeConfig", "RepairConfig", "TlsConfig", "Timeouts", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,15 @@ class Timeouts:
     post_quorum_s: float = 0.5
     # A peer that refused a connection is skipped (its handoff used instead) for this long.
     peer_suppress_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """[repair]: the background passes that keep replicas whole. The byte rate bounds
+    repair traffic, so a node catching up does not starve clients or wear SD cards out."""
+    interval_s: float = 30.0
+    bytes_per_s: float = 8.0 * 1024 * 1024
+    concurrency: int = 4
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class NodeConfig:
     # AbortIncompleteMultipartUpload); the job looks every stale_upload_interval_s.
     stale_upload_age_s: float = 7 * 24 * 3600
     stale_upload_interval_s: float = 3600
+    repair: RepairConfig = field(default_factory=RepairConfig)
     config_path: Path | None = None
 
 
@@ -138,9 +148,11 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         devices.append(DeviceConfig(_get(entry, "name", str), base / _get(entry, "path", str)))
     store = raw.get("store", {})
     limits = raw.get("timeouts", {})
-    unknown = set(limits) - set(Timeouts.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown keys in [timeouts]: {', '.join(sorted(unknown))}")
+    repair = raw.get("repair", {})
+    for table, name, cls in ((limits, "timeouts", Timeouts), (repair, "repair", RepairConfig)):
+        unknown = set(table) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown keys in [{name}]: {', '.join(sorted(unknown))}")
     s3 = raw.get("s3", {})
     tls = None
     if "tls" in raw:
@@ -167,6 +179,7 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         region=_get(s3, "region", str, "us-east-1"),
         timeouts=Timeouts(**{k: _get(limits, k, float) for k in limits}),
         tls=tls,
+        repair=RepairConfig(**{k: _get(repair, k, type(getattr(RepairConfig, k))) for k in repair}),
         stale_upload_age_s=_get(raw.get("jobs", {}), "stale_upload_age_s", float, NodeConfig.stale_upload_age_s),
         stale_upload_interval_s=_get(raw.get("jobs", {}), "stale_upload_interval_s", float,
                                      NodeConfig.stale_upload_interval_s),

@@ -10,11 +10,13 @@ import asyncio
 import logging
 import signal
 import ssl
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from edgestore.api.admin import admin_routes
+from edgestore.api.admin import AdminGuard, admin_routes
+from edgestore.api.admin_cluster import cluster_routes
 from edgestore.api.s3.auth import admin_check
 from edgestore.api.s3.context import S3Services
 from edgestore.api.s3.router import S3Api
@@ -23,8 +25,9 @@ from edgestore.api.swift.router import SwiftApi, is_swift_request
 from edgestore.clock import HybridClock
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.cluster.internal_api import internal_auth_middleware, internal_routes
-from edgestore.cluster.ringstate import RingState
+from edgestore.cluster.ringstate import RingState, device_url_for
 from edgestore.cluster.rpc import InternalClient
+from edgestore.cluster.status import node_status
 from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
 from edgestore.jobs.runner import JobRunner
@@ -34,6 +37,8 @@ from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
 from edgestore.model.users import Users
 from edgestore.model.versions import Versions
+from edgestore.repair.antientropy import AntiEntropy
+from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.store.device import LocalDevice
 
 __all__ = ["Node", "run_node"]
@@ -69,9 +74,13 @@ class Node:
         versions = Versions(self.coordinator, objects, self.clock, config.node_id)
         self.services = S3Services(config, self.users, buckets, objects, uploads, versions)
         self.swift_services = SwiftServices(config, self.users, buckets, objects, versions)
+        repair = config.repair
+        self.anti_entropy = AntiEntropy(self.coordinator, repair.interval_s, ByteRateLimiter(repair.bytes_per_s),
+                                        repair.concurrency)
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
+            self.anti_entropy,
         ])
 
     def app(self) -> web.Application:
@@ -83,9 +92,12 @@ class Node:
                           "auto_decompress": False},
         )
         app.router.add_routes(internal_routes(self.devices))
-        app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users,
-                                           config.cluster_secret, admin_check(self.services),
+        guard = AdminGuard(config.cluster_secret, admin_check(self.services))
+        app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users, guard,
                                            sorted(self.devices), self.jobs))
+        self_url = device_url_for(config.advertise_ip, config.advertise_port)
+        app.router.add_routes(cluster_routes(self_url, self.coordinator, self.services.buckets, self.jobs, guard,
+                                             self.status))
         s3, swift = S3Api(self.services), SwiftApi(self.swift_services)
 
         async def front(request: web.Request) -> web.StreamResponse:
@@ -97,6 +109,10 @@ class Node:
         # [\s\S], not ".": an S3 key may hold a line feed.
         app.router.add_route("*", r"/{tail:[\s\S]*}", front)
         return app
+
+    async def status(self) -> dict[str, Any]:
+        return await node_status(self.config.node_id, self.coordinator, self.anti_entropy,
+                                 {"jobs": {name: vars(state) for name, state in self.jobs.state.items()}})
 
     async def close(self) -> None:
         await self.jobs.stop()

@@ -8,7 +8,7 @@ or SigV4 from an admin user (`edgestore user create --endpoint URL --access-key 
 from __future__ import annotations
 
 import json
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -18,7 +18,7 @@ from edgestore.jobs.runner import JobRunner
 from edgestore.model.users import InvalidUser, Users
 from edgestore.streams import BodyTooLarge, read_limited
 
-__all__ = ["admin_routes", "ADMIN_PREFIX"]
+__all__ = ["admin_routes", "AdminGuard", "ADMIN_PREFIX", "job_request"]
 
 ADMIN_PREFIX = "/_admin/"
 
@@ -26,20 +26,43 @@ AdminCheck = Callable[[web.Request, bytes], Awaitable[bool]]
 MAX_ADMIN_BODY = 64 * 1024
 
 
-def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: bytes,
-                 admin_by_sigv4: AdminCheck, devices: list[str], jobs: JobRunner) -> list[web.RouteDef]:
-    async def admin_body(request: web.Request) -> bytes:
-        """The body of a request from the cluster itself or from an admin user, or 403."""
+def job_request(jobs: JobRunner, name: str, body: bytes) -> tuple[str, dict[str, Any]]:
+    """A job's name (404 if there is no such job) and its options from a JSON body (400)."""
+    if name not in jobs.jobs:
+        raise web.HTTPNotFound(text=f"no job {name!r}; jobs: {', '.join(sorted(jobs.jobs))}\n")
+    try:
+        options = json.loads(body) if body.strip() else {}
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"bad options: {exc}\n") from exc
+    if not isinstance(options, dict):
+        raise web.HTTPBadRequest(text="bad options: options must be a JSON object\n")
+    return name, options
+
+
+class AdminGuard:
+    """Admits requests from the cluster itself (signed with its secret) or from an admin
+    user (SigV4), and hands their body over; everyone else gets 403."""
+
+    def __init__(self, secret: bytes, admin_by_sigv4: AdminCheck) -> None:
+        self._secret = secret
+        self._admin_by_sigv4 = admin_by_sigv4
+
+    async def body(self, request: web.Request) -> bytes:
         try:
             body = await read_limited(request.content, MAX_ADMIN_BODY)
         except BodyTooLarge:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_ADMIN_BODY, actual_size=MAX_ADMIN_BODY + 1) from None
-        if verify_signature(secret, request.method, request.raw_path, request.headers) is None:
+        if verify_signature(self._secret, request.method, request.raw_path, request.headers) is None:
             if request.headers.get(BODY_HEADER) == body_digest(body):
                 return body
-        elif await admin_by_sigv4(request, body):
+        elif await self._admin_by_sigv4(request, body):
             return body
         raise web.HTTPForbidden(text="admin credentials required\n")
+
+
+def admin_routes(node_id: str, ring_state: RingState, users: Users, guard: AdminGuard,
+                 devices: list[str], jobs: JobRunner) -> list[web.RouteDef]:
+    admin_body = guard.body
 
     async def health(request: web.Request) -> web.Response:
         ring = ring_state.ring
@@ -69,14 +92,8 @@ def admin_routes(node_id: str, ring_state: RingState, users: Users, secret: byte
 
     async def run_job(request: web.Request) -> web.Response:
         """Run one pass of a job now, with job-specific options from a JSON body."""
-        body = await admin_body(request)
-        name = request.match_info["name"]
-        if name not in jobs.jobs:
-            raise web.HTTPNotFound(text=f"no job {name!r}; jobs: {', '.join(sorted(jobs.jobs))}\n")
+        name, options = job_request(jobs, request.match_info["name"], await admin_body(request))
         try:
-            options = json.loads(body) if body.strip() else {}
-            if not isinstance(options, dict):
-                raise ValueError("options must be a JSON object")
             result = await jobs.run_once(name, **options)
         except (ValueError, TypeError) as exc:
             raise web.HTTPBadRequest(text=f"bad options: {exc}\n") from exc

@@ -54,10 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tls", action="store_true",
                    help="also serve HTTPS, on ports BASE+N..BASE+2N-1, with a self-signed certificate "
                         "(needs the openssl command); cluster.json names it as ca_file")
+    p.add_argument("--repair-interval", type=float, default=None, metavar="SECONDS",
+                   help="seconds between anti-entropy passes, for a new cluster (default 30)")
     p.set_defaults(func=up)
 
 
-def _node_config(data: Path, index: int, port: int, tls_port: int | None) -> str:
+def _node_config(data: Path, index: int, port: int, tls_port: int | None, repair_interval_s: float | None) -> str:
     text = (
         f'# Node {index} of the local cluster made by `edgestore up`.\n'
         f'[node]\nid = "node{index}"\nlisten = "127.0.0.1:{port}"\n'
@@ -66,6 +68,8 @@ def _node_config(data: Path, index: int, port: int, tls_port: int | None) -> str
         '# Virtual-hosted-style requests: http://BUCKET.localhost:PORT/KEY (curl resolves *.localhost).\n'
         '[s3]\ndomain = "localhost"\n'
     )
+    if repair_interval_s is not None:
+        text += f'\n[repair]\ninterval_s = {float(repair_interval_s)}\n'
     if tls_port is not None:
         text += (f'\n[tls]\nlisten = "127.0.0.1:{tls_port}"\ncert_file = "{data / "tls" / "cert.pem"}"\n'
                  f'key_file = "{data / "tls" / "key.pem"}"\n')
@@ -90,7 +94,7 @@ def _make_certificate(directory: Path) -> Path:
 
 
 def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: int,
-            tls: bool) -> dict[str, Any]:
+            tls: bool, repair_interval_s: float | None) -> dict[str, Any]:
     if nodes < 1 or not 1 <= replicas <= nodes:
         raise CliError(f"need 1 <= --replicas <= --nodes (got {replicas} replicas, {nodes} nodes)")
     if not 1 <= base_port <= 65535 - (2 if tls else 1) * nodes + 1:
@@ -124,7 +128,7 @@ def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: i
         conf = data / "conf" / f"node{i}.toml"
         port = base_port + i - 1
         tls_port = base_port + nodes + i - 1 if tls else None
-        conf.write_text(_node_config(data, i, port, tls_port))
+        conf.write_text(_node_config(data, i, port, tls_port, repair_interval_s))
         state["nodes"].append({
             "id": f"node{i}",
             "url": f"http://127.0.0.1:{port}",
@@ -233,7 +237,7 @@ def up(args: argparse.Namespace) -> int:
                            f"use another --data for a {args.nodes}-node one")
     else:
         nodes = 4 if args.nodes is None else args.nodes
-        state = _create(data, nodes, args.replicas, args.port, args.part_power, args.tls)
+        state = _create(data, nodes, args.replicas, args.port, args.part_power, args.tls, args.repair_interval)
     secret = (data / "secret").read_text().strip().encode()
     lock = _lock_data_dir(data)
 

@@ -6,6 +6,7 @@ a valid cluster signature (see rpc.py), checked by `internal_auth_middleware`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Awaitable, Callable
 
@@ -17,6 +18,7 @@ from edgestore.cluster.rpc import BODY_HEADER, TIME_HEADER, body_digest, verify_
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
 from edgestore.store.blocks import BLOCK_ID
 from edgestore.store.device import LocalDevice
+from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record
 from edgestore.streams import BodyTooLarge, read_limited
 
@@ -64,6 +66,12 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             raise web.HTTPNotFound(text="no such device on this node\n")
         return device
 
+    def int_path(request: web.Request, name: str) -> int:
+        try:
+            return int(request.match_info[name])
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"bad {name}\n") from None
+
     def int_param(request: web.Request, name: str) -> int:
         try:
             return int(request.query[name])
@@ -106,6 +114,48 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
                                         int_param(request, "part"), int_param(request, "ts"))
         return web.Response(status=201)
 
+    async def check_record(request: web.Request) -> web.Response:
+        device = device_of(request)
+        record, intact = await device.meta.check(request.query.get("kind", ""), request.query.get("name", ""))
+        if record is None:
+            return web.json_response({"present": False, "intact": False})
+        return web.json_response({"present": True, "intact": intact, "ts": record.ts, "writer": record.node,
+                                  "deleted": record.deleted})
+
+    async def check_block(request: web.Request) -> web.Response:
+        device = device_of(request)
+        block = request.match_info["block"]
+        if not BLOCK_ID.match(block):
+            raise web.HTTPBadRequest(text="bad block id\n")
+        present, intact = await device.blocks.check(block)
+        return web.json_response({"present": present, "intact": intact})
+
+    async def digests(request: web.Request) -> web.Response:
+        device = device_of(request)
+        return web.json_response({"parts": {str(p): list(d) for p, d in (await device.meta.digests()).items()}})
+
+    async def partition_index(request: web.Request) -> web.Response:
+        device = device_of(request)
+        index, present = await device.partition_state(int_path(request, "part"))
+        return web.json_response({"index": index.to_wire(), "present": sorted(present)})
+
+    async def put_refs(request: web.Request) -> web.Response:
+        """References pushed by anti-entropy (after the blocks it could send): a block whose
+        file is not here is marked lost, so the next pass sends it."""
+        device = device_of(request)
+        part = int_path(request, "part")
+        body = await _read_signed_body(request, MAX_RECORD_BODY)
+        try:
+            refs = [BlockRef(str(b), str(r), part, int(t)) for b, r, t in json.loads(body)]
+        except (ValueError, TypeError) as exc:
+            raise web.HTTPBadRequest(text=f"malformed refs: {exc}\n") from exc
+        if not all(BLOCK_ID.match(r.block) for r in refs):
+            raise web.HTTPBadRequest(text="bad block id\n")
+        missing = await asyncio.to_thread(lambda: {r.block for r in refs
+                                                   if not device.blocks.path_of(r.block).exists()})
+        await device.meta.add_block_refs(refs, missing)
+        return web.json_response({"missing": len(missing)})
+
     async def get_block(request: web.Request) -> web.Response:
         device = device_of(request)
         block = request.match_info["block"]
@@ -126,4 +176,9 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         web.get(p + "/list", list_records),
         web.put(p + "/block/{block}", put_block),
         web.get(p + "/block/{block}", get_block),
+        web.get(p + "/check", check_record),
+        web.get(p + "/block/{block}/check", check_block),
+        web.get(p + "/digests", digests),
+        web.get(p + "/part/{part}/index", partition_index),
+        web.post(p + "/part/{part}/refs", put_refs),
     ]

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from edgestore.ring import Device, Ring, load_ring
 
-__all__ = ["RingState", "device_url"]
+__all__ = ["RingState", "device_url", "device_url_for"]
 
 
 def device_url(device: Device) -> str:
-    host = f"[{device.ip}]" if ":" in device.ip else device.ip
-    return f"http://{host}:{device.port}"
+    return device_url_for(device.ip, device.port)
+
+
+def device_url_for(ip: str, port: int) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}"
 
 
 @dataclass

@@ -104,5 +104,21 @@ class BlockStore:
         except OSError:
             path.unlink(missing_ok=True)
 
+    async def check(self, block: str) -> tuple[bool, bool]:
+        """(present, intact) of a block file; a rotten one is quarantined on the way."""
+        try:
+            await self.get(block)
+        except NoSuchBlock:
+            return False, False
+        except CorruptBlock:
+            return True, False
+        return True, True
+
+    def quarantined(self) -> int:
+        return sum(1 for _ in self.quarantine.iterdir())
+
+    async def delete(self, block: str) -> None:
+        await asyncio.to_thread(self.path_of(block).unlink, True)
+
     async def has(self, block: str) -> bool:
         return await asyncio.to_thread(self.path_of(block).exists)

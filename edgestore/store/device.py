@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import logging
+import os
 from pathlib import Path
 
 from edgestore.errors import DeviceInUse
 from edgestore.store.blocks import BlockStore
-from edgestore.store.meta import MetaStore
+from edgestore.store.meta import MetaStore, PartitionIndex
 
 __all__ = ["LocalDevice"]
+
+log = logging.getLogger(__name__)
 
 
 class LocalDevice:
@@ -19,15 +24,45 @@ class LocalDevice:
     def __init__(self, name: str, path: Path) -> None:
         self.name = name
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        self._lock = open(path / "lock", "a+")
+        self._open()
+
+    def _open(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path / "lock", "a+")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock.close()
-            raise DeviceInUse(name, path) from None
-        self.meta = MetaStore(path / "meta.db")
-        self.blocks = BlockStore(path / "blocks", name)
+            lock.close()
+            raise DeviceInUse(self.name, self.path) from None
+        self._lock = lock
+        self.meta = MetaStore(self.path / "meta.db")
+        self.blocks = BlockStore(self.path / "blocks", self.name)
+        self._identity = self._current_identity()
+
+    def _current_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / "meta.db")
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def replaced(self) -> bool:
+        """Has the directory been wiped or swapped under us (a card replaced, an operator's
+        rm -rf)? Writes would then land in unlinked files and vanish."""
+        return self._current_identity() != self._identity
+
+    def reopen(self) -> None:
+        """Start afresh on what is now at the path; anti-entropy refills it from the replicas."""
+        log.warning("device %s at %s was replaced or wiped: reopening it empty", self.name, self.path)
+        self.close()
+        self._open()
+
+    async def partition_state(self, part: int) -> tuple[PartitionIndex, set[str]]:
+        """A partition's index, and which of the blocks it references have their file here."""
+        index = await self.meta.partition_index(part)
+        referenced = {block for block, _, _ in index.refs}
+        present = await asyncio.to_thread(lambda: {b for b in referenced if self.blocks.path_of(b).exists()})
+        return index, present
 
     def close(self) -> None:
         self.meta.close()

@@ -5,6 +5,12 @@ every write queued since its last commit in a single transaction, so many concur
 writes share one fsync (group commit); a write's future resolves only after its commit
 is durable (synchronous=FULL). Reads use a second connection on their own thread: WAL
 lets them proceed while the writer commits.
+
+Every partition has a digest: the XOR of a hash of each of its rows (records, block
+references, blocks known lost), kept current by triggers inside the same transaction as
+the change. Two replicas of a partition hold the same rows exactly when their digests
+match (up to a 64-bit collision), so anti-entropy compares one number per partition and
+looks closer only where the numbers differ.
 """
 
 from __future__ import annotations
@@ -14,19 +20,20 @@ import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import xxhash
 
 from edgestore.errors import StoreError
 from edgestore.store.records import Record
 
-__all__ = ["MetaStore"]
+__all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -50,7 +57,64 @@ CREATE TABLE IF NOT EXISTS block_refs (
 );
 CREATE INDEX IF NOT EXISTS block_refs_by_part ON block_refs (part, block);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lost_blocks (   -- referenced here, but the file is missing or rotten
+    block TEXT PRIMARY KEY,
+    part INTEGER NOT NULL
+);
 """
+
+# The digests and the triggers that keep them. XOR is (a | b) - (a & b): SQLite has no
+# XOR operator, and this form never overflows a signed 64-bit integer.
+_DIGESTS = """
+CREATE TABLE IF NOT EXISTS part_digests (
+    part INTEGER PRIMARY KEY,
+    digest INTEGER NOT NULL,
+    rows INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS records_digest_add AFTER INSERT ON records BEGIN
+    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('r', NEW.kind, NEW.name, NEW.ts, NEW.node, NEW.deleted), 1)
+    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
+                                     rows = rows + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS records_digest_change AFTER UPDATE ON records BEGIN
+    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node,
+        OLD.deleted)) - (digest & es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node, OLD.deleted))
+    WHERE part = OLD.part;
+    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('r', NEW.kind, NEW.name, NEW.ts, NEW.node, NEW.deleted), 1)
+    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
+                                     rows = rows + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS records_digest_drop AFTER DELETE ON records BEGIN
+    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node,
+        OLD.deleted)) - (digest & es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node, OLD.deleted))
+    WHERE part = OLD.part;
+END;
+CREATE TRIGGER IF NOT EXISTS refs_digest_add AFTER INSERT ON block_refs BEGIN
+    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('b', NEW.block, NEW.ref), 1)
+    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
+                                     rows = rows + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS refs_digest_drop AFTER DELETE ON block_refs BEGIN
+    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('b', OLD.block, OLD.ref))
+        - (digest & es_rowhash('b', OLD.block, OLD.ref))
+    WHERE part = OLD.part;
+END;
+CREATE TRIGGER IF NOT EXISTS lost_digest_add AFTER INSERT ON lost_blocks BEGIN
+    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('l', NEW.block), 1)
+    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
+                                     rows = rows + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS lost_digest_drop AFTER DELETE ON lost_blocks BEGIN
+    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('l', OLD.block))
+        - (digest & es_rowhash('l', OLD.block))
+    WHERE part = OLD.part;
+END;
+"""
+
+
+def row_hash(*fields: Any) -> int:
+    """The digest contribution of one row, as a signed 64-bit integer (SQLite's)."""
+    return xxhash.xxh3_64_intdigest("\x00".join(str(f) for f in fields).encode()) - (1 << 63)
 
 # Last writer wins, in SQL: an incoming row replaces the stored one only if its
 # (ts, node) is larger, so applying the same record twice or out of order is harmless.
@@ -67,8 +131,21 @@ WHERE excluded.ts > records.ts OR (excluded.ts = records.ts AND excluded.node > 
 _COLUMNS = "kind, name, ts, node, deleted, value"
 
 
+class _XorAggregate:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def step(self, h: int) -> None:
+        self.value ^= h
+
+    def finalize(self) -> int:
+        return self.value
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.create_function("es_rowhash", -1, row_hash, deterministic=True)
+    conn.create_aggregate("es_xor", 1, _XorAggregate)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
@@ -101,10 +178,20 @@ class MetaStore:
         conn = _connect(self.path)
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema {row[0]}, newer than this edgestore knows")
+        if row is None or int(row[0]) < 2:
+            # Version 1 had no digests: compute them once from the rows already there, in
+            # the same transaction that creates the triggers.
+            conn.executescript(f"""BEGIN IMMEDIATE;
+                DROP TABLE IF EXISTS part_digests;
+                {_DIGESTS}
+                INSERT INTO part_digests SELECT part, es_xor(h), count(*) FROM (
+                    SELECT part, es_rowhash('r', kind, name, ts, node, deleted) AS h FROM records
+                    UNION ALL SELECT part, es_rowhash('b', block, ref) FROM block_refs
+                    UNION ALL SELECT part, es_rowhash('l', block) FROM lost_blocks) GROUP BY part;
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+                COMMIT;""")
         return conn
 
     def close(self) -> None:
@@ -174,9 +261,50 @@ class MetaStore:
 
         return await self._write(op)
 
-    async def add_block_ref(self, block: str, ref: str, part: int, ts: int) -> None:
+    async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = ()) -> None:
+        """Record references to blocks of this device. A referenced block whose file is
+        not here (`missing`) is marked lost until the file arrives, so the partition's
+        digest tells the peers that this device needs it; the others are marked found."""
+        rows = [(r.block, r.ref, r.part, r.ts) for r in refs]
+        absent = set(missing)
+        lost = {(block, part) for block, _, part, _ in rows if block in absent}
+        found = {(block,) for block, *_ in rows if block not in absent}
+
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR IGNORE INTO block_refs VALUES (?, ?, ?, ?)", (block, ref, part, ts))
+            conn.executemany("INSERT OR IGNORE INTO block_refs VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT OR IGNORE INTO lost_blocks VALUES (?, ?)", lost)
+            conn.executemany("DELETE FROM lost_blocks WHERE block = ?", found)
+        await self._write(op)
+
+    async def add_block_ref(self, block: str, ref: str, part: int, ts: int) -> None:
+        await self.add_block_refs([BlockRef(block, ref, part, ts)])
+
+    async def set_lost(self, blocks: Iterable[tuple[str, int]], lost: bool) -> None:
+        """Mark blocks (block, partition) lost (a scrub or read found the file missing or
+        rotten) or found again."""
+        rows = list(blocks)
+
+        def op(conn: sqlite3.Connection) -> None:
+            if lost:
+                conn.executemany("INSERT OR IGNORE INTO lost_blocks VALUES (?, ?)", rows)
+            else:
+                conn.executemany("DELETE FROM lost_blocks WHERE block = ?", [(b,) for b, _ in rows])
+        await self._write(op)
+
+    async def drop_partition_rows(self, part: int, records: Iterable[tuple[str, str, int, str]],
+                                  refs: Iterable[tuple[str, str]]) -> None:
+        """Forget rows of a partition this device no longer holds (a handoff that handed
+        it back): each record only in the version given, so a newer write that arrived
+        meanwhile stays until it too has been handed on."""
+        record_rows = [(kind, name, ts, node, part) for kind, name, ts, node in records]
+        ref_rows = [(block, ref, part) for block, ref in refs]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM records WHERE kind = ? AND name = ? AND ts = ? AND node = ? AND part = ?",
+                             record_rows)
+            conn.executemany("DELETE FROM block_refs WHERE block = ? AND ref = ? AND part = ?", ref_rows)
+            conn.execute("DELETE FROM lost_blocks WHERE part = ? AND block NOT IN "
+                         "(SELECT block FROM block_refs WHERE part = ?)", (part, part))
         await self._write(op)
 
     # -- reads -------------------------------------------------------------------------
@@ -187,6 +315,18 @@ class MetaStore:
             return await loop.run_in_executor(self._reader, fn, self._rconn)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
+
+    async def check(self, kind: str, name: str) -> tuple[Record | None, bool]:
+        """A record (without data) and whether its inline data still matches its checksum."""
+        def fn(conn: sqlite3.Connection) -> tuple[Record | None, bool]:
+            row = conn.execute(f"SELECT {_COLUMNS}, data, data_xxh3 FROM records WHERE kind = ? AND name = ?",
+                               (kind, name)).fetchone()
+            if row is None:
+                return None, False
+            data = row[6]
+            intact = data is None or xxhash.xxh3_64_intdigest(data) - (1 << 63) == row[7]
+            return _row_to_record(row), intact
+        return await self._read(fn)
 
     async def get(self, kind: str, name: str, with_data: bool = True) -> Record | None:
         def fn(conn: sqlite3.Connection) -> Record | None:
@@ -219,6 +359,81 @@ class MetaStore:
             args.append(limit)
             return [_row_to_record(row) for row in conn.execute(sql, args)]
         return await self._read(fn)
+
+
+    # -- partitions: what anti-entropy compares and moves ------------------------------
+
+    async def digests(self) -> dict[int, tuple[int, int]]:
+        """partition -> (digest, rows) for every partition with rows on this device."""
+        def fn(conn: sqlite3.Connection) -> dict[int, tuple[int, int]]:
+            return {part: (digest, rows) for part, digest, rows
+                    in conn.execute("SELECT part, digest, rows FROM part_digests WHERE rows > 0")}
+        return await self._read(fn)
+
+    async def partition_index(self, part: int) -> PartitionIndex:
+        """Every row of a partition, without values or data: what a peer compares against."""
+        def fn(conn: sqlite3.Connection) -> PartitionIndex:
+            records = [(kind, name, ts, node, bool(deleted)) for kind, name, ts, node, deleted in conn.execute(
+                "SELECT kind, name, ts, node, deleted FROM records WHERE part = ? ORDER BY kind, name", (part,))]
+            refs = [(block, ref, ts) for block, ref, ts in conn.execute(
+                "SELECT block, ref, ts FROM block_refs WHERE part = ? ORDER BY block, ref", (part,))]
+            lost = [block for (block,) in conn.execute("SELECT block FROM lost_blocks WHERE part = ?", (part,))]
+            return PartitionIndex(records, refs, lost)
+        return await self._read(fn)
+
+    async def lost_count(self) -> int:
+        return await self._read(lambda conn: int(conn.execute("SELECT count(*) FROM lost_blocks").fetchone()[0]))
+
+    async def unreferenced(self, blocks: Iterable[str]) -> set[str]:
+        """Those of `blocks` that no reference on this device names."""
+        wanted = set(blocks)
+
+        def fn(conn: sqlite3.Connection) -> set[str]:
+            return {b for b in wanted
+                    if conn.execute("SELECT 1 FROM block_refs WHERE block = ? LIMIT 1", (b,)).fetchone() is None}
+        return await self._read(fn)
+
+    async def records_by_key(self, keys: Iterable[tuple[str, str]]) -> Sequence[Record]:
+        """The named records with their inline data (checked), for shipping to a peer;
+        a record whose data fails its checksum is left out (scrub deals with it)."""
+        wanted = list(keys)
+
+        def fn(conn: sqlite3.Connection) -> list[Record]:
+            found = []
+            for kind, name in wanted:
+                row = conn.execute(f"SELECT {_COLUMNS}, data, data_xxh3 FROM records WHERE kind = ? AND name = ?",
+                                   (kind, name)).fetchone()
+                if row is None:
+                    continue
+                data = row[6]
+                if data is not None and xxhash.xxh3_64_intdigest(data) - (1 << 63) != row[7]:
+                    continue
+                found.append(_row_to_record(row, data))
+            return found
+        return await self._read(fn)
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    block: str
+    ref: str    # the record version ("name#data_id") that uses the block
+    part: int   # the block's partition
+    ts: int
+
+
+@dataclass
+class PartitionIndex:
+    records: list[tuple[str, str, int, str, bool]]   # kind, name, ts, node, deleted
+    refs: list[tuple[str, str, int]]                  # block, ref, ts
+    lost: list[str]                                   # blocks referenced here whose file is missing
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"records": self.records, "refs": self.refs, "lost": self.lost}
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> PartitionIndex:
+        return cls([(str(k), str(n), int(t), str(o), bool(d)) for k, n, t, o, d in wire["records"]],
+                   [(str(b), str(r), int(t)) for b, r, t in wire["refs"]], [str(b) for b in wire["lost"]])
 
 
 def prefix_end(prefix: str) -> str | None:

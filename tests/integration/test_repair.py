@@ -1,0 +1,154 @@
+"""Anti-entropy against real node processes: a wiped node is refilled on schedule with
+nobody acting, handoffs hand their partitions back, and the operator's commands
+(`status`, `locate`, `repair --now`) show what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from acked import Model
+from clusterlib import LocalCluster
+from conftest import make_s3
+
+REPAIR_INTERVAL_S = 3
+CONVERGE_TIMEOUT_S = 90
+CLI_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(tmp_path_factory.mktemp("repair"), extra=["--repair-interval", str(REPAIR_INTERVAL_S)])
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+def cli(cluster: LocalCluster, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "edgestore", *args, "--cluster", str(cluster.data / "cluster.json")],
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def status(cluster: LocalCluster) -> dict[str, Any]:
+    return dict(json.loads(cli(cluster, "status", "--json")))
+
+
+def locate(cluster: LocalCluster, bucket: str, key: str) -> dict[str, Any]:
+    return dict(json.loads(cli(cluster, "locate", bucket, key, "--json")))
+
+
+def missing_copies(cluster: LocalCluster, bucket: str, keys: list[str]) -> list[str]:
+    """Every replica of each object's record and of each of its blocks that is not present
+    and intact, as "key: where" lines (empty when all are fully replicated)."""
+    problems = []
+    for key in keys:
+        where = locate(cluster, bucket, key)
+        copies = [("record", r) for r in where["replicas"]]
+        copies += [(f"block {b['index']}", r) for b in where["blocks"] for r in b["replicas"]]
+        for what, copy in copies:
+            if not (copy["present"] and copy["intact"]) or copy.get("current") is False:
+                problems.append(f"{key}: {what} on {copy['node']} {copy['device']}")
+    return problems
+
+
+def write_objects(s3: Any, model: Model, bucket: str, prefix: str, count: int) -> list[str]:
+    keys = []
+    for i in range(count):
+        key = f"{prefix}-{i}"
+        # A mix of inline objects and objects of several blocks.
+        model.put(s3, bucket, key, os.urandom(2_500_000 if i % 4 == 0 else 700 + i))
+        keys.append(key)
+    return keys
+
+
+def test_locate_lists_each_replica_of_the_record_and_of_every_block(cluster: LocalCluster) -> None:
+    s3 = make_s3(cluster.endpoint, *cluster.credentials)
+    s3.create_bucket(Bucket="locate-me")
+    s3.put_object(Bucket="locate-me", Key="big", Body=os.urandom(2 * 1024 * 1024 + 5))
+    s3.put_object(Bucket="locate-me", Key="small", Body=b"tiny")
+    big = locate(cluster, "locate-me", "big")
+    assert len(big["replicas"]) == 3 and len(big["blocks"]) == 3 and not big["inline"]
+    for copy in big["replicas"] + [r for b in big["blocks"] for r in b["replicas"]]:
+        assert {"device", "node", "present", "intact"} <= set(copy)
+        assert copy["present"] and copy["intact"]
+    assert len({(r["node"], r["device"]) for r in big["replicas"]}) == 3
+    small = locate(cluster, "locate-me", "small")
+    assert small["inline"] and small["blocks"] == [] and all(r["present"] for r in small["replicas"])
+    text = cli(cluster, "locate", "locate-me", "big")
+    assert text.count(": ok") == 12
+    lookup = subprocess.run([sys.executable, "-m", "edgestore", "locate", "locate-me", "nope", "--cluster",
+                             str(cluster.data / "cluster.json")], capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert lookup.returncode != 0 and "404" in lookup.stderr
+
+
+def test_wiped_node_returns_to_full_replication_with_nobody_acting(cluster: LocalCluster) -> None:
+    s3 = make_s3(cluster.endpoint, *cluster.credentials)
+    s3.create_bucket(Bucket="wipe-me")
+    model = Model()
+    keys = write_objects(s3, model, "wipe-me", "w", 24)
+    assert missing_copies(cluster, "wipe-me", keys) == []
+
+    victim = Path(cluster.node(2)["data_dir"])
+    for entry in victim.iterdir():     # the node keeps running on an empty directory
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    # A quick look at three large objects (nine blocks: some are surely on the victim),
+    # since repair may finish while a long check runs.
+    assert missing_copies(cluster, "wipe-me", keys[::4][:3]), "the wipe took nothing away: the test proves nothing"
+
+    backlog_seen = []
+    deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        nodes = status(cluster)["nodes"]
+        backlog = sum(n["repair"]["out_of_sync"] + n["repair"]["handoff_partitions"] for n in nodes)
+        backlog_seen.append(backlog)
+        if backlog == 0 and max(backlog_seen) > 0 and not missing_copies(cluster, "wipe-me", keys):
+            break
+        time.sleep(0.3)
+    assert max(backlog_seen) > 0, "status never showed the repair backlog"
+    assert backlog_seen[-1] == 0, f"backlog did not reach zero: {backlog_seen[-10:]}"
+    assert missing_copies(cluster, "wipe-me", keys) == []
+    model.check(s3, "wipe-me")
+
+
+def test_handoffs_hand_partitions_back_after_the_node_returns(cluster: LocalCluster) -> None:
+    s3 = make_s3(cluster.endpoint, *cluster.credentials)
+    s3.create_bucket(Bucket="handback")
+    model = Model()
+    cluster.kill(3)
+    try:
+        keys = write_objects(s3, model, "handback", "h", 16)
+        summary = cli(cluster, "repair", "--now")
+        assert "DOWN" in summary
+        held = sum(n["repair"]["handoff_partitions"] for n in status(cluster)["nodes"] if n.get("up"))
+        assert held > 0, "writes with a node down left nothing on handoffs"
+    finally:
+        cluster.restart(3)
+    summary = cli(cluster, "repair", "--now")
+    assert summary.startswith("repair done in") and "partitions dropped" in summary
+    dropped = int(summary.split("partitions dropped ")[1].split(",")[0])
+    assert dropped > 0
+    cli(cluster, "repair", "--now")
+    nodes = status(cluster)["nodes"]
+    assert all(n["up"] for n in nodes)
+    assert sum(n["repair"]["handoff_partitions"] + n["repair"]["out_of_sync"] for n in nodes) == 0
+    assert missing_copies(cluster, "handback", keys) == []
+    model.check(s3, "handback")
+
+
+def test_status_and_repair_print_for_people(cluster: LocalCluster) -> None:
+    text = cli(cluster, "status")
+    assert text.startswith("ring version ")
+    assert text.count("  up  ") == cluster.nodes and "partitions held" in text
+    passes = cli(cluster, "repair")
+    assert passes.count("passes") == cluster.nodes
