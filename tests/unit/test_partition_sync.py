@@ -33,18 +33,18 @@ def rec(name: str, ts: int, node: str = "n1", deleted: bool = False, data: bytes
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abcde"), st.integers(1, 9), st.booleans()), min_size=1, max_size=12),
-       st.randoms())
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.integers(1, 9)), min_size=1, max_size=12), st.randoms())
 def test_digest_depends_on_the_rows_not_on_the_order_they_arrived(tmp_path_factory: Any, writes: Any,
                                                                     rnd: Any) -> None:
     shuffled = list(writes)
     rnd.shuffle(shuffled)
 
-    async def digest_after(order: list[tuple[str, int, bool]], path: Path) -> Any:
+    async def digest_after(order: list[tuple[str, int]], path: Path) -> Any:
         meta = MetaStore(path)
         try:
-            for name, ts, deleted in order:
-                await meta.merge([(rec(name, ts, deleted=deleted), PART)])
+            for name, ts in order:
+                # One version (ts, writer) is one write: its content never differs.
+                await meta.merge([(rec(name, ts, deleted=ts % 3 == 0), PART)])
             return await meta.digests()
         finally:
             meta.close()
