@@ -27,6 +27,7 @@ from edgestore.cluster.ringstate import RingState
 from edgestore.cluster.rpc import InternalClient
 from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
+from edgestore.jobs.object_expirer import ObjectExpirer
 from edgestore.jobs.runner import JobRunner
 from edgestore.jobs.stale_uploads import StaleUploads
 from edgestore.model.buckets import Buckets
@@ -72,6 +73,7 @@ class Node:
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
+            ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
         ])
 
     def app(self) -> web.Application:
