@@ -87,6 +87,9 @@ class NodeConfig:
     stale_upload_age_s: float = 7 * 24 * 3600
     stale_upload_interval_s: float = 3600
     repair: RepairConfig = field(default_factory=RepairConfig)
+    # How often the object expirer deletes objects whose X-Delete-At has passed (reads hide
+    # them from that second on anyway); Swift's expirer runs every 300 s too.
+    object_expirer_interval_s: float = 300
     config_path: Path | None = None
 
 
@@ -183,5 +186,7 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         stale_upload_age_s=_get(raw.get("jobs", {}), "stale_upload_age_s", float, NodeConfig.stale_upload_age_s),
         stale_upload_interval_s=_get(raw.get("jobs", {}), "stale_upload_interval_s", float,
                                      NodeConfig.stale_upload_interval_s),
+        object_expirer_interval_s=_get(raw.get("jobs", {}), "object_expirer_interval_s", float,
+                                       NodeConfig.object_expirer_interval_s),
         config_path=config_path,
     )

@@ -30,6 +30,7 @@ from edgestore.cluster.rpc import InternalClient
 from edgestore.cluster.status import node_status
 from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
+from edgestore.jobs.object_expirer import ObjectExpirer
 from edgestore.jobs.runner import JobRunner
 from edgestore.jobs.stale_uploads import StaleUploads
 from edgestore.model.buckets import Buckets
@@ -81,6 +82,7 @@ class Node:
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
             self.anti_entropy,
+            ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
         ])
 
     def app(self) -> web.Application:

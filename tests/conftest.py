@@ -61,3 +61,12 @@ def unique_bucket_name(prefix: str, request: pytest.FixtureRequest) -> str:
     """A valid S3 bucket name, unique in this test run, that says which test made it."""
     name = f"{prefix}{os.getpid()}-{next(_bucket_numbers)}-{request.node.name[:30]}".lower()
     return "".join(c if c.isalnum() else "-" for c in name)[:63].strip("-")
+
+
+@pytest.fixture(scope="module")
+def swift_conn(cluster: LocalCluster) -> Any:
+    """python-swiftclient's Connection for the default admin, with TempAuth v1 login."""
+    from swiftclient.client import Connection
+
+    return Connection(authurl=cluster.endpoint + "/auth/v1.0", user="default:admin", key=cluster.credentials[1],
+                      retries=0, timeout=60)

@@ -17,6 +17,7 @@ from edgestore.clock import Clock
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.errors import BucketExists, BucketNotEmpty, NoSuchBucket
 from edgestore.model.acl import DEFAULT_ACL
+from edgestore.model.expiry import is_expired
 from edgestore.store.records import (
     KIND_BUCKET,
     KIND_BUCKET_NAME,
@@ -136,9 +137,12 @@ class Buckets:
         """Any object, or in a versioned bucket any version (delete markers included)?"""
         prefix = f"{bucket.account}/{bucket.name}/"
         path = placement_path(KIND_OBJECT, prefix)
+        now = time.time()
         for kind in (KIND_OBJECT, KIND_VERSION):
             async for record in self._coordinator.iter_records(kind, path, prefix, page_size=100):
-                if not record.deleted:
+                # An expired object is gone for listings, so for emptiness too (the expirer
+                # tombstones its record later, bucket or no bucket).
+                if not record.deleted and not (kind == KIND_OBJECT and is_expired(record.value, now)):
                     return True
         return False
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -21,6 +22,7 @@ from edgestore.cluster.coordinator import Coordinator
 from edgestore.config import NodeConfig
 from edgestore.errors import DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
+from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
 from edgestore.store.blocks import block_hash
 from edgestore.store.records import (
     KIND_OBJECT,
@@ -58,6 +60,11 @@ class ObjectInfo:
         """The S3 version id: None in a bucket that was never versioned."""
         value = self.record.value.get("version_id")
         return str(value) if value is not None else None
+
+    @property
+    def delete_at(self) -> int | None:
+        """When the object expires (unix seconds; Swift's X-Delete-At), if it does."""
+        return delete_at_of(self.record.value)
 
     @property
     def delete_marker(self) -> bool:
@@ -107,10 +114,11 @@ class Objects:
         self._block_size = config.block_size_bytes
         self._per_request = config.blocks_in_flight_per_request
         self._node_blocks = asyncio.Semaphore(config.blocks_in_flight_total)
+        self.expiry = ExpiryIndex(coordinator, clock, config.node_id)
 
     async def head(self, account: str, bucket: str, key: str) -> ObjectInfo | None:
         record = await self._coordinator.get_record(KIND_OBJECT, object_name(account, bucket, key))
-        if record is None or record.deleted:
+        if record is None or record.deleted or is_expired(record.value, time.time()):
             return None
         return ObjectInfo.from_record(key, record)
 
@@ -153,6 +161,8 @@ class Objects:
             records.append(Record(KIND_VERSION, version_name(name, version_id), ts, self._node_id,
                                   value=value, data=data))
         current = Record(KIND_OBJECT, name, ts, self._node_id, deleted, value, None if deleted else data)
+        if not deleted:
+            await self.expiry.add(name, value)
         await self._coordinator.put_records(placement_path(KIND_OBJECT, name), records + [current])
         return ObjectInfo.from_record(key, current.without_data()) if not deleted else \
             ObjectInfo.marker(key, current)
@@ -183,6 +193,7 @@ class Objects:
         same inline bytes. `attrs` replaces the source's metadata when given; the ACL is
         the copy's own, never the source's."""
         value = dict(source.record.value)
+        value.pop("delete_at", None)  # a copy expires only if asked to (attrs)
         if attrs is not None:
             for name in ("content_type", "meta", "headers"):
                 value.pop(name, None)
@@ -210,6 +221,7 @@ class Objects:
         if full is None or full.deleted or full.version != info.record.version:
             raise NoSuchObject(bucket, info.key)
         value = dict(full.value, mtime_ts=int(full.value.get("mtime_ts", full.ts)), **changes)
+        await self.expiry.add(full.name, value)
         await self._coordinator.put_record(
             Record(KIND_OBJECT, full.name, self._clock.now(), self._node_id, value=value, data=full.data))
 
@@ -295,7 +307,7 @@ class Objects:
         path = placement_path(KIND_OBJECT, base)
         async for record in self._coordinator.iter_records(
                 KIND_OBJECT, path, base + prefix, base + after if after is not None else None):
-            if not record.deleted:
+            if not record.deleted and not is_expired(record.value, time.time()):
                 yield ObjectInfo.from_record(record.name[len(base):], record)
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from edgestore import errors as domain
 
-__all__ = ["SwiftError", "as_swift_error", "error_response"]
+__all__ = ["SwiftError", "as_swift_error", "error_response", "status_line", "stock_body"]
 
 # Swift's stock explanations (webob/swob), per status.
 _EXPLANATIONS = {
@@ -21,6 +21,7 @@ _EXPLANATIONS = {
     403: ("Forbidden", "Access was denied to this resource."),
     404: ("Not Found", "The resource could not be found."),
     405: ("Method Not Allowed", "The method is not allowed for this resource."),
+    406: ("Not Acceptable", "The resource is not available in a format acceptable to your browser."),
     408: ("Request Timeout", "The server has waited too long for the request to be sent by the client."),
     409: ("Conflict", "There was a conflict when trying to complete your request."),
     411: ("Length Required", "Length Required"),
@@ -32,6 +33,7 @@ _EXPLANATIONS = {
           "requested operation."),
     501: ("Not Implemented", "The method is not implemented by this server."),
     499: ("Client Disconnect", "The client was disconnected during request."),
+    502: ("Bad Gateway", "Bad gateway."),
     503: ("Service Unavailable", "The server is currently unavailable. Please try again at a later time."),
 }
 
@@ -68,12 +70,21 @@ def as_swift_error(exc: Exception) -> SwiftError:
     return SwiftError(500)
 
 
+def status_line(status: int) -> str:
+    """"409 Conflict": a status as Swift writes it inside bodies (bulk results)."""
+    return f"{status} {_EXPLANATIONS.get(status, ('Error', ''))[0]}"
+
+
+def stock_body(status: int) -> str:
+    title, explanation = _EXPLANATIONS.get(status, ("Error", ""))
+    return f"<html><h1>{title}</h1><p>{explanation}</p></html>"
+
+
 def error_response(err: SwiftError, method: str) -> web.Response:
     if err.body is not None:
         text, content_type = err.body, "text/plain"
     else:
-        title, explanation = _EXPLANATIONS.get(err.status, ("Error", ""))
-        text, content_type = f"<html><h1>{title}</h1><p>{explanation}</p></html>", "text/html"
+        text, content_type = stock_body(err.status), "text/html"
     body = b"" if method == "HEAD" or err.status in (202, 204, 304) else text.encode()
     response = web.Response(status=err.status, body=body, headers=err.headers, content_type=content_type,
                             charset="UTF-8")

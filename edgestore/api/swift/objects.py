@@ -20,6 +20,7 @@ from aiohttp import web
 from edgestore.api.http import UnsatisfiableRange, evaluate_preconditions, parse_byte_range, send_body
 from edgestore.api.swift.context import SwiftRequest, http_date, x_timestamp
 from edgestore.api.swift.errors import SwiftError
+from edgestore.api.swift.expiry import expiry_headers, requested_delete_at
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.objects import ObjectInfo
 
@@ -79,6 +80,7 @@ def _object_headers(info: ObjectInfo) -> dict[str, str]:
                "Accept-Ranges": "bytes"}
     headers.update({name: value for name, value in info.headers.items() if name in STORED_HEADERS})
     headers.update({f"X-Object-Meta-{name}": value for name, value in info.meta.items()})
+    headers.update(expiry_headers(info))
     return headers
 
 
@@ -133,6 +135,8 @@ async def object_put(req: SwiftRequest) -> web.StreamResponse:
         raise SwiftError(413)
     attrs: dict[str, Any] = {"content_type": _content_type(req, req.obj), "meta": _user_meta(req),
                              "headers": _stored_headers(req), "acl": DEFAULT_ACL}
+    if (delete_at := requested_delete_at(req.http.headers)) is not None:
+        attrs["delete_at"] = delete_at
     if_none_match = req.http.headers.get("If-None-Match")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise SwiftError(400, "If-None-Match only supports *")
@@ -201,9 +205,10 @@ async def object_delete(req: SwiftRequest) -> web.StreamResponse:
 async def object_post(req: SwiftRequest) -> web.StreamResponse:
     """Replace the object's user metadata (all of it, as Swift does) and, if sent, its
     Content-Type and stored headers; the data, ETag and Last-Modified stay."""
+    delete_at = requested_delete_at(req.http.headers)  # refused before the lookup, as in Swift
     info = await _existing(req)
     assert req.container is not None
-    changes: dict[str, Any] = {"meta": _user_meta(req), "headers": _stored_headers(req)}
+    changes: dict[str, Any] = {"meta": _user_meta(req), "headers": _stored_headers(req), "delete_at": delete_at}
     if req.http.headers.get("Content-Type"):
         changes["content_type"] = req.http.headers["Content-Type"]
     await req.services.objects.update(req.container, info, **changes)
@@ -240,7 +245,9 @@ async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web
     headers = {} if fresh else {k: v for k, v in info.headers.items()}
     headers.update(_stored_headers(req))
     content_type = req.http.headers.get("Content-Type") or info.content_type
-    attrs = {"content_type": content_type, "meta": meta, "headers": headers}
+    delete_at = requested_delete_at(req.http.headers)
+    attrs = {"content_type": content_type, "meta": meta, "headers": headers,
+             "delete_at": delete_at if delete_at is not None or fresh else info.delete_at}
     copied = await req.services.objects.copy(info, dest_bucket.account, dest_bucket.name, obj, attrs,
                                              DEFAULT_ACL, versioning=dest_bucket.versioning)
     return web.Response(status=201, headers={

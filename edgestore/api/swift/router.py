@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, container, objects
+from edgestore.api.swift import account, bulk, container, objects
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, SwiftServices
@@ -106,7 +106,7 @@ def capabilities() -> dict[str, object]:
                       "max_container_name_length": MAX_CONTAINER_NAME_BYTES,
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
-            "tempauth": {"account_acls": False}}
+            "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES}
 
 
 class SwiftApi:
@@ -127,7 +127,8 @@ class SwiftApi:
                 query = dict(parse_qsl(http.raw_path.partition("?")[2], keep_blank_values=True, errors="strict"))
             except UnicodeDecodeError:
                 raise SwiftError(412, "Invalid UTF8 or contains NULL") from None
-            handler = _pick(http.method, cont, obj)
+            handler = bulk.bulk_delete if bulk.is_bulk_delete(http.method, cont, query) else \
+                _pick(http.method, cont, obj)
             token = http.headers.get("X-Auth-Token") or http.headers.get("X-Storage-Token")
             if not token:
                 raise SwiftError(401)
