@@ -29,6 +29,7 @@ from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
 from edgestore.jobs.runner import JobRunner
 from edgestore.jobs.stale_uploads import StaleUploads
+from edgestore.model.accounts import Accounts
 from edgestore.model.buckets import Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
@@ -68,7 +69,8 @@ class Node:
         buckets = Buckets(self.coordinator, self.clock, config.node_id)
         versions = Versions(self.coordinator, objects, self.clock, config.node_id)
         self.services = S3Services(config, self.users, buckets, objects, uploads, versions)
-        self.swift_services = SwiftServices(config, self.users, buckets, objects, versions)
+        self.swift_services = SwiftServices(config, self.users, buckets, objects, versions,
+                                            Accounts(self.coordinator, self.clock, config.node_id))
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
@@ -87,6 +89,7 @@ class Node:
                                            config.cluster_secret, admin_check(self.services),
                                            sorted(self.devices), self.jobs))
         s3, swift = S3Api(self.services), SwiftApi(self.swift_services)
+        app.on_response_prepare.append(swift.on_response_prepare)  # temp URLs' header rules
 
         async def front(request: web.Request) -> web.StreamResponse:
             """Swift's paths are valid S3 paths too: is_swift_request decides by credentials."""

@@ -21,7 +21,7 @@ import xxhash
 __all__ = [
     "Record", "newest", "placement_path",
     "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_SWIFT_USER", "KIND_UPLOAD", "KIND_PART",
-    "KIND_VERSION", "VERSION_SEPARATOR", "version_name", "new_version_id",
+    "KIND_VERSION", "KIND_ACCOUNT", "VERSION_SEPARATOR", "version_name", "new_version_id",
     "object_name", "split_object_name", "bucket_record_name",
 ]
 
@@ -33,6 +33,7 @@ KIND_SWIFT_USER = "swiftuser"  # name "account:user" -> access key; placed on "/
 KIND_UPLOAD = "upload"        # name "account/bucket/upload-id"; placed on "/account/bucket"
 KIND_PART = "part"            # name "account/bucket/upload-id/00001"; placed on "/account/bucket"
 KIND_VERSION = "version"      # name "account/bucket/key\x00version-id"; placed on "/account/bucket"
+KIND_ACCOUNT = "account"      # name "account" -> Swift account metadata; placed on "/account"
 VERSION_SEPARATOR = "\x00"   # sorts below every character a key may hold: a key's versions stay together
 
 
@@ -110,6 +111,8 @@ def placement_path(kind: str, name: str) -> str:
         return f"/{account}/{bucket}"
     if kind == KIND_BUCKET:
         return "/" + name.split("/", 1)[0]
+    if kind == KIND_ACCOUNT:
+        return "/" + name
     if kind == KIND_BUCKET_NAME:
         return f"/.bucketnames/{name}"
     if kind == KIND_USER:
