@@ -33,6 +33,7 @@ from edgestore.errors import ConfigError
 from edgestore.jobs.object_expirer import ObjectExpirer
 from edgestore.jobs.runner import JobRunner
 from edgestore.jobs.stale_uploads import StaleUploads
+from edgestore.model.accounts import Accounts
 from edgestore.model.buckets import Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
@@ -74,7 +75,8 @@ class Node:
         buckets = Buckets(self.coordinator, self.clock, config.node_id)
         versions = Versions(self.coordinator, objects, self.clock, config.node_id)
         self.services = S3Services(config, self.users, buckets, objects, uploads, versions)
-        self.swift_services = SwiftServices(config, self.users, buckets, objects, versions)
+        self.swift_services = SwiftServices(config, self.users, buckets, objects, versions,
+                                            Accounts(self.coordinator, self.clock, config.node_id))
         repair = config.repair
         self.anti_entropy = AntiEntropy(self.coordinator, repair.interval_s, ByteRateLimiter(repair.bytes_per_s),
                                         repair.concurrency)
@@ -101,6 +103,7 @@ class Node:
         app.router.add_routes(cluster_routes(self_url, self.coordinator, self.services.buckets, self.jobs, guard,
                                              self.status))
         s3, swift = S3Api(self.services), SwiftApi(self.swift_services)
+        app.on_response_prepare.append(swift.on_response_prepare)  # temp URLs' header rules
 
         async def front(request: web.Request) -> web.StreamResponse:
             """Swift's paths are valid S3 paths too: is_swift_request decides by credentials."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator
 
 from edgestore.clock import Clock
@@ -53,16 +53,25 @@ class Bucket:
     created_ts: int
     acl: str = DEFAULT_ACL
     versioning: str | None = None  # None (never enabled), "Enabled" or "Suspended"
+    # Swift's container metadata (X-Container-Meta-*, lower-case names) and its read and
+    # write ACLs (X-Container-Read/-Write, TempAuth syntax); records from before have none.
+    meta: dict[str, str] = field(default_factory=dict)
+    read_acl: str = ""
+    write_acl: str = ""
 
     def value(self) -> dict[str, object]:
         return {"account": self.account, "created_ts": self.created_ts, "acl": self.acl,
-                "versioning": self.versioning}
+                "versioning": self.versioning, "meta": self.meta, "read_acl": self.read_acl,
+                "write_acl": self.write_acl}
 
     @classmethod
     def from_value(cls, name: str, value: dict[str, Any]) -> Bucket:
         versioning = value.get("versioning")
+        meta = value.get("meta") or {}
         return cls(name, str(value["account"]), int(value["created_ts"]), str(value.get("acl", DEFAULT_ACL)),
-                   str(versioning) if versioning is not None else None)
+                   str(versioning) if versioning is not None else None,
+                   {str(k): str(v) for k, v in meta.items()}, str(value.get("read_acl") or ""),
+                   str(value.get("write_acl") or ""))
 
 
 class Buckets:
@@ -93,11 +102,13 @@ class Buckets:
             raise NoSuchBucket(name)
         return bucket
 
-    async def create(self, account: str, name: str, acl: str = DEFAULT_ACL) -> Bucket:
+    async def create(self, account: str, name: str, acl: str = DEFAULT_ACL, *, meta: dict[str, str] | None = None,
+                     read_acl: str = "", write_acl: str = "") -> Bucket:
         existing = await self.lookup(name, use_cache=False)
         if existing is not None:
             raise BucketExists(name, owned_by_requester=existing.account == account)
-        bucket = Bucket(name, account, self._clock.now(), acl)
+        bucket = Bucket(name, account, self._clock.now(), acl, meta=dict(meta or {}), read_acl=read_acl,
+                        write_acl=write_acl)
         await self._write(bucket)
         return bucket
 
@@ -108,6 +119,12 @@ class Buckets:
 
     async def set_versioning(self, bucket: Bucket, status: str) -> Bucket:
         changed = replace(bucket, versioning=status)
+        await self._write(changed)
+        return changed
+
+    async def set_swift_meta(self, bucket: Bucket, meta: dict[str, str], read_acl: str, write_acl: str) -> Bucket:
+        """Replace the container metadata and ACLs (the caller merged them)."""
+        changed = replace(bucket, meta=dict(meta), read_acl=read_acl, write_acl=write_acl)
         await self._write(changed)
         return changed
 

@@ -21,7 +21,7 @@ import xxhash
 __all__ = [
     "Record", "newest", "placement_path",
     "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_SWIFT_USER", "KIND_UPLOAD", "KIND_PART",
-    "KIND_VERSION", "KIND_EXPIRY", "VERSION_SEPARATOR", "version_name", "new_version_id",
+    "KIND_VERSION", "KIND_EXPIRY", "KIND_ACCOUNT", "VERSION_SEPARATOR", "version_name", "new_version_id",
     "object_name", "split_object_name", "bucket_record_name",
 ]
 
@@ -36,6 +36,7 @@ KIND_VERSION = "version"      # name "account/bucket/key\x00version-id"; placed 
 # name "QQ/DELETE_AT/account/bucket/key" (queue and unix seconds zero-padded, so due
 # entries sort first); placed on "/.expiry/QQ": a few queues every node can scan
 KIND_EXPIRY = "expiry"
+KIND_ACCOUNT = "account"      # name "account" -> Swift account metadata; placed on "/account"
 VERSION_SEPARATOR = "\x00"   # sorts below every character a key may hold: a key's versions stay together
 
 
@@ -113,6 +114,8 @@ def placement_path(kind: str, name: str) -> str:
         return f"/{account}/{bucket}"
     if kind == KIND_BUCKET:
         return "/" + name.split("/", 1)[0]
+    if kind == KIND_ACCOUNT:
+        return "/" + name
     if kind == KIND_BUCKET_NAME:
         return f"/.bucketnames/{name}"
     if kind == KIND_USER:

@@ -5,7 +5,6 @@ names and bodies Swift refuses, ranges and conditionals, COPY, and /info."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 from clusterlib import LocalCluster
+from swiftlib import Swift, create_user
 
 from edgestore.api.swift.auth import make_token
 from edgestore.model.users import User
@@ -35,18 +35,6 @@ def login(cluster: LocalCluster) -> tuple[str, str]:
     return r.headers["X-Storage-Url"], r.headers["X-Auth-Token"]
 
 
-class Swift:
-    """A raw requester for one account's storage URL."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-
-    def __call__(self, method: str, path: str = "", headers: dict[str, str] | None = None,
-                 **kwargs: Any) -> requests.Response:
-        return requests.request(method, self.url + path, headers={"X-Auth-Token": self.token, **(headers or {})},
-                                timeout=TIMEOUT_S, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def sw(login: tuple[str, str]) -> Swift:
     return Swift(*login)
@@ -57,17 +45,6 @@ def container(sw: Swift, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"c{TAG}-{request.node.name[:40]}"
     assert sw("PUT", "/" + name).status_code == 201
     yield name
-
-
-def create_user(cluster: LocalCluster, account: str, user: str, *extra: str) -> dict[str, Any]:
-    script = shutil.which("edgestore", path=str(Path(sys.executable).parent))
-    argv = [script] if script else [sys.executable, "-m", "edgestore"]
-    result = subprocess.run([*argv, "user", "create", account, user, "--json", "--cluster",
-                             str(cluster.data / "cluster.json"), *extra], capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
-    created: dict[str, Any] = json.loads(result.stdout)
-    return created
 
 
 # -- auth ------------------------------------------------------------------------------------
@@ -196,7 +173,7 @@ def test_bad_names(sw: Swift, container: str) -> None:
     nul = requests.put(sw.url + f"/{container}/a%00b", headers={"X-Auth-Token": sw.token}, data=b"x",
                        timeout=TIMEOUT_S)
     assert nul.status_code == 412
-    assert sw("POST", "").status_code == 405
+    assert sw("PATCH", "").status_code == 405
 
 
 # -- objects ---------------------------------------------------------------------------------

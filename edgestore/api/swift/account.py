@@ -1,4 +1,8 @@
-"""Account operations: GET (list containers) and HEAD (counts and bytes).
+"""Account operations: GET (list containers), HEAD (counts and bytes), POST (metadata).
+
+Account metadata (X-Account-Meta-*, among them the temp URL keys) is its own record
+(model/accounts.py); POST merges into it, an empty value or X-Remove-Account-Meta-*
+removing an item.
 
 The counts are computed by listing every container of the account on each request —
 correct, but linear in the account's objects. Kept per-container counters (as Swift's
@@ -14,10 +18,11 @@ from aiohttp import web
 from edgestore.api.swift.container import ContainerStats, container_stats
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, iso_time, x_timestamp
 from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select
+from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
 
-__all__ = ["account_get", "account_head"]
+__all__ = ["account_get", "account_head", "account_post"]
 
 
 async def _stats(req: SwiftRequest) -> tuple[list[tuple[Bucket, ContainerStats]], dict[str, str]]:
@@ -30,6 +35,7 @@ async def _stats(req: SwiftRequest) -> tuple[list[tuple[Bucket, ContainerStats]]
         "X-Timestamp": x_timestamp(min((ts_to_seconds(b.created_ts) for b, _ in rows), default=0.0)),
         "Accept-Ranges": "bytes",
     }
+    headers.update(meta_headers((await req.services.accounts.get(req.account)).meta, "account"))
     return rows, headers
 
 
@@ -56,3 +62,11 @@ async def account_get(req: SwiftRequest) -> web.StreamResponse:
 
     return render_listing(fmt, "account", RESELLER_PREFIX + req.account, entries, as_dict, headers,
                           req.http.method)
+
+
+async def account_post(req: SwiftRequest) -> web.StreamResponse:
+    sent = sent_meta(req.http.headers, "account", removals=True)
+    if sent:
+        stored = await req.services.accounts.get(req.account, use_cache=False)
+        await req.services.accounts.set_meta(req.account, merge_meta(stored.meta, sent, "x-account-meta-"))
+    return web.Response(status=204)

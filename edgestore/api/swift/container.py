@@ -1,4 +1,4 @@
-"""Container operations: PUT, DELETE, HEAD, GET (list objects).
+"""Container operations: PUT, POST, DELETE, HEAD, GET (list objects).
 
 A container is an S3 bucket of the account, so both APIs see the same objects. One
 deviation from Swift: bucket names are unique in the cluster (S3 needs that), so PUT of
@@ -13,17 +13,24 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from edgestore import errors as domain
+from edgestore.api.swift.acl import clean_acl
 from edgestore.api.swift.context import SwiftRequest, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select
+from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
 from edgestore.model.objects import ObjectInfo
 
-__all__ = ["ContainerStats", "container_stats", "container_put", "container_delete", "container_head",
-           "container_get", "MAX_CONTAINER_NAME_BYTES"]
+__all__ = ["ContainerStats", "container_stats", "container_put", "container_post", "container_delete",
+           "container_head", "container_get", "enforce_quota", "MAX_CONTAINER_NAME_BYTES", "SECRET_META"]
 
 MAX_CONTAINER_NAME_BYTES = 256
+# Metadata only owners see (Swift's swift_owner_headers): keys that sign temp URLs.
+SECRET_META = ("temp-url-key", "temp-url-key-2")
+_ACL_HEADERS = {"read": "X-Container-Read", "write": "X-Container-Write"}
+# Swift's container_quotas: metadata that caps a container's bytes and object count.
+_QUOTAS = {"quota-bytes": "Invalid bytes quota.", "quota-count": "Invalid count quota."}
 
 
 @dataclass(frozen=True)
@@ -41,21 +48,94 @@ async def container_stats(req: SwiftRequest, bucket: Bucket) -> ContainerStats:
     return ContainerStats(count, size)
 
 
-def _stats_headers(bucket: Bucket, stats: ContainerStats) -> dict[str, str]:
-    return {"X-Container-Object-Count": str(stats.count), "X-Container-Bytes-Used": str(stats.bytes_used),
-            "X-Timestamp": x_timestamp(ts_to_seconds(bucket.created_ts)), "Accept-Ranges": "bytes"}
+def _container_headers(req: SwiftRequest, bucket: Bucket, stats: ContainerStats) -> dict[str, str]:
+    headers = {"X-Container-Object-Count": str(stats.count), "X-Container-Bytes-Used": str(stats.bytes_used),
+               "X-Timestamp": x_timestamp(ts_to_seconds(bucket.created_ts)), "Accept-Ranges": "bytes"}
+    owner = req.owner
+    headers.update(meta_headers(bucket.meta, "container", () if owner else SECRET_META))
+    if owner:
+        for header, acl in ((_ACL_HEADERS["read"], bucket.read_acl), (_ACL_HEADERS["write"], bucket.write_acl)):
+            if acl:
+                headers[header] = acl
+    return headers
+
+
+def _sent_acls(req: SwiftRequest) -> dict[str, str]:
+    """The ACLs the request sets ("" removes), cleaned as Swift stores them; 400 if malformed."""
+    acls: dict[str, str] = {}
+    for which, header in _ACL_HEADERS.items():
+        if header in req.http.headers:
+            try:
+                acls[which] = clean_acl(header, req.http.headers[header])
+            except ValueError as exc:
+                raise SwiftError(400, str(exc)) from None
+        elif f"X-Remove-{header[2:]}" in req.http.headers:
+            acls[which] = ""
+    return acls
+
+
+def _check_quota_meta(meta: dict[str, str]) -> None:
+    for name, complaint in _QUOTAS.items():
+        value = meta.get(name, "")
+        if value and not (value.isascii() and value.isdigit()):
+            raise SwiftError(400, complaint)
+
+
+async def enforce_quota(req: SwiftRequest) -> None:
+    """Before an object PUT: 413 if the container's quotas would be exceeded (counted by
+    listing, so only when a quota is set). A chunked upload counts as 0 bytes, as in Swift."""
+    assert req.container is not None
+    bucket = await req.services.buckets.lookup(req.container)
+    if bucket is None or not any(bucket.meta.get(name) for name in _QUOTAS):
+        return
+    stats = await container_stats(req, bucket)
+    max_bytes, max_count = (bucket.meta.get(name, "") for name in _QUOTAS)
+    if max_bytes.isdigit() and stats.bytes_used + (req.http.content_length or 0) > int(max_bytes):
+        raise SwiftError(413, "Upload exceeds quota.")
+    if max_count.isdigit() and stats.count + 1 > int(max_count):
+        raise SwiftError(413, "Upload exceeds quota.")
+
+
+def _sent_changes(req: SwiftRequest) -> tuple[dict[str, str], dict[str, str]]:
+    """(metadata, ACLs) a PUT or POST sends, checked."""
+    meta = sent_meta(req.http.headers, "container", removals=True)
+    _check_quota_meta(meta)
+    return meta, _sent_acls(req)
+
+
+async def _update(req: SwiftRequest, meta: dict[str, str], acls: dict[str, str]) -> None:
+    """Merge into the stored record, read fresh (not from the lookup cache) so that a
+    change made through another node moments ago is kept."""
+    assert req.container is not None
+    bucket = await req.services.buckets.lookup(req.container, use_cache=False)
+    if bucket is None or bucket.account != req.account:
+        raise SwiftError(404)
+    if not meta and not acls:
+        return
+    merged = merge_meta(bucket.meta, meta, "x-container-meta-")
+    await req.services.buckets.set_swift_meta(bucket, merged, acls.get("read", bucket.read_acl),
+                                              acls.get("write", bucket.write_acl))
 
 
 async def container_put(req: SwiftRequest) -> web.StreamResponse:
     assert req.container is not None
+    meta, acls = _sent_changes(req)
     try:
-        await req.services.buckets.create(req.account, req.container)
+        await req.services.buckets.create(req.account, req.container, meta=merge_meta({}, meta, "x-container-meta-"),
+                                          read_acl=acls.get("read", ""), write_acl=acls.get("write", ""))
     except domain.BucketExists as exc:
         if exc.owned_by_requester:
+            await _update(req, meta, acls)
             return web.Response(status=202)
         raise SwiftError(409, "Container name is taken by another account "
                               "(edgestore container names are unique in the cluster)") from exc
     return web.Response(status=201)
+
+
+async def container_post(req: SwiftRequest) -> web.StreamResponse:
+    meta, acls = _sent_changes(req)
+    await _update(req, meta, acls)
+    return web.Response(status=204)
 
 
 async def container_delete(req: SwiftRequest) -> web.StreamResponse:
@@ -66,7 +146,7 @@ async def container_delete(req: SwiftRequest) -> web.StreamResponse:
 
 async def container_head(req: SwiftRequest) -> web.StreamResponse:
     bucket = await req.own_container()
-    return web.Response(status=204, headers=_stats_headers(bucket, await container_stats(req, bucket)))
+    return web.Response(status=204, headers=_container_headers(req, bucket, await container_stats(req, bucket)))
 
 
 def object_entry(info: ObjectInfo) -> dict[str, Any]:
@@ -78,7 +158,7 @@ async def container_get(req: SwiftRequest) -> web.StreamResponse:
     bucket = await req.own_container()
     params = listing_params(req.query, allow_path=True)
     fmt = listing_format(req.http, req.query)
-    headers = _stats_headers(bucket, await container_stats(req, bucket))
+    headers = _container_headers(req, bucket, await container_stats(req, bucket))
     after = params.marker if params.marker and not params.reverse and params.marker >= params.prefix else None
 
     async def names() -> AsyncIterator[tuple[str, ObjectInfo]]:

@@ -9,8 +9,10 @@ from email.utils import formatdate
 
 from aiohttp import web
 
+from edgestore.api.swift.authorize import Caller, Op, authorize
 from edgestore.api.swift.errors import SwiftError
 from edgestore.config import NodeConfig
+from edgestore.model.accounts import Accounts
 from edgestore.model.buckets import Bucket, Buckets
 from edgestore.model.objects import Objects
 from edgestore.model.users import User, Users
@@ -28,6 +30,7 @@ class SwiftServices:
     buckets: Buckets
     objects: Objects
     versions: Versions
+    accounts: Accounts
 
 
 @dataclass
@@ -38,10 +41,23 @@ class SwiftRequest:
     container: str | None
     obj: str | None
     query: dict[str, str]
-    user: User
+    user: User | None  # None: anonymous or a temp URL
     # Set once a streamed answer has sent its headers: an error after that can only cut
     # the connection.
     response_started: bool = False
+    # Who is asking, for checks beyond the router's (a copy's other end); without it, the
+    # caller is `user` and only owners are let in.
+    caller: Caller | None = None
+
+    @property
+    def owner(self) -> bool:
+        """Does the caller own the addressed account (and so see its secrets: ACLs, keys)?"""
+        return (self.caller or Caller(self.user)).owns(self.account)
+
+    async def authorize(self, container: str | None, op: Op) -> None:
+        """Raise 401/403 unless the caller may do `op` on `container` (None: the account)."""
+        await authorize(self.services.buckets, self.caller or Caller(self.user), self.account, container, op,
+                        self.http.headers.get("Referer"))
 
     def mark_response_started(self) -> None:
         self.response_started = True

@@ -10,6 +10,7 @@ iterator ends cleanly, so nothing damaged is ever stored.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import mimetypes
 from typing import Any, AsyncIterator
 from urllib.parse import unquote
@@ -18,9 +19,11 @@ import aiohttp
 from aiohttp import web
 
 from edgestore.api.http import UnsatisfiableRange, evaluate_preconditions, parse_byte_range, send_body
+from edgestore.api.swift.authorize import Op
 from edgestore.api.swift.context import SwiftRequest, http_date, x_timestamp
 from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.expiry import expiry_headers, requested_delete_at
+from edgestore.api.swift.metadata import META_LIMITS, sent_meta
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.objects import ObjectInfo
 
@@ -29,11 +32,8 @@ __all__ = ["object_put", "object_get", "object_head", "object_delete", "object_p
 
 MAX_FILE_SIZE = 5 * 1024 ** 3
 MAX_OBJECT_NAME_BYTES = 1024
-META_LIMITS = {"max_meta_name_length": 128, "max_meta_value_length": 256, "max_meta_count": 90,
-               "max_meta_overall_size": 4096}
 # Headers Swift keeps with an object besides its metadata; S3 stores the same ones.
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
-META_PREFIX = "x-object-meta-"
 READ_CHUNK_BYTES = 256 * 1024
 # A client that stops sending mid-body gets 408 instead of holding the connection (Swift's
 # client_timeout is 60 s too).
@@ -41,21 +41,7 @@ IDLE_TIMEOUT_S = 60.0
 
 
 def _user_meta(req: SwiftRequest) -> dict[str, str]:
-    meta = {name[len(META_PREFIX):].lower(): value for name, value in req.http.headers.items()
-            if name.lower().startswith(META_PREFIX)}
-    if "" in meta:
-        raise SwiftError(400, "Metadata name cannot be empty")
-    if len(meta) > META_LIMITS["max_meta_count"]:
-        raise SwiftError(400, f"Too many metadata items; max {META_LIMITS['max_meta_count']}")
-    for name, value in meta.items():
-        if len(name) > META_LIMITS["max_meta_name_length"]:
-            raise SwiftError(400, f"Metadata name too long: {META_PREFIX}{name[:64]}")
-        if len(value) > META_LIMITS["max_meta_value_length"]:
-            raise SwiftError(400, f"Metadata value longer than {META_LIMITS['max_meta_value_length']}: "
-                                  f"{META_PREFIX}{name[:64]}")
-    if sum(len(k) + len(v) for k, v in meta.items()) > META_LIMITS["max_meta_overall_size"]:
-        raise SwiftError(400, f"Total metadata too large; max {META_LIMITS['max_meta_overall_size']}")
-    return meta
+    return sent_meta(req.http.headers, "object")
 
 
 def _stored_headers(req: SwiftRequest) -> dict[str, str]:
@@ -224,7 +210,7 @@ async def object_copy(req: SwiftRequest) -> web.StreamResponse:
     if not container or not obj:
         raise SwiftError(412, "Destination header must be of the form <container name>/<object name>")
     assert req.container is not None and req.obj is not None
-    dest = SwiftRequest(req.http, req.services, req.account, container, obj, req.query, req.user)
+    dest = dataclasses.replace(req, container=container, obj=obj)
     return await _copy(dest, f"{req.container}/{req.obj}", container, obj)
 
 
@@ -236,7 +222,9 @@ async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web
         raise SwiftError(412, "X-Copy-From header must be of the form <container name>/<object name>")
     if len(obj.encode()) > MAX_OBJECT_NAME_BYTES:
         raise SwiftError(400, f"Object name length of {len(obj.encode())} longer than {MAX_OBJECT_NAME_BYTES}")
-    src_req = SwiftRequest(req.http, req.services, req.account, src_container, src_obj, req.query, req.user)
+    await req.authorize(src_container, Op.READ)
+    await req.authorize(container, Op.WRITE)
+    src_req = dataclasses.replace(req, container=src_container, obj=src_obj)
     info = await _existing(src_req)
     dest_bucket = await req.own_container()
     fresh = req.http.headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes", "on")

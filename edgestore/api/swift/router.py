@@ -1,5 +1,6 @@
 """The Swift API's entry point: tell Swift requests from S3 ones, parse the path,
-authenticate the token, pick the operation, and render every error as Swift does.
+authenticate the caller (temp URL, token or anonymous), authorize the operation
+(authorize.py), pick the handler, and render every error as Swift does.
 
 Paths: /auth/v1.0 (login), /info (capabilities), /v1/AUTH_<account>[/<container>[/<object>]].
 """
@@ -15,12 +16,14 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, bulk, container, objects
+from edgestore.api.swift import account, bulk, container, objects, tempurl
 from edgestore.api.swift.auth import login, user_for_token
+from edgestore.api.swift.authorize import Caller, operation
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, SwiftServices
 from edgestore.api.swift.errors import SwiftError, as_swift_error, error_response
 from edgestore.api.swift.listing import LISTING_LIMIT
+from edgestore.api.swift.tempurl import temp_url_caller
 
 __all__ = ["SwiftApi", "is_swift_request"]
 
@@ -86,10 +89,12 @@ def _split_path(raw_path: str) -> tuple[str, str | None, str | None]:
 
 def _pick(method: str, container_name: str | None, obj: str | None) -> Handler:
     if container_name is None:
-        table: dict[str, Handler] = {"GET": account.account_get, "HEAD": account.account_head}
+        table: dict[str, Handler] = {"GET": account.account_get, "HEAD": account.account_head,
+                                     "POST": account.account_post}
     elif obj is None:
         table = {"PUT": container.container_put, "DELETE": container.container_delete,
-                 "HEAD": container.container_head, "GET": container.container_get}
+                 "HEAD": container.container_head, "GET": container.container_get,
+                 "POST": container.container_post}
     else:
         table = {"PUT": objects.object_put, "GET": objects.object_get, "HEAD": objects.object_head,
                  "DELETE": objects.object_delete, "POST": objects.object_post, "COPY": objects.object_copy}
@@ -106,12 +111,14 @@ def capabilities() -> dict[str, object]:
                       "max_container_name_length": MAX_CONTAINER_NAME_BYTES,
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
-            "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES}
+            "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES,
+            "tempurl": tempurl.capabilities(), "container_quotas": {}}
 
 
 class SwiftApi:
     def __init__(self, services: SwiftServices) -> None:
         self.services = services
+        self.on_response_prepare = tempurl.on_response_prepare
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         req: SwiftRequest | None = None
@@ -127,16 +134,19 @@ class SwiftApi:
                 query = dict(parse_qsl(http.raw_path.partition("?")[2], keep_blank_values=True, errors="strict"))
             except UnicodeDecodeError:
                 raise SwiftError(412, "Invalid UTF8 or contains NULL") from None
+            # Bulk delete is an account operation: only the account's owner (or an admin) may.
             handler = bulk.bulk_delete if bulk.is_bulk_delete(http.method, cont, query) else \
                 _pick(http.method, cont, obj)
-            token = http.headers.get("X-Auth-Token") or http.headers.get("X-Storage-Token")
-            if not token:
-                raise SwiftError(401)
-            user = await user_for_token(self.services.users, self.services.config.cluster_secret, token,
-                                        time.time())
-            if user.account != acct and not user.admin:
-                raise SwiftError(403)
-            req = SwiftRequest(http, self.services, acct, cont, obj, query, user)
+            # A temp URL stands for its signer; otherwise the token's user, or anonymous.
+            caller = await temp_url_caller(http, self.services, acct, cont, obj, query)
+            if caller is None:
+                token = http.headers.get("X-Auth-Token") or http.headers.get("X-Storage-Token")
+                caller = Caller(await user_for_token(self.services.users, self.services.config.cluster_secret,
+                                                     token, time.time()) if token else None)
+            req = SwiftRequest(http, self.services, acct, cont, obj, query, caller.user, caller=caller)
+            await req.authorize(cont, operation(http.method, cont, obj))
+            if http.method == "PUT" and obj is not None:
+                await container.enforce_quota(req)
             response = await handler(req)
         except ConnectionError as exc:
             # The client went away: nothing to tell it. Cancelling is how aiohttp is told to
