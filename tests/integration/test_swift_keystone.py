@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -137,7 +138,10 @@ def test_v3_bad_password_unknown_user_and_foreign_project_are_401(cluster: Local
                 v3_auth("nobody", key, "default"), v3_auth("admin", key, "noaccount"),
                 v3_auth("wendy", "wendys-key", "default"),        # a project not hers
                 v3_auth("wendy", created["secret_key"], f"ksw{TAG}"),  # the S3 secret is not her key
-                v3_auth(f"ksw{TAG}:wendy", "wendys-key", "default")):
+                v3_auth(f"ksw{TAG}:wendy", "wendys-key", "default"),
+                v3_auth("admin", "\ud800", "default"),                # a lone surrogate: no match, no 500
+                v3_auth("default:admin", key, "default\n"),           # not an account name, even for an admin
+                v3_auth("default:admin", key, "../other")):
         r = post(base, "/v3/auth/tokens", doc)
         assert_keystone_error(r, 401)
         assert r.headers["WWW-Authenticate"].startswith("Keystone uri=")
@@ -217,6 +221,8 @@ def test_version_discovery(cluster: LocalCluster) -> None:
         doc = r.json()["version"]
         assert doc["id"].startswith(version) and doc["media-types"][0]["type"].endswith(media)
         assert doc["links"][0]["href"] == base + path.rstrip("/") + "/"
+    info = requests.get(base + "/info", timeout=TIMEOUT_S).json()
+    assert info["keystone"]["versions"] == ["v3", "v2.0"]
 
 
 def test_s3_keeps_a_bucket_named_like_keystone_paths(s3: Any) -> None:
@@ -411,3 +417,24 @@ def test_swift_command_line_with_keystone_v3(cluster: LocalCluster, tmp_path: Pa
     assert swift_v3(cluster, *script_args, "--os-password", cluster.credentials[1], "stat").returncode == 0
     failed = swift_v3(cluster, *script_args, "--os-password", "wrong", "stat")
     assert failed.returncode != 0 and "Unauthorized" in failed.stderr + failed.stdout
+
+
+# -- configuration (last: it restarts a node) -----------------------------------------------
+
+
+def test_catalog_region_is_the_nodes_swift_region(cluster: LocalCluster) -> None:
+    """[swift] region names the catalog's region (clients such as Nextcloud match it exactly)."""
+    node = cluster.nodes - 1
+    config = Path(cluster.node(node)["config"])
+    config.write_text(config.read_text() + '\n[swift]\nregion = "farm-north"\n')
+    cluster.kill(node, signal.SIGTERM)
+    cluster.restart(node)
+    base = cluster.url(node).rstrip("/")
+    _, doc = v3_login(base, v3_auth("admin", cluster.credentials[1], "default"))
+    [store] = [s for s in doc["catalog"] if s["type"] == "object-store"]
+    assert {e["region"] for e in store["endpoints"]} == {"farm-north"}
+    r = post(base, "/v2.0/tokens", v2_auth("admin", cluster.credentials[1], "default"))
+    assert {e["region"] for s in r.json()["access"]["serviceCatalog"] for e in s["endpoints"]} == {"farm-north"}
+    # Another node keeps the default.
+    _, doc = v3_login(cluster.url(0).rstrip("/"), v3_auth("admin", cluster.credentials[1], "default"))
+    assert {e["region"] for s in doc["catalog"] for e in s["endpoints"]} == {"RegionOne"}

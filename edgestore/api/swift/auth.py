@@ -68,7 +68,7 @@ async def user_for_token(users: Users, secret: bytes, token: str, now: float) ->
 async def user_with_key(users: Users, swift_name: str, key: str) -> User | None:
     """The user "account:user" if `key` is its Swift key (TempAuth's and Keystone's check)."""
     account, _, name = swift_name.partition(":")
-    if not (ACCOUNT_NAME.match(account) and ACCOUNT_NAME.match(name)):
+    if not (ACCOUNT_NAME.fullmatch(account) and ACCOUNT_NAME.fullmatch(name)):
         return None  # no such user can exist: no lookup
     user = await users.get_by_swift_name(swift_name)
     # surrogatepass: a key from JSON may hold lone surrogates; it then simply does not match.

@@ -177,7 +177,7 @@ async def _authenticate(services: SwiftServices, login: Login) -> tuple[User, st
             raise KeystoneError(401, _UNAUTHORIZED)
         user = found
     project = user.account if login.project is None else login.project
-    if not ACCOUNT_NAME.match(project) or (project != user.account and not user.admin):
+    if not ACCOUNT_NAME.fullmatch(project) or (project != user.account and not user.admin):
         raise KeystoneError(401, f"User {user.swift_name} has no access to project {project}.")
     return user, project
 
