@@ -80,6 +80,8 @@ class NodeConfig:
     blocks_in_flight_total: int = 16
     s3_domain: str | None = None
     region: str = "us-east-1"
+    # The region Keystone's service catalog names for the object store ([swift] region).
+    swift_region: str = "RegionOne"
     timeouts: Timeouts = field(default_factory=Timeouts)
     tls: TlsConfig | None = None
     # Multipart uploads untouched this long are aborted (like S3's lifecycle rule
@@ -180,6 +182,7 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         blocks_in_flight_total=_get(store, "blocks_in_flight_total", int, NodeConfig.blocks_in_flight_total),
         s3_domain=_get(s3, "domain", str, None),
         region=_get(s3, "region", str, "us-east-1"),
+        swift_region=_get(raw.get("swift", {}), "region", str, NodeConfig.swift_region),
         timeouts=Timeouts(**{k: _get(limits, k, float) for k in limits}),
         tls=tls,
         repair=RepairConfig(**{k: _get(repair, k, type(getattr(RepairConfig, k))) for k in repair}),

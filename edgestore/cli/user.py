@@ -33,11 +33,20 @@ def create_user(args: argparse.Namespace) -> int:
         spec["swift_key"] = args.swift_key
     target = resolve(args)
     created = admin_request(target, "POST", "/_admin/users", spec)
+    if "swift_key" in created:  # a node from before the Swift API answers without it
+        # Where Swift clients log in: TempAuth v1, or Keystone v3 (user, project = account).
+        created["swift_auth_url"] = target.endpoint + "/auth/v1.0"
+        created["keystone_auth_url"] = target.endpoint + "/v3"
     if args.json:
         print(json.dumps(created, indent=2))
     else:
         print(f"account:    {created['account']}\nuser:       {created['user']}\n"
               f"access key: {created['access_key']}\nsecret key: {created['secret_key']}")
-        if "swift_key" in created:  # a node from before the Swift API answers without it
-            print(f"swift user: {created['swift_user']}\nswift key:  {created['swift_key']}")
+        if created.get("admin"):
+            print("admin:      yes (a reseller admin: may use every account)")
+        if "swift_key" in created:
+            print(f"swift user: {created['swift_user']}\nswift key:  {created['swift_key']}\n"
+                  f"auth url:   {created['swift_auth_url']}\n"
+                  f"keystone:   {created['keystone_auth_url']} (user {created['user']}, "
+                  f"project {created['account']})")
     return 0

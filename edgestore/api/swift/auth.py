@@ -17,9 +17,9 @@ from aiohttp import web
 
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftServices
 from edgestore.api.swift.errors import SwiftError
-from edgestore.model.users import User, Users
+from edgestore.model.users import ACCOUNT_NAME, User, Users
 
-__all__ = ["TOKEN_LIFETIME_S", "make_token", "token_access_key", "login", "user_for_token"]
+__all__ = ["TOKEN_LIFETIME_S", "make_token", "token_access_key", "login", "user_for_token", "user_with_key"]
 
 TOKEN_LIFETIME_S = 24 * 3600
 TOKEN_PREFIX = "AUTH_tk"
@@ -65,6 +65,19 @@ async def user_for_token(users: Users, secret: bytes, token: str, now: float) ->
     return user
 
 
+async def user_with_key(users: Users, swift_name: str, key: str) -> User | None:
+    """The user "account:user" if `key` is its Swift key (TempAuth's and Keystone's check)."""
+    account, _, name = swift_name.partition(":")
+    if not (ACCOUNT_NAME.fullmatch(account) and ACCOUNT_NAME.fullmatch(name)):
+        return None  # no such user can exist: no lookup
+    user = await users.get_by_swift_name(swift_name)
+    # surrogatepass: a key from JSON may hold lone surrogates; it then simply does not match.
+    if user is None or not hmac.compare_digest(key.encode("utf-8", "surrogatepass"),
+                                               user.effective_swift_key.encode()):
+        return None
+    return user
+
+
 async def login(http: web.Request, services: SwiftServices) -> web.Response:
     """GET /auth/v1.0 (and /auth/v1.0/): X-Auth-User account:user and X-Auth-Key (or the
     X-Storage-* twins) for a token and the account's storage URL on the host asked."""
@@ -74,8 +87,8 @@ async def login(http: web.Request, services: SwiftServices) -> web.Response:
         raise SwiftError(405)
     if not name or key is None or ":" not in name:
         raise SwiftError(401)
-    user = await services.users.get_by_swift_name(name)
-    if user is None or not hmac.compare_digest(key.encode(), user.effective_swift_key.encode()):
+    user = await user_with_key(services.users, name, key)
+    if user is None:
         raise SwiftError(401)
     expires = int(time.time()) + TOKEN_LIFETIME_S
     token = make_token(services.config.cluster_secret, user, expires)

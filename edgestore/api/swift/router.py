@@ -2,7 +2,8 @@
 authenticate the caller (temp URL, token or anonymous), authorize the operation
 (authorize.py), pick the handler, and render every error as Swift does.
 
-Paths: /auth/v1.0 (login), /info (capabilities), /v1/AUTH_<account>[/<container>[/<object>]].
+Paths: /auth/v1.0 (login), /info (capabilities), /v1/AUTH_<account>[/<container>[/<object>]],
+and Keystone's /v3/... and /v2.0/tokens (keystone.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, bulk, container, objects, tempurl
+from edgestore.api.swift import account, bulk, container, keystone, objects, tempurl
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.authorize import Caller, operation
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
@@ -51,7 +52,7 @@ def is_swift_request(http: web.Request, s3_domain: str | None) -> bool:
     path = http.path
     if path in AUTH_PATHS:
         return "X-Auth-User" in http.headers or "X-Storage-User" in http.headers
-    if path == "/info":
+    if path == "/info" or keystone.is_keystone_path(path):
         return not _has_s3_auth(http)
     if path == "/v1" or path.startswith("/v1/"):
         if "X-Auth-Token" in http.headers or "X-Storage-Token" in http.headers:
@@ -112,7 +113,8 @@ def capabilities() -> dict[str, object]:
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
             "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES,
-            "tempurl": tempurl.capabilities(), "container_quotas": {}}
+            "tempurl": tempurl.capabilities(), "container_quotas": {},
+            "keystone": {"versions": ["v3", "v2.0"], "methods": ["password", "token"]}}
 
 
 class SwiftApi:
@@ -125,6 +127,8 @@ class SwiftApi:
         try:
             if http.path in AUTH_PATHS:
                 return await login(http, self.services)
+            if keystone.is_keystone_path(http.path):
+                return await keystone.handle(http, self.services)
             if http.path == "/info":
                 if http.method not in ("GET", "HEAD"):
                     raise SwiftError(405)
