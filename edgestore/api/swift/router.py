@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, container, objects
+from edgestore.api.swift import account, container, objects, slo
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, SwiftServices
@@ -106,7 +106,7 @@ def capabilities() -> dict[str, object]:
                       "max_container_name_length": MAX_CONTAINER_NAME_BYTES,
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
-            "tempauth": {"account_acls": False}}
+            "tempauth": {"account_acls": False}, "slo": slo.capabilities(), "dlo": {}}
 
 
 class SwiftApi:
