@@ -30,7 +30,7 @@ from edgestore.model.buckets import Buckets
 from edgestore.model.objects import ObjectInfo, Objects
 from edgestore.store.records import split_object_name
 
-__all__ = ["Body", "open_body", "plain_body", "bytes_body", "is_slo", "dlo_manifest", "read_manifest",
+__all__ = ["Body", "open_body", "plain_body", "bytes_body", "is_slo", "listed_size", "dlo_manifest", "read_manifest",
            "segment_length", "split_segment_path", "decode_data_segment", "MAX_RECURSION_DEPTH", "MAX_MANIFEST_BYTES"]
 
 # Swift's limits: manifests nest at most this deep, and a stored manifest is at most this big.
@@ -54,6 +54,12 @@ class Body:
 
 def is_slo(info: ObjectInfo) -> bool:
     return bool(info.record.value.get("slo"))
+
+
+def listed_size(info: ObjectInfo) -> int:
+    """The size a Swift listing shows: an SLO's assembled size (what a GET returns), any
+    other object's own (a DLO's manifest is listed as the manifest, as Swift does)."""
+    return int(info.record.value["slo"]["size"]) if is_slo(info) else info.size
 
 
 def dlo_manifest(info: ObjectInfo) -> str | None:
@@ -80,7 +86,7 @@ async def open_body(objects: Objects, buckets: Buckets, info: ObjectInfo) -> Bod
     account, _, _ = split_object_name(info.record.name)
     if is_slo(info):
         slo = info.record.value["slo"]
-        reader = _SloReader(objects, buckets, account, await read_manifest(objects, info))
+        reader = _SloReader(objects, buckets, account, info)
         return Body(int(slo["size"]), str(slo["etag"]), reader.read, "slo")
     manifest = dlo_manifest(info)
     if manifest is not None:
@@ -126,14 +132,19 @@ async def _segment(objects: Objects, buckets: Buckets, account: str, container: 
 
 
 class _SloReader:
-    def __init__(self, objects: Objects, buckets: Buckets, account: str, segments: list[dict[str, Any]]) -> None:
+    """Reads an SLO's bytes; its manifest is read on the first read (a HEAD needs none)."""
+
+    def __init__(self, objects: Objects, buckets: Buckets, account: str, manifest: ObjectInfo) -> None:
         self._objects = objects
         self._buckets = buckets
         self._account = account
-        self._segments = segments
+        self._manifest = manifest
+        self._segments: list[dict[str, Any]] | None = None
         self._subs: dict[str, list[dict[str, Any]]] = {}
 
     async def read(self, first: int, last: int) -> AsyncIterator[bytes]:
+        if self._segments is None:
+            self._segments = await read_manifest(self._objects, self._manifest)
         async for piece in self._walk(self._segments, first, last, depth=1):
             yield piece
 

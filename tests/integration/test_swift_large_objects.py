@@ -113,6 +113,8 @@ def test_slo_assembles_segments_with_swifts_etag(conn: Connection, container: st
     assert body == whole and headers["etag"] == f'"{expected}"'
     _, chunks = conn.get_object(container, "big.bin", resp_chunk_size=64 * KIB)
     assert md5(b"".join(chunks)) == md5(whole)
+    # Listed with the size a GET returns, as Swift lists an SLO.
+    assert [(o["name"], o["bytes"]) for o in conn.get_container(container)[1]] == [("big.bin", len(whole))]
 
 
 def test_slo_etag_and_size_may_be_null_and_are_resolved(conn: Connection, container: str) -> None:

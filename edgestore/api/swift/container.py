@@ -18,6 +18,7 @@ from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
+from edgestore.model.large_objects import listed_size
 from edgestore.model.objects import ObjectInfo
 
 __all__ = ["ContainerStats", "container_stats", "container_put", "container_delete", "container_head",
@@ -70,7 +71,7 @@ async def container_head(req: SwiftRequest) -> web.StreamResponse:
 
 
 def object_entry(info: ObjectInfo) -> dict[str, Any]:
-    return {"name": info.key, "hash": info.etag, "bytes": info.size, "content_type": info.content_type,
+    return {"name": info.key, "hash": info.etag, "bytes": listed_size(info), "content_type": info.content_type,
             "last_modified": iso_time(info.last_modified)}
 
 
