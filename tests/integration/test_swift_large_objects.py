@@ -67,7 +67,7 @@ def put_slo(conn: Connection, container: str, name: str, segments: list[tuple[st
 def slo_error(conn: Connection, container: str, name: str, manifest: Any,
               headers: dict[str, str] | None = None) -> tuple[int, str]:
     with pytest.raises(ClientException) as exc:
-        conn.put_object(container, name, manifest if isinstance(manifest, str) else json.dumps(manifest),
+        conn.put_object(container, name, manifest if isinstance(manifest, (str, bytes)) else json.dumps(manifest),
                         query_string="multipart-manifest=put", headers=headers or {})
     body = exc.value.http_response_content
     return status(exc), body.decode() if isinstance(body, bytes) else str(body)
@@ -228,6 +228,24 @@ def test_slo_validation_errors_list_every_problem_and_store_nothing(conn: Connec
     assert slo_info["max_manifest_segments"] == 1000 and slo_info["min_segment_size"] == 1
 
 
+def test_malformed_manifests_are_4xx_and_store_nothing(conn: Connection, container: str) -> None:
+    (path, _), = put_segments(conn, container, [10])
+    assert slo_error(conn, container, "bad", "[" * 100_000 + "]" * 100_000)[0] == 400
+    assert slo_error(conn, container, "bad", b"\xff\xfe[]")[0] == 400  # type: ignore[arg-type]
+    code, body = slo_error(conn, container, "bad", '[{"path": "' + path + '", "size_bytes": 1e400}]')
+    assert (code, body) == (400, "Index 0: invalid size_bytes\n")
+    code, body = slo_error(conn, container, "bad", '[{"path": "/c\\ud800/x"}, {"path": "/c/\\u0000"}]')
+    assert code == 400 and body.count("404 Not Found") == 2
+    assert slo_error(conn, container, "bad", [{"path": path, "range": 5}])[1] == "Index 0: invalid range\n"
+    code, body = slo_error(conn, container, "bad", [{"path": path}, {"data": "not base64!"}])
+    assert (code, body) == (400, "Index 1: data must be valid base64\n")
+    assert slo_error(conn, container, "bad", [{"path": path}] + [{"data": "eA=="}] * 200_000)[0] == 413
+    assert slo_error(conn, container, "bad", [{"data": "eA=="}])[1].startswith("Inline data segments require")
+    with pytest.raises(ClientException) as exc:
+        conn.head_object(container, "bad")
+    assert status(exc) == 404
+
+
 def test_nested_slo_reads_through_and_loops_are_refused(conn: Connection, container: str) -> None:
     segments = put_segments(conn, container, [100, 200])
     inner_etag = put_slo(conn, container, "inner", segments)["headers"]["etag"].strip('"')
@@ -381,6 +399,8 @@ def test_dlo_that_lists_itself_is_served_raw_without_looping(conn: Connection, c
     conn.put_object(container, "self/0", b"first")
     conn.put_object(container, "self/manifest", b"", headers={"X-Object-Manifest": f"{container}/self/"})
     assert conn.get_object(container, "self/manifest")[1] == b"first"
+    conn.put_object(container, "odd", b"", headers={"X-Object-Manifest": f"{container}/%00%ff%"})
+    assert conn.get_object(container, "odd")[1] == b""  # lists nothing: an empty body
     conn.put_object(container, "nowhere", b"", headers={"X-Object-Manifest": f"no-such-{TAG}/p"})
     with pytest.raises(ClientException) as exc:
         conn.get_object(container, "nowhere")

@@ -60,10 +60,26 @@ async def _bounded_map(fn: Callable[[T], Awaitable[R]], items: list[T]) -> list[
     return list(await asyncio.gather(*(one(item) for item in items)))
 
 
+def _quoted(name: str) -> str:
+    """A name as Swift's error lists show it (URL-quoted; a lone surrogate as "?")."""
+    return quote(name, errors="replace")
+
+
+def _valid_name(name: str) -> bool:
+    """Could a request name this object? (UTF-8 without NUL, as Swift checks every path.)"""
+    try:
+        container, key = (part.encode() for part in split_segment_path(name))
+    except UnicodeEncodeError:
+        return False
+    return bool(container) and b"\0" not in container + key
+
+
 async def _segment(req: SwiftRequest, path: str) -> ObjectInfo | None:
     """An object of the caller's account named "/container/object", or None."""
+    if not _valid_name(path):
+        return None
     container, key = split_segment_path(path)
-    bucket = await req.services.buckets.lookup(container) if container else None
+    bucket = await req.services.buckets.lookup(container)
     if bucket is None or bucket.account != req.account:
         return None
     return await req.services.objects.head(req.account, container, key)
@@ -75,7 +91,7 @@ def _parse(raw: bytes, container: str, obj: str) -> list[dict[str, Any]]:
     """The manifest a client sent, each entry checked on its own (Swift's texts)."""
     try:
         parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
         raise SwiftError(400, "Manifest must be valid JSON.\n") from None
     if not isinstance(parsed, list):
         raise SwiftError(400, "Manifest must be a list.\n")
@@ -112,7 +128,7 @@ def _entry_problem(i: int, entry: object, last: bool, itself: tuple[str, str]) -
     if size is not None:
         try:
             entry["size_bytes"] = size = int(size)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return f"Index {i}: invalid size_bytes"
         if size < 1 and not last:
             return f"Index {i}: too small; each segment must be at least 1 byte."
@@ -133,7 +149,7 @@ def _stored_entry(entry: dict[str, Any], info: ObjectInfo | None, last: bool,
                   problems: list[list[str]]) -> tuple[int, dict[str, Any]]:
     """(bytes contributed, the entry as stored) for one object-backed segment, noting its problems."""
     path = str(entry["path"])
-    name = quote(path)
+    name = _quoted(path)
     if info is None:
         problems.append([name, "404 Not Found"])
         return 0, {}
@@ -237,7 +253,7 @@ async def put_manifest(req: SwiftRequest, attrs: dict[str, Any]) -> web.StreamRe
         nested = [e["name"] for e in stored if e.get("sub_slo")]
         loop = await _includes(req, nested, itself)
         if loop is not None:
-            problems.append([quote(loop), "Manifest must not include itself as a segment"])
+            problems.append([_quoted(loop), "Manifest must not include itself as a segment"])
     if problems:
         return render_result(accepted_format(req.http), 400, {}, problems, "upload")
     etag = slo_etag(stored)
@@ -284,7 +300,7 @@ async def _segments_of(req: SwiftRequest, name: str) -> list[tuple[str, bool]]:
 async def _delete_one(req: SwiftRequest, name: str) -> bool:
     """Delete one object of the account; False if it was not there."""
     container, key = split_segment_path(name)
-    bucket = await req.services.buckets.lookup(container) if container else None
+    bucket = await req.services.buckets.lookup(container) if _valid_name(name) else None
     if bucket is None or bucket.account != req.account or \
             await req.services.objects.head(req.account, container, key) is None:
         return False
@@ -315,7 +331,7 @@ async def delete_manifest(req: SwiftRequest) -> web.StreamResponse:
                 if exc.status == 404:
                     not_found += 1
                 else:
-                    errors.append([quote(name), exc.body or str(exc)])
+                    errors.append([_quoted(name), exc.body or str(exc)])
                 continue
             pending.append((name, False))
         outcomes = await _bounded_map(lambda name: _delete_one(req, name), doomed)
