@@ -239,7 +239,9 @@ def test_malformed_manifests_are_4xx_and_store_nothing(conn: Connection, contain
     assert slo_error(conn, container, "bad", [{"path": path, "range": 5}])[1] == "Index 0: invalid range\n"
     code, body = slo_error(conn, container, "bad", [{"path": path}, {"data": "not base64!"}])
     assert (code, body) == (400, "Index 1: data must be valid base64\n")
-    assert slo_error(conn, container, "bad", [{"path": path}] + [{"data": "eA=="}] * 200_000)[0] == 413
+    assert slo_error(conn, container, "bad", [{"path": path}] + [{"data": "eA=="}] * 200_000)[0] == 413  # > 2 MiB
+    code, body = slo_error(conn, container, "bad", [{"path": path}] + [{}] * 10_000)
+    assert (code, body) == (413, "Manifest has more than 10000 entries")
     assert slo_error(conn, container, "bad", [{"data": "eA=="}])[1].startswith("Inline data segments require")
     with pytest.raises(ClientException) as exc:
         conn.head_object(container, "bad")

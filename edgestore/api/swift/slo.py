@@ -34,6 +34,9 @@ from edgestore.model.objects import ObjectInfo
 __all__ = ["put_manifest", "raw_manifest", "delete_manifest", "capabilities", "MAX_MANIFEST_SEGMENTS"]
 
 MAX_MANIFEST_SEGMENTS = 1000
+# Entries of any kind (inline data segments do not count against the limit above); keeps
+# the parsed manifest a few MiB at most on a small node.
+MAX_MANIFEST_ENTRIES = 10 * MAX_MANIFEST_SEGMENTS
 # Segment HEADs (on PUT) and deletes run this many at a time.
 CONCURRENCY = 8
 # Nested manifests read on PUT to refuse one that would contain itself; past this many the
@@ -89,6 +92,8 @@ async def _segment(req: SwiftRequest, path: str) -> ObjectInfo | None:
 
 def _parse(raw: bytes, container: str, obj: str) -> list[dict[str, Any]]:
     """The manifest a client sent, each entry checked on its own (Swift's texts)."""
+    if raw.count(b"{") > MAX_MANIFEST_ENTRIES:  # before parsing: each entry costs far more parsed than sent
+        raise SwiftError(413, f"Manifest has more than {MAX_MANIFEST_ENTRIES} entries")
     try:
         parsed = json.loads(raw)
     except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
