@@ -13,7 +13,8 @@
     │   ├── BucketNotEmpty
     │   ├── DigestMismatch       a body is not what its declared MD5 says
     │   ├── NoSuchUpload
-    │   └── BadPartList          a multipart completion names parts wrongly (reason says how)
+    │   ├── BadPartList          a multipart completion names parts wrongly (reason says how)
+    │   └── BrokenLargeObject    a large object's segment is missing or changed, or its manifests loop
     └── ClusterError             the cluster could not do what was asked
         ├── QuorumNotReached     fewer replicas than a quorum answered
         ├── BlockUnavailable     no replica could serve a block
@@ -27,7 +28,7 @@ from __future__ import annotations
 __all__ = [
     "EdgestoreError", "ConfigError", "StoreError", "DeviceInUse", "CorruptBlock", "NoSuchBlock",
     "ModelError", "NoSuchBucket", "NoSuchObject", "BucketExists", "BucketNotEmpty",
-    "NoSuchUpload", "BadPartList", "DigestMismatch",
+    "NoSuchUpload", "BadPartList", "DigestMismatch", "BrokenLargeObject",
     "ClusterError", "QuorumNotReached", "BlockUnavailable", "PeerError",
 ]
 
@@ -114,6 +115,10 @@ class BadPartList(ModelError):
         super().__init__(detail)
         self.reason = reason
         self.part_number = part_number
+
+
+class BrokenLargeObject(ModelError):
+    """A Swift large object cannot be assembled as its manifest says (Swift answers 409)."""
 
 
 class ClusterError(EdgestoreError):

@@ -8,7 +8,8 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-__all__ = ["UnsatisfiableRange", "parse_byte_range", "evaluate_preconditions", "etag_matches", "send_body"]
+__all__ = ["UnsatisfiableRange", "parse_byte_range", "parse_byte_ranges", "range_specs", "evaluate_preconditions",
+           "etag_matches", "send_body", "MAX_RANGES"]
 
 # At most 19 digits: beyond any object size, and within what int() accepts from a string.
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)
@@ -39,6 +40,58 @@ def parse_byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise UnsatisfiableRange(header)
     return first, min(last, size - 1)
+
+
+# Swift's limits on one Range header (RFC 7233 section 6.1 asks servers to refuse egregious
+# ones): more ranges than this, more overlapping pairs, or this many out of order are refused.
+MAX_RANGES = 50
+MAX_RANGE_OVERLAPS = 2
+MAX_NONASCENDING_RANGES = 8
+_RANGE_DIGITS = re.compile(r"^\d{1,19}$", re.ASCII)
+
+
+def range_specs(header: str) -> list[tuple[int | None, int | None]] | None:
+    """The (first, last) pairs of a Range header as written (None for an omitted end), or
+    None when any spec is malformed: RFC 7233 says to ignore such a header whole."""
+    value = header.replace(" ", "")
+    if not value.lower().startswith("bytes="):
+        return None
+    specs: list[tuple[int | None, int | None]] = []
+    for spec in value[6:].split(","):
+        first_s, dash, last_s = spec.partition("-")
+        if not dash or (first_s and not _RANGE_DIGITS.match(first_s)) or (last_s and not _RANGE_DIGITS.match(last_s)):
+            return None
+        first, last = (int(first_s) if first_s else None), (int(last_s) if last_s else None)
+        if (first is None and last is None) or (first is not None and last is not None and last < first):
+            return None
+        specs.append((first, last))
+    return specs
+
+
+def parse_byte_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
+    """Every range a Range header asks for, as Swift answers them: (first, last) inclusive
+    for each satisfiable one, in the order asked; None to ignore the header (absent or
+    malformed: the whole body, 200); [] for 416 (none satisfiable, or an egregious set)."""
+    specs = range_specs(header) if header else None
+    if specs is None:
+        return None
+    spans: list[tuple[int, int]] = []
+    for first, last in specs:
+        if first is None:
+            assert last is not None
+            if last and size:  # "-0" asks for nothing, and an empty body has no last bytes
+                spans.append((max(size - last, 0), size - 1))
+        elif first < size:
+            spans.append((first, size - 1 if last is None else min(last, size - 1)))
+    if len(spans) > MAX_RANGES:
+        return []
+    overlaps = sum(1 for i, (a1, b1) in enumerate(spans) for a2, b2 in spans[i + 1:]
+                   if a1 < a2 <= b1 or a1 <= b2 < b1 or a2 < a1 <= b2 or a2 <= b1 < b2)
+    if overlaps > MAX_RANGE_OVERLAPS:
+        return []
+    if len(spans) >= MAX_NONASCENDING_RANGES and spans != sorted(spans):
+        return []
+    return spans
 
 
 def _http_time(value: str) -> float | None:

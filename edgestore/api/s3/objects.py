@@ -28,6 +28,7 @@ from edgestore.api.s3.tagging import tags_from_header
 from edgestore.api.s3.xml import decimal, http_date
 from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
+from edgestore.model.large_objects import open_body
 from edgestore.model.objects import NULL_VERSION, ObjectInfo
 
 # Standard headers stored with an object and returned with it.
@@ -205,8 +206,10 @@ async def get_object(req: S3Request) -> web.StreamResponse:
 async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
     """GetObject and HeadObject: the same headers, conditions and range; GET adds the bytes."""
     info = await _existing(req)
-    headers = _object_headers(req, info)
-    status = evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified)
+    # A Swift large object reads assembled, with the ETag Swift gives it.
+    body = await open_body(req.services.objects, req.services.buckets, info)
+    headers = _object_headers(req, info) | {"ETag": f'"{body.etag}"'}
+    status = evaluate_preconditions(req.http.headers.get, body.etag, info.last_modified)
     if status == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"],
                                                  "Last-Modified": headers["Last-Modified"]})
@@ -218,20 +221,20 @@ async def _answer_object(req: S3Request, with_body: bool) -> web.StreamResponse:
         headers["x-amz-mp-parts-count"] = str(len(info.record.value.get("parts", [info.size])))
     else:
         try:
-            span = _byte_range(req, info.size)
+            span = _byte_range(req, body.size)
         except InvalidRange:
-            if info.size != 0:
+            if body.size != 0:
                 raise
             span = None  # S3 serves an empty object whole, whatever the range
-    first, last = span if span else (0, info.size - 1)
+    first, last = span if span else (0, body.size - 1)
     response = web.StreamResponse(status=206 if span else 200, headers=headers)
-    response.content_length = last - first + 1 if info.size else 0
+    response.content_length = last - first + 1 if body.size else 0
     if span:
-        response.headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{body.size}"
         # A checksum covers the whole object; S3 sends none with a part of it.
         for algorithm in info.checksums:
             response.headers.popall(header_name(algorithm), None)
-    pieces = req.services.objects.read(info, first, last) if with_body else None
+    pieces = body.read(first, last) if with_body else None
     return await send_body(req.http, response, pieces, on_started=req.mark_response_started)
 
 

@@ -20,6 +20,7 @@ from edgestore.api.swift.listing import listing_format, listing_params, render_l
 from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
+from edgestore.model.large_objects import listed_size
 from edgestore.model.objects import ObjectInfo
 
 __all__ = ["ContainerStats", "container_stats", "container_put", "container_post", "container_delete",
@@ -150,7 +151,7 @@ async def container_head(req: SwiftRequest) -> web.StreamResponse:
 
 
 def object_entry(info: ObjectInfo) -> dict[str, Any]:
-    return {"name": info.key, "hash": info.etag, "bytes": info.size, "content_type": info.content_type,
+    return {"name": info.key, "hash": info.etag, "bytes": listed_size(info), "content_type": info.content_type,
             "last_modified": iso_time(info.last_modified)}
 
 

@@ -59,7 +59,7 @@ def as_swift_error(exc: Exception) -> SwiftError:
         # Our container names are cluster-wide (they are S3 bucket names): a name another
         # account holds cannot be created here. Swift itself would never refuse this.
         return SwiftError(202) if exc.owned_by_requester else SwiftError(409)
-    if isinstance(exc, domain.BucketNotEmpty):
+    if isinstance(exc, (domain.BucketNotEmpty, domain.BrokenLargeObject)):
         return SwiftError(409)
     if isinstance(exc, domain.DigestMismatch):
         return SwiftError(422)

@@ -18,7 +18,9 @@ from urllib.parse import unquote
 import aiohttp
 from aiohttp import web
 
-from edgestore.api.http import UnsatisfiableRange, evaluate_preconditions, parse_byte_range, send_body
+from edgestore.api.byteranges import send_ranges
+from edgestore.api.http import evaluate_preconditions, parse_byte_ranges
+from edgestore.api.swift import large_objects, slo
 from edgestore.api.swift.authorize import Op
 from edgestore.api.swift.context import SwiftRequest, http_date, x_timestamp
 from edgestore.api.swift.errors import SwiftError
@@ -123,6 +125,9 @@ async def object_put(req: SwiftRequest) -> web.StreamResponse:
                              "headers": _stored_headers(req), "acl": DEFAULT_ACL}
     if (delete_at := requested_delete_at(req.http.headers)) is not None:
         attrs["delete_at"] = delete_at
+    if req.query.get("multipart-manifest") == "put":
+        return await slo.put_manifest(req, attrs)
+    attrs.update(large_objects.manifest_attrs(req))
     if_none_match = req.http.headers.get("If-None-Match")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise SwiftError(400, "If-None-Match only supports *")
@@ -160,26 +165,22 @@ async def object_get(req: SwiftRequest) -> web.StreamResponse:
 
 async def _answer(req: SwiftRequest, with_body: bool) -> web.StreamResponse:
     info = await _existing(req)
-    headers = _object_headers(info)
-    status = evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified)
+    body, replaced = await large_objects.body_for_get(req, info)
+    headers = _object_headers(info) | replaced
+    status = evaluate_preconditions(req.http.headers.get, body.etag, info.last_modified)
     if status == 304:
-        return web.Response(status=304, headers={"Etag": info.etag, "Last-Modified": headers["Last-Modified"]})
+        return web.Response(status=304, headers={"Etag": headers["Etag"], "Last-Modified": headers["Last-Modified"]})
     if status == 412:
         raise SwiftError(412)
-    try:
-        span = parse_byte_range(req.http.headers.get("Range"), info.size)
-    except UnsatisfiableRange:
-        raise SwiftError(416, None, {"Content-Range": f"bytes */{info.size}"}) from None
-    first, last = span if span else (0, info.size - 1)
-    response = web.StreamResponse(status=206 if span else 200, headers=headers)
-    response.content_length = last - first + 1 if info.size else 0
-    if span:
-        response.headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
-    pieces = req.services.objects.read(info, first, last) if with_body else None
-    return await send_body(req.http, response, pieces, on_started=req.mark_response_started)
+    spans = parse_byte_ranges(req.http.headers.get("Range"), body.size)
+    if spans == []:
+        raise SwiftError(416, None, {"Content-Range": f"bytes */{body.size}"})
+    return await send_ranges(req.http, headers, body.size, body.read, spans, with_body, req.mark_response_started)
 
 
 async def object_delete(req: SwiftRequest) -> web.StreamResponse:
+    if req.query.get("multipart-manifest") == "delete":
+        return await slo.delete_manifest(req)
     bucket = await req.own_container()
     assert req.obj is not None
     if await req.services.objects.head(bucket.account, bucket.name, req.obj) is None:
@@ -194,7 +195,8 @@ async def object_post(req: SwiftRequest) -> web.StreamResponse:
     delete_at = requested_delete_at(req.http.headers)  # refused before the lookup, as in Swift
     info = await _existing(req)
     assert req.container is not None
-    changes: dict[str, Any] = {"meta": _user_meta(req), "headers": _stored_headers(req), "delete_at": delete_at}
+    changes: dict[str, Any] = {"meta": _user_meta(req), "headers": _stored_headers(req), "delete_at": delete_at,
+                               **large_objects.manifest_attrs(req, posted_to=info)}
     if req.http.headers.get("Content-Type"):
         changes["content_type"] = req.http.headers["Content-Type"]
     await req.services.objects.update(req.container, info, **changes)
@@ -236,8 +238,16 @@ async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web
     delete_at = requested_delete_at(req.http.headers)
     attrs = {"content_type": content_type, "meta": meta, "headers": headers,
              "delete_at": delete_at if delete_at is not None or fresh else info.delete_at}
-    copied = await req.services.objects.copy(info, dest_bucket.account, dest_bucket.name, obj, attrs,
-                                             DEFAULT_ACL, versioning=dest_bucket.versioning)
+    assembled = await large_objects.copy_source(src_req, info)
+    if assembled is not None:  # a large object is copied as one plain object of its bytes
+        if assembled.size > MAX_FILE_SIZE:
+            raise SwiftError(413)
+        copied = await req.services.objects.put(dest_bucket.account, dest_bucket.name, obj,
+                                                assembled.read(0, assembled.size - 1), dict(attrs, acl=DEFAULT_ACL),
+                                                versioning=dest_bucket.versioning)
+    else:
+        copied = await req.services.objects.copy(info, dest_bucket.account, dest_bucket.name, obj, attrs,
+                                                 DEFAULT_ACL, versioning=dest_bucket.versioning)
     return web.Response(status=201, headers={
         "Etag": copied.etag, "Last-Modified": http_date(copied.last_modified),
         "X-Timestamp": x_timestamp(copied.last_modified), "X-Copied-From": f"{src_container}/{src_obj}",
