@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 from clusterlib import LocalCluster
-from test_swift_api import create_user
+from swiftlib import create_user
 
 swiftclient = pytest.importorskip("swiftclient")
 pytest.importorskip("keystoneclient")  # swiftclient's v2.0/v3 auth needs it
