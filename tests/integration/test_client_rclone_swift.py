@@ -107,7 +107,6 @@ def test_sync_updates_changed_files_only(rc: SwiftRclone, container: str, tmp_pa
     assert rc.out("cat", f"{REMOTE}:{container}/change.txt") == "new contents\n"
 
 
-@pytest.mark.xfail(strict=False, reason="needs large objects (another branch)")
 def test_large_file_is_segmented_and_reads_back(rc: SwiftRclone, container: str, conn: Connection,
                                                 tmp_path: Path) -> None:
     data = os.urandom(3 * MIB + 123_457)
