@@ -50,6 +50,10 @@ class RepairConfig:
     interval_s: float = 30.0
     bytes_per_s: float = 8.0 * 1024 * 1024
     concurrency: int = 4
+    # Scrub re-reads everything once per interval, at most this fast (SD cards wear on reads
+    # far less than on writes, but a Pi's one disk also serves clients).
+    scrub_interval_s: float = 24 * 3600.0
+    scrub_bytes_per_s: float = 4.0 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from edgestore.model.users import Users
 from edgestore.model.versions import Versions
 from edgestore.repair.antientropy import AntiEntropy
 from edgestore.repair.limiter import ByteRateLimiter
+from edgestore.repair.scrub import Scrub
 from edgestore.store.device import LocalDevice
 
 __all__ = ["Node", "run_node"]
@@ -80,10 +82,12 @@ class Node:
         repair = config.repair
         self.anti_entropy = AntiEntropy(self.coordinator, repair.interval_s, ByteRateLimiter(repair.bytes_per_s),
                                         repair.concurrency)
+        self.scrub = Scrub(self.coordinator, repair.scrub_interval_s, ByteRateLimiter(repair.scrub_bytes_per_s))
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
             self.anti_entropy,
+            self.scrub,
             ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
         ])
 
@@ -117,7 +121,8 @@ class Node:
 
     async def status(self) -> dict[str, Any]:
         return await node_status(self.config.node_id, self.coordinator, self.anti_entropy,
-                                 {"jobs": {name: vars(state) for name, state in self.jobs.state.items()}})
+                                 {"scrub": asdict(self.scrub.progress),
+                                  "jobs": {name: vars(state) for name, state in self.jobs.state.items()}})
 
     async def close(self) -> None:
         await self.jobs.stop()

@@ -6,9 +6,11 @@ import asyncio
 import fcntl
 import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
 
-from edgestore.errors import DeviceInUse
+from edgestore.errors import DeviceInUse, StoreError
 from edgestore.store.blocks import BlockStore
 from edgestore.store.meta import MetaStore, PartitionIndex
 
@@ -35,8 +37,28 @@ class LocalDevice:
             lock.close()
             raise DeviceInUse(self.name, self.path) from None
         self._lock = lock
-        self.meta = MetaStore(self.path / "meta.db")
+        try:
+            self.meta = MetaStore(self.path / "meta.db")
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            # Too damaged to open (a rotten header page): start afresh beside the wreck.
+            log.error("device %s: database cannot be opened (%s): quarantining it", self.name, exc)
+            self._move_database_aside()
+            self.meta = MetaStore(self.path / "meta.db")
         self.blocks = BlockStore(self.path / "blocks", self.name)
+        self._identity = self._current_identity()
+
+    def _move_database_aside(self) -> None:
+        aside = self.path / "quarantine" / f"meta-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        aside.mkdir(parents=True, exist_ok=True)
+        for path in self.path.glob("meta.db*"):
+            os.replace(path, aside / path.name)
+
+    def quarantine_database(self) -> None:
+        """Move a damaged database aside and open an empty one: the replicas refill it
+        (block files stay; their references come back with anti-entropy)."""
+        self.meta.close()
+        self._move_database_aside()
+        self.meta = MetaStore(self.path / "meta.db")
         self._identity = self._current_identity()
 
     def _current_identity(self) -> tuple[int, int] | None:

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS records (
     deleted INTEGER NOT NULL,
     value TEXT NOT NULL,
     data BLOB,
-    data_xxh3 INTEGER,          -- checksum of inline data, re-verified by the scrubber
+    check_xxh3 INTEGER NOT NULL, -- checksum of value and data (row_check), re-verified on read and by scrub
     PRIMARY KEY (kind, name)
 );
 CREATE INDEX IF NOT EXISTS records_by_part ON records (part, kind, name);
@@ -112,6 +112,12 @@ END;
 """
 
 
+def row_check(value: str, data: bytes | None) -> int:
+    """The checksum of a record row's content: SQLite keeps no checksums of its own, and a
+    flipped bit in a value or in inline data must be caught, not served."""
+    return xxhash.xxh3_64_intdigest(value.encode() + b"\x00" + (data or b"")) - (1 << 63)
+
+
 def row_hash(*fields: Any) -> int:
     """The digest contribution of one row, as a signed 64-bit integer (SQLite's)."""
     return xxhash.xxh3_64_intdigest("\x00".join(str(f) for f in fields).encode()) - (1 << 63)
@@ -119,12 +125,12 @@ def row_hash(*fields: Any) -> int:
 # Last writer wins, in SQL: an incoming row replaces the stored one only if its
 # (ts, node) is larger, so applying the same record twice or out of order is harmless.
 _MERGE = """
-INSERT INTO records (kind, name, part, ts, node, deleted, value, data, data_xxh3)
+INSERT INTO records (kind, name, part, ts, node, deleted, value, data, check_xxh3)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, name) DO UPDATE SET
     part = excluded.part, ts = excluded.ts, node = excluded.node,
     deleted = excluded.deleted, value = excluded.value,
-    data = excluded.data, data_xxh3 = excluded.data_xxh3
+    data = excluded.data, check_xxh3 = excluded.check_xxh3
 WHERE excluded.ts > records.ts OR (excluded.ts = records.ts AND excluded.node > records.node)
 """
 
@@ -146,12 +152,24 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.create_function("es_rowhash", -1, row_hash, deterministic=True)
     conn.create_aggregate("es_xor", 1, _XorAggregate)
+    conn.create_function("es_rowcheck", 2, row_check, deterministic=True)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     # A small page cache: a Pi has little RAM and the OS caches the file anyway.
     conn.execute("PRAGMA cache_size=-2048")
     return conn
+
+
+def _fetch_row(conn: sqlite3.Connection, kind: str, name: str) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(
+        f"SELECT {_COLUMNS}, data, check_xxh3 FROM records WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+    return row
+
+
+def _row_intact(row: tuple[Any, ...]) -> bool:
+    """Does a row from _fetch_row still match its checksum?"""
+    return bool(row[7] == row_check(row[5], row[6]))
 
 
 def _row_to_record(row: tuple[Any, ...], data: bytes | None = None) -> Record:
@@ -180,10 +198,15 @@ class MetaStore:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema {row[0]}, newer than this edgestore knows")
-        if row is None or int(row[0]) < 2:
-            # Version 1 had no digests: compute them once from the rows already there, in
-            # the same transaction that creates the triggers.
+        if row is None:
+            conn.executescript(f"""BEGIN IMMEDIATE; {_DIGESTS}
+                INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
+        elif int(row[0]) < 2:
+            # Version 1 checked only inline data and had no digests: compute both once for
+            # the rows already there, in the transaction that creates the triggers.
             conn.executescript(f"""BEGIN IMMEDIATE;
+                ALTER TABLE records RENAME COLUMN data_xxh3 TO check_xxh3;
+                UPDATE records SET check_xxh3 = es_rowcheck(value, data);
                 DROP TABLE IF EXISTS part_digests;
                 {_DIGESTS}
                 INSERT INTO part_digests SELECT part, es_xor(h), count(*) FROM (
@@ -243,11 +266,10 @@ class MetaStore:
         """Merge (record, partition) pairs, last writer wins. Returns, for each record that
         lost to a newer stored version, that version's timestamp (by record name): the
         coordinator of a new write uses it to notice its clock is behind and write again."""
-        rows = [
-            (r.kind, r.name, part, r.ts, r.node, int(r.deleted), json.dumps(r.value, separators=(",", ":")),
-             r.data, xxhash.xxh3_64_intdigest(r.data) - (1 << 63) if r.data is not None else None)
-            for r, part in records
-        ]
+        rows = []
+        for r, part in records:
+            value = json.dumps(r.value, separators=(",", ":"))
+            rows.append((r.kind, r.name, part, r.ts, r.node, int(r.deleted), value, r.data, row_check(value, r.data)))
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.executemany(_MERGE, rows)
@@ -317,28 +339,26 @@ class MetaStore:
             raise StoreError(f"{self.path}: {exc}") from exc
 
     async def check(self, kind: str, name: str) -> tuple[Record | None, bool]:
-        """A record (without data) and whether its inline data still matches its checksum."""
+        """A record (without data) and whether it still matches its checksum."""
         def fn(conn: sqlite3.Connection) -> tuple[Record | None, bool]:
-            row = conn.execute(f"SELECT {_COLUMNS}, data, data_xxh3 FROM records WHERE kind = ? AND name = ?",
-                               (kind, name)).fetchone()
+            row = _fetch_row(conn, kind, name)
             if row is None:
                 return None, False
-            data = row[6]
-            intact = data is None or xxhash.xxh3_64_intdigest(data) - (1 << 63) == row[7]
-            return _row_to_record(row), intact
+            if not _row_intact(row):
+                return Record(kind, name, row[2], row[3], bool(row[4])), False
+            return _row_to_record(row), True
         return await self._read(fn)
 
     async def get(self, kind: str, name: str, with_data: bool = True) -> Record | None:
+        """A record; one that fails its checksum raises StoreError (the coordinator then
+        reads another replica, and scrub replaces this one)."""
         def fn(conn: sqlite3.Connection) -> Record | None:
-            row = conn.execute(
-                f"SELECT {_COLUMNS}, data, data_xxh3 FROM records WHERE kind = ? AND name = ?",
-                (kind, name)).fetchone()
+            row = _fetch_row(conn, kind, name)
             if row is None:
                 return None
-            data = row[6]
-            if data is not None and xxhash.xxh3_64_intdigest(data) - (1 << 63) != row[7]:
-                raise StoreError(f"{self.path}: inline data of {kind} {name!r} fails its checksum")
-            return _row_to_record(row, data if with_data else None)
+            if not _row_intact(row):
+                raise StoreError(f"{self.path}: {kind} {name!r} fails its checksum")
+            return _row_to_record(row, row[6] if with_data else None)
         return await self._read(fn)
 
     async def list(self, kind: str, prefix: str = "", after: str | None = None,
@@ -381,6 +401,31 @@ class MetaStore:
             return PartitionIndex(records, refs, lost)
         return await self._read(fn)
 
+    async def damaged_rows(self, part: int) -> tuple[Sequence[tuple[str, str]], int]:
+        """The records of a partition that fail their checksum, and the bytes read to know."""
+        def fn(conn: sqlite3.Connection) -> tuple[Sequence[tuple[str, str]], int]:
+            damaged: list[tuple[str, str]] = []
+            size = 0
+            for kind, name, value, data, check in conn.execute(
+                    "SELECT kind, name, value, data, check_xxh3 FROM records WHERE part = ?", (part,)):
+                size += len(value) + len(data or b"")
+                if check != row_check(value, data):
+                    damaged.append((kind, name))
+            return damaged, size
+        return await self._read(fn)
+
+    async def remove_rows(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Drop damaged records: the partition's digest then differs from its replicas', and
+        anti-entropy (or the scrub's own read) brings a good copy back."""
+        rows = list(keys)
+        await self._write(lambda conn: conn.executemany("DELETE FROM records WHERE kind = ? AND name = ?", rows))
+
+    async def integrity_problems(self) -> Sequence[str]:
+        """SQLite's own structural check of the database file (PRAGMA quick_check)."""
+        def fn(conn: sqlite3.Connection) -> Sequence[str]:
+            return [str(row[0]) for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
+        return await self._read(fn)
+
     async def lost_count(self) -> int:
         return await self._read(lambda conn: int(conn.execute("SELECT count(*) FROM lost_blocks").fetchone()[0]))
 
@@ -401,14 +446,9 @@ class MetaStore:
         def fn(conn: sqlite3.Connection) -> list[Record]:
             found = []
             for kind, name in wanted:
-                row = conn.execute(f"SELECT {_COLUMNS}, data, data_xxh3 FROM records WHERE kind = ? AND name = ?",
-                                   (kind, name)).fetchone()
-                if row is None:
-                    continue
-                data = row[6]
-                if data is not None and xxhash.xxh3_64_intdigest(data) - (1 << 63) != row[7]:
-                    continue
-                found.append(_row_to_record(row, data))
+                row = _fetch_row(conn, kind, name)
+                if row is not None and _row_intact(row):
+                    found.append(_row_to_record(row, row[6]))
             return found
         return await self._read(fn)
 

@@ -90,10 +90,13 @@ def test_digests_are_computed_for_a_database_written_before_they_existed(tmp_pat
         await meta.add_block_ref("e" * 64, "a/b/x#1", 3, 4)
         expected = await meta.digests()
         meta.close()
-        # Turn it into a version-1 database: no digests, no triggers.
+        # Turn it into a version-1 database: no digests, no triggers, a checksum of inline
+        # data only.
         conn = sqlite3.connect(tmp_path / "meta.db")
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("ALTER TABLE records RENAME COLUMN check_xxh3 TO data_xxh3")
+        conn.execute("UPDATE records SET data_xxh3 = 0")
         conn.execute("DROP TABLE part_digests")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         conn.commit()
@@ -101,6 +104,7 @@ def test_digests_are_computed_for_a_database_written_before_they_existed(tmp_pat
         reopened = MetaStore(tmp_path / "meta.db")
         try:
             assert await reopened.digests() == expected
+            assert (await reopened.check("object", "a/b/x"))[1]    # rows got their checksums
             await reopened.merge([(rec("z", 6), 1)])   # and the triggers work again
             assert (await reopened.digests())[1][1] == 2
         finally:

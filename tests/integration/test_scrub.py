@@ -1,0 +1,140 @@
+"""Bytes rot on one node's card — in a block file, in an inline object inside the metadata
+database, in the database's own structure: clients keep getting the right bytes from the
+other replicas, `edgestore scrub --now` finds each damage, takes it out of service and
+restores it, and every copy is present and intact afterwards."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from acked import Model
+from clusterlib import LocalCluster
+from conftest import make_s3, unique_bucket_name
+from opslib import cli, cluster_with_repair_interval, locate, summary
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    # Passes run only when a test asks, so each test sees the damage it made.
+    with cluster_with_repair_interval(tmp_path_factory.mktemp("ops"), 3600) as local:
+        yield local
+
+
+def node_index(cluster: LocalCluster, url: str) -> int:
+    return next(i for i in range(cluster.nodes) if cluster.url(i) == url)
+
+
+def device_dir(cluster: LocalCluster, index: int) -> Path:
+    return Path(cluster.node(index)["data_dir"]) / "d1"
+
+
+def all_intact(where: dict[str, Any]) -> bool:
+    copies = where["replicas"] + [r for b in where["blocks"] for r in b["replicas"]]
+    return all(c["present"] and c["intact"] for c in copies)
+
+
+def read_everywhere(cluster: LocalCluster, model: Model, bucket: str) -> None:
+    """Every node answers every acknowledged object with the right bytes."""
+    for index in range(cluster.nodes):
+        model.check(make_s3(cluster.url(index), *cluster.credentials), bucket)
+
+
+def flip(path: Path, offset: int) -> None:
+    offset %= path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def checkpoint(db: Path) -> None:
+    """Fold the WAL into the main file (the node is stopped), so the bytes we damage are
+    the ones SQLite reads, not a WAL frame its own checksum would catch."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def bucket(cluster: LocalCluster, request: pytest.FixtureRequest) -> str:
+    name = unique_bucket_name("rot", request)
+    make_s3(cluster.endpoint, *cluster.credentials).create_bucket(Bucket=name)
+    return name
+
+
+def test_a_rotten_block_file_is_never_served_and_scrub_restores_it(cluster: LocalCluster, bucket: str) -> None:
+    s3, model = make_s3(cluster.endpoint, *cluster.credentials), Model()
+    model.put(s3, bucket, "big", os.urandom(3 * 1024 * 1024 + 77))
+    where = locate(cluster, bucket, "big")
+    damaged = 0
+    for block in where["blocks"]:
+        victim = node_index(cluster, block["replicas"][0]["node"])
+        path = device_dir(cluster, victim) / "blocks" / block["block"][:2] / block["block"][2:4] / block["block"]
+        flip(path, 1000)
+        damaged += 1
+    read_everywhere(cluster, model, bucket)   # (reads may quarantine what they meet)
+    counts = summary(cli(cluster, "scrub", "--now"))
+    after = locate(cluster, bucket, "big")
+    assert all_intact(after), after
+    # Each damaged file was found (by the scrub, or by a read before it) and replaced.
+    assert counts["checked"] > 0 and counts["quarantined"] >= damaged and counts["repaired"] >= damaged, counts
+    quarantined = sum(len(list((device_dir(cluster, i) / "blocks" / "quarantine").iterdir()))
+                      for i in range(cluster.nodes))
+    assert quarantined >= damaged
+    read_everywhere(cluster, model, bucket)
+
+
+def test_rotten_inline_object_bytes_in_the_database_are_caught(cluster: LocalCluster, bucket: str) -> None:
+    s3, model = make_s3(cluster.endpoint, *cluster.credentials), Model()
+    body = b"sensor reading " + os.urandom(1500) + b" end of reading"
+    model.put(s3, bucket, "small", body)
+    replica = locate(cluster, bucket, "small")["replicas"][0]
+    victim = node_index(cluster, replica["node"])
+    cluster.kill(victim)
+    db = device_dir(cluster, victim) / "meta.db"
+    checkpoint(db)
+    raw = db.read_bytes()
+    offset = raw.find(body[:64])
+    assert offset >= 0, "the inline body is not in the database file"
+    flip(db, offset + 20)
+    cluster.restart(victim)
+    read_everywhere(cluster, model, bucket)
+    where = locate(cluster, bucket, "small")
+    assert not all_intact(where), "the damage is not visible to locate"
+    counts = summary(cli(cluster, "scrub", "--now"))
+    assert counts["quarantined"] >= 1 and counts["repaired"] >= 1, counts
+    assert all_intact(locate(cluster, bucket, "small"))
+    read_everywhere(cluster, model, bucket)
+
+
+@pytest.mark.parametrize("where", ["pages", "header"])
+def test_a_damaged_database_file_is_quarantined_and_refilled(cluster: LocalCluster, bucket: str, where: str) -> None:
+    s3, model = make_s3(cluster.endpoint, *cluster.credentials), Model()
+    for i in range(30):
+        model.put(s3, bucket, f"obj-{i}", os.urandom(2_000_000 if i % 10 == 0 else 900 + i))
+    victim = node_index(cluster, locate(cluster, bucket, "obj-0")["replicas"][0]["node"])
+    cluster.kill(victim)
+    db = device_dir(cluster, victim) / "meta.db"
+    checkpoint(db)
+    size = db.stat().st_size
+    with open(db, "r+b") as f:   # garbage over a stretch of pages (or over the header)
+        f.seek(0 if where == "header" else min(8192, size // 2))
+        f.write(os.urandom(100 if where == "header" else min(16384, size // 3)))
+    cluster.restart(victim)
+    read_everywhere(cluster, model, bucket)
+    scrub = summary(cli(cluster, "scrub", "--now"))
+    assert where == "header" or scrub["quarantined"] >= 1, scrub
+    cli(cluster, "repair", "--now")
+    cli(cluster, "repair", "--now")
+    quarantined_dbs = list((device_dir(cluster, victim) / "quarantine").glob("meta-*"))
+    assert quarantined_dbs, "the damaged database was not moved aside"
+    for key in ("obj-0", "obj-10", "obj-20", "obj-5"):
+        assert all_intact(locate(cluster, bucket, key)), key
+    read_everywhere(cluster, model, bucket)
