@@ -54,6 +54,12 @@ class RepairConfig:
     # far less than on writes, but a Pi's one disk also serves clients).
     scrub_interval_s: float = 24 * 3600.0
     scrub_bytes_per_s: float = 4.0 * 1024 * 1024
+    # Garbage collection: blocks an overwrite or delete freed are deleted after gc_grace_s
+    # (uploads in flight and copies being made finish first); tombstones after
+    # reclaim_age_s (a replica away longer than that can bring a deleted object back).
+    gc_interval_s: float = 3600.0
+    gc_grace_s: float = 6 * 3600.0
+    reclaim_age_s: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from edgestore.model.objects import Objects
 from edgestore.model.users import Users
 from edgestore.model.versions import Versions
 from edgestore.repair.antientropy import AntiEntropy
+from edgestore.repair.gc import GarbageCollector
 from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.scrub import Scrub
 from edgestore.store.device import LocalDevice
@@ -82,12 +83,14 @@ class Node:
         repair = config.repair
         self.anti_entropy = AntiEntropy(self.coordinator, repair.interval_s, ByteRateLimiter(repair.bytes_per_s),
                                         repair.concurrency)
+        self.gc = GarbageCollector(self.coordinator, repair.gc_interval_s, repair.gc_grace_s, repair.reclaim_age_s)
         self.scrub = Scrub(self.coordinator, repair.scrub_interval_s, ByteRateLimiter(repair.scrub_bytes_per_s))
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
             self.anti_entropy,
             self.scrub,
+            self.gc,
             ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
         ])
 
@@ -121,7 +124,7 @@ class Node:
 
     async def status(self) -> dict[str, Any]:
         return await node_status(self.config.node_id, self.coordinator, self.anti_entropy,
-                                 {"scrub": asdict(self.scrub.progress),
+                                 {"scrub": asdict(self.scrub.progress), "gc": asdict(self.gc.progress),
                                   "jobs": {name: vars(state) for name, state in self.jobs.state.items()}})
 
     async def close(self) -> None:

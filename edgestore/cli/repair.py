@@ -18,14 +18,21 @@ JOBS = {
     "repair": ("anti-entropy", "repair", ("partitions_checked", "out_of_sync", "records_sent", "blocks_sent",
                                           "refs_sent", "bytes_sent", "partitions_dropped", "errors")),
     "scrub": ("scrub", "scrub", ("checked", "bytes_checked", "quarantined", "repaired", "errors")),
+    "gc": ("gc", "gc", ("tombstones_reclaimed", "checked", "collected", "in_use", "deferred", "errors")),
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     for command, helptext in (("repair", "anti-entropy: bring every partition back to full replication"),
-                              ("scrub", "re-read every block and inline object and check its checksum")):
+                              ("scrub", "re-read every block and inline object and check its checksum"),
+                              ("gc", "delete blocks no object uses and tombstones past the reclaim age")):
         p = sub.add_parser(command, help=helptext)
         p.add_argument("--now", action="store_true", help="run a pass on every node now and wait for it")
+        if command == "gc":
+            p.add_argument("--grace", type=float, metavar="SECONDS",
+                           help="with --now: collect what was freed longer ago than this (default: the config's)")
+            p.add_argument("--reclaim-age", type=float, metavar="SECONDS",
+                           help="with --now: reclaim tombstones older than this (default: the config's)")
         add_cluster_options(p)
         p.set_defaults(func=run, job_command=command)
 
@@ -38,10 +45,13 @@ def run(args: argparse.Namespace) -> int:
             print(_line(node, key, counters))
         return 0
     outcome: dict[str, Any] = {}
+    options = {name: value for name, value in (("grace_s", getattr(args, "grace", None)),
+                                               ("reclaim_age_s", getattr(args, "reclaim_age", None)))
+               if value is not None}
 
     def call() -> None:
         try:
-            outcome["answer"] = admin_request(target, "POST", f"/_admin/cluster/jobs/{job}/run", {},
+            outcome["answer"] = admin_request(target, "POST", f"/_admin/cluster/jobs/{job}/run", options,
                                               timeout_s=PASS_TIMEOUT_S)
         except Exception as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc

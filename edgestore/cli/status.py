@@ -56,6 +56,10 @@ def format_node(node: dict[str, Any]) -> str:
     if scrub:
         lines.append(f"    scrub: {scrub.get('checked', 0)} checked, {scrub.get('quarantined', 0)} quarantined, "
                      f"{scrub.get('passes', 0)} passes" + (" (running)" if scrub.get("running") else ""))
+    gc = node.get("gc")
+    if gc and gc.get("passes"):
+        lines.append(f"    gc: {gc.get('collected', 0)} blocks collected, {gc.get('tombstones_reclaimed', 0)} "
+                     f"tombstones reclaimed in the last pass")
     for dev in node.get("devices", []):
         state = "" if dev.get("in_ring") else "  UNASSIGNED"
         lines.append(f"    {dev['name']}: {dev['partitions_held']} partitions held "

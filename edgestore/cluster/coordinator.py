@@ -25,6 +25,7 @@ from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuc
 from edgestore.ring import Device
 from edgestore.store.blocks import block_hash
 from edgestore.store.device import LocalDevice
+from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record, block_path, newest, placement_path
 
 __all__ = ["Coordinator", "Target"]
@@ -222,8 +223,7 @@ class Coordinator:
 
     async def _put_block_one(self, target: Target, block: str, data: bytes, ref: str, ts: int) -> None:
         async def local(dev: LocalDevice) -> None:
-            await dev.blocks.put(block, data)
-            await dev.meta.add_block_ref(block, ref, target.part, ts)
+            await dev.store_block(block, data, BlockRef(block, ref, target.part, ts))
 
         async def remote() -> None:
             status, _ = await self.client.request(

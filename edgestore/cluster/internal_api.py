@@ -109,9 +109,8 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         if not BLOCK_ID.match(block) or request.headers[BODY_HEADER] != block:
             raise web.HTTPBadRequest(text="bad block id\n")
         data = await _read_signed_body(request, MAX_BLOCK_BODY)
-        await device.blocks.put(block, data)
-        await device.meta.add_block_ref(block, request.query.get("ref", ""),
-                                        int_param(request, "part"), int_param(request, "ts"))
+        await device.store_block(block, data, BlockRef(block, request.query.get("ref", ""),
+                                                      int_param(request, "part"), int_param(request, "ts")))
         return web.Response(status=201)
 
     async def check_record(request: web.Request) -> web.Response:
@@ -129,6 +128,26 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             raise web.HTTPBadRequest(text="bad block id\n")
         present, intact = await device.blocks.check(block)
         return web.json_response({"present": present, "intact": intact})
+
+    async def block_refs(request: web.Request) -> web.Response:
+        device = device_of(request)
+        block = request.match_info["block"]
+        if not BLOCK_ID.match(block):
+            raise web.HTTPBadRequest(text="bad block id\n")
+        return web.json_response([list(r) for r in await device.meta.block_refs(block)])
+
+    async def collect_block(request: web.Request) -> web.Response:
+        """Garbage collection found every listed reference dead: delete the block unless
+        this device knows another."""
+        device = device_of(request)
+        block = request.match_info["block"]
+        if not BLOCK_ID.match(block):
+            raise web.HTTPBadRequest(text="bad block id\n")
+        try:
+            dead = {str(r) for r in json.loads(await _read_signed_body(request, MAX_RECORD_BODY))}
+        except (ValueError, TypeError) as exc:
+            raise web.HTTPBadRequest(text=f"malformed refs: {exc}\n") from exc
+        return web.json_response({"collected": await device.collect_block(block, dead)})
 
     async def digests(request: web.Request) -> web.Response:
         device = device_of(request)
@@ -178,6 +197,8 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         web.get(p + "/block/{block}", get_block),
         web.get(p + "/check", check_record),
         web.get(p + "/block/{block}/check", check_block),
+        web.get(p + "/block/{block}/refs", block_refs),
+        web.post(p + "/block/{block}/collect", collect_block),
         web.get(p + "/digests", digests),
         web.get(p + "/part/{part}/index", partition_index),
         web.post(p + "/part/{part}/refs", put_refs),

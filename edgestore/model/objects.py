@@ -25,6 +25,7 @@ from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
 from edgestore.store.blocks import block_hash
 from edgestore.store.records import (
+    KIND_DATAUSE,
     KIND_OBJECT,
     KIND_VERSION,
     VERSION_SEPARATOR,
@@ -210,9 +211,23 @@ class Objects:
             if full is None or full.version != source.record.version or full.data is None:
                 raise NoSuchObject(bucket, source.key)
             data = full.data
+        if "blocks" in value:
+            await self._share_blocks(source, object_name(account, bucket, key))
         if before_commit is not None:
             await before_commit()
         return await self.commit(account, bucket, key, value, data, versioning)
+
+    async def _share_blocks(self, source: ObjectInfo, user: str) -> None:
+        """Record that `user` will use the source's blocks, then make sure the source still
+        holds them. Garbage collection checks a block's users in the opposite order (the
+        source, then this index), so whichever way the two race, a block in use is never
+        taken: either the copy sees the source gone and fails, or collection sees the copy."""
+        data_id = str(source.record.value.get("data_id", ""))
+        await self._coordinator.put_record(Record(KIND_DATAUSE, f"{data_id}/{user}", self._clock.now(),
+                                                  self._node_id, value={"from": source.record.name}))
+        current = await self._coordinator.get_record(source.record.kind, source.record.name)
+        if current is None or current.deleted or current.value.get("data_id") != data_id:
+            raise NoSuchObject(source.record.name.split("/", 2)[1], source.key)
 
     async def update(self, bucket: str, info: ObjectInfo, **changes: Any) -> None:
         """Rewrite an object's record with some of its attributes changed (its ACL, its

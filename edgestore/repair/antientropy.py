@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from edgestore.cluster.coordinator import Coordinator
 from edgestore.errors import ClusterError, StoreError
 from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.partsync import PushResult, push_partition
+from edgestore.repair.progress import PassProgress, running_pass
 from edgestore.repair.replicas import Digests, LocalReplica, RemoteReplica, Replica
 from edgestore.ring import Device
 from edgestore.store.device import LocalDevice
@@ -42,12 +42,8 @@ def _key(device: Device) -> DeviceKey:
 
 
 @dataclass
-class RepairProgress:
+class RepairProgress(PassProgress):
     """What `status` shows of repair: the last finished pass and the one running."""
-    passes: int = 0
-    running: bool = False
-    started: float | None = None
-    last_pass_s: float | None = None
     # (partition, replica) pairs whose digests differed when last looked at; handoff
     # partitions still held. Both reach zero when everything is fully replicated.
     out_of_sync: int = 0
@@ -90,10 +86,9 @@ class AntiEntropy:
         return {_key(d): a for d, a in zip(peers, answers, strict=True)}
 
     async def run_once(self, **options: Any) -> dict[str, Any]:
-        progress = RepairProgress(passes=self.progress.passes + 1, running=True, started=time.time())
-        self.progress = progress
         ring = self._coordinator.ring_state.ring
-        try:
+        with running_pass(RepairProgress(), self.progress) as progress:
+            self.progress = progress
             for device in list(self._coordinator.local_devices.values()):
                 if device.replaced():
                     device.reopen()
@@ -105,9 +100,6 @@ class AntiEntropy:
             progress.partitions_total = ring.partitions * len(self._coordinator.local_devices)
             for key, device in self._coordinator.local_devices.items():
                 await self._device_pass(key, device, digests, progress)
-        finally:
-            progress.running = False
-            progress.last_pass_s = time.time() - (progress.started or time.time())
         return asdict(progress)
 
     async def _device_pass(self, key: DeviceKey, device: LocalDevice,

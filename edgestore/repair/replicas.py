@@ -48,8 +48,7 @@ class LocalReplica:
         await self.device.meta.merge((r, part) for r in records)
 
     async def put_block(self, block: str, data: bytes, ref: BlockRef) -> None:
-        await self.device.blocks.put(block, data)
-        await self.device.meta.add_block_refs([ref])
+        await self.device.store_block(block, data, ref)
 
     async def put_refs(self, part: int, refs: list[BlockRef]) -> None:
         blocks = self.device.blocks

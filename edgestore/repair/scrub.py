@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.errors import ClusterError, CorruptBlock, NoSuchBlock, StoreError
 from edgestore.repair.limiter import ByteRateLimiter
+from edgestore.repair.progress import PassProgress, running_pass
 from edgestore.store.device import LocalDevice
 
 __all__ = ["Scrub", "ScrubProgress"]
@@ -28,11 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ScrubProgress:
-    passes: int = 0
-    running: bool = False
-    started: float | None = None
-    last_pass_s: float | None = None
+class ScrubProgress(PassProgress):
     partitions_checked: int = 0
     partitions_total: int = 0
     checked: int = 0          # rows and block files read
@@ -52,14 +48,10 @@ class Scrub:
         self.progress = ScrubProgress()
 
     async def run_once(self, **options: Any) -> dict[str, Any]:
-        progress = ScrubProgress(passes=self.progress.passes + 1, running=True, started=time.time())
-        self.progress = progress
-        try:
+        with running_pass(ScrubProgress(), self.progress) as progress:
+            self.progress = progress
             for device in list(self._coordinator.local_devices.values()):
                 await self._scrub_device(device, progress)
-        finally:
-            progress.running = False
-            progress.last_pass_s = time.time() - (progress.started or time.time())
         return asdict(progress)
 
     async def _scrub_device(self, device: LocalDevice, progress: ScrubProgress) -> None:
@@ -131,8 +123,9 @@ class Scrub:
     async def _restore_block(self, device: LocalDevice, block: str, part: int) -> bool:
         try:
             data = await self._coordinator.get_block(block)
-            await device.blocks.put(block, data)
-            await device.meta.set_lost([(block, part)], lost=False)
+            async with device.block_lock(block):
+                await device.blocks.put(block, data)
+                await device.meta.set_lost([(block, part)], lost=False)
         except (ClusterError, StoreError) as exc:
             log.info("scrub: block %s not restored now (%s); anti-entropy will", block, exc)
             return False

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgestore.errors import DeviceInUse, StoreError
 from edgestore.store.blocks import BlockStore
-from edgestore.store.meta import MetaStore, PartitionIndex
+from edgestore.store.meta import BlockRef, MetaStore, PartitionIndex
 
 __all__ = ["LocalDevice"]
 
@@ -26,6 +26,7 @@ class LocalDevice:
     def __init__(self, name: str, path: Path) -> None:
         self.name = name
         self.path = path
+        self._block_locks = [asyncio.Lock() for _ in range(256)]
         self._open()
 
     def _open(self) -> None:
@@ -78,6 +79,24 @@ class LocalDevice:
         log.warning("device %s at %s was replaced or wiped: reopening it empty", self.name, self.path)
         self.close()
         self._open()
+
+    def block_lock(self, block: str) -> asyncio.Lock:
+        """Serialises storing a block with collecting it, so a block being written again
+        (the same bytes, a new reference) is never deleted under the new writer."""
+        return self._block_locks[int(block[:2], 16)]
+
+    async def store_block(self, block: str, data: bytes, ref: BlockRef) -> None:
+        async with self.block_lock(block):
+            await self.blocks.put(block, data)
+            await self.meta.add_block_refs([ref])
+
+    async def collect_block(self, block: str, dead_refs: set[str]) -> bool:
+        """Delete a block whose references were all found dead, unless a new one arrived."""
+        async with self.block_lock(block):
+            if not await self.meta.collect_block(block, dead_refs):
+                return False
+            await self.blocks.delete(block)
+            return True
 
     async def partition_state(self, part: int) -> tuple[PartitionIndex, set[str]]:
         """A partition's index, and which of the blocks it references have their file here."""

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS block_refs (
 );
 CREATE INDEX IF NOT EXISTS block_refs_by_part ON block_refs (part, block);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gc_candidates (  -- blocks an overwrite or delete may have freed
+    block TEXT PRIMARY KEY,
+    ts INTEGER NOT NULL           -- when (the change's timestamp)
+);
 CREATE TABLE IF NOT EXISTS lost_blocks (   -- referenced here, but the file is missing or rotten
     block TEXT PRIMARY KEY,
     part INTEGER NOT NULL
@@ -88,6 +92,16 @@ CREATE TRIGGER IF NOT EXISTS records_digest_drop AFTER DELETE ON records BEGIN
     UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node,
         OLD.deleted)) - (digest & es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node, OLD.deleted))
     WHERE part = OLD.part;
+END;
+CREATE TRIGGER IF NOT EXISTS records_free_on_change AFTER UPDATE ON records
+WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
+    INSERT OR IGNORE INTO gc_candidates
+        SELECT json_extract(b.value, '$[0]'), NEW.ts FROM json_each(OLD.value, '$.blocks') AS b;
+END;
+CREATE TRIGGER IF NOT EXISTS records_free_on_drop AFTER DELETE ON records
+WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
+    INSERT OR IGNORE INTO gc_candidates
+        SELECT json_extract(b.value, '$[0]'), OLD.ts FROM json_each(OLD.value, '$.blocks') AS b;
 END;
 CREATE TRIGGER IF NOT EXISTS refs_digest_add AFTER INSERT ON block_refs BEGIN
     INSERT INTO part_digests VALUES (NEW.part, es_rowhash('b', NEW.block, NEW.ref), 1)
@@ -425,6 +439,48 @@ class MetaStore:
         def fn(conn: sqlite3.Connection) -> Sequence[str]:
             return [str(row[0]) for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
         return await self._read(fn)
+
+    # -- garbage collection --------------------------------------------------------------
+
+    async def gc_candidates(self, before_ts: int, limit: int = 1000) -> Sequence[str]:
+        """Blocks that a change older than `before_ts` may have freed (a record that listed
+        them was overwritten or deleted)."""
+        def fn(conn: sqlite3.Connection) -> Sequence[str]:
+            return [b for (b,) in conn.execute("SELECT block FROM gc_candidates WHERE ts < ? ORDER BY ts LIMIT ?",
+                                               (before_ts, limit))]
+        return await self._read(fn)
+
+    async def drop_gc_candidates(self, blocks: Iterable[str]) -> None:
+        rows = [(b,) for b in blocks]
+        await self._write(lambda conn: conn.executemany("DELETE FROM gc_candidates WHERE block = ?", rows))
+
+    async def block_refs(self, block: str) -> Sequence[tuple[str, int]]:
+        """(ref, ts) of every reference to a block on this device."""
+        def fn(conn: sqlite3.Connection) -> Sequence[tuple[str, int]]:
+            return [(r, t) for r, t in conn.execute("SELECT ref, ts FROM block_refs WHERE block = ?", (block,))]
+        return await self._read(fn)
+
+    async def collect_block(self, block: str, dead_refs: Iterable[str]) -> bool:
+        """Forget a block whose every reference was found dead: only if this device knows no
+        other reference to it (one that arrived since would keep it). True if forgotten."""
+        dead = set(dead_refs)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            refs = {r for (r,) in conn.execute("SELECT ref FROM block_refs WHERE block = ?", (block,))}
+            if not refs <= dead:
+                return False
+            conn.execute("DELETE FROM block_refs WHERE block = ?", (block,))
+            conn.execute("DELETE FROM lost_blocks WHERE block = ?", (block,))
+            return True
+        return await self._write(op)
+
+    async def reclaim_tombstones(self, before_ts: int) -> int:
+        """Delete tombstones older than the reclaim age. Kept: a multipart part's tombstone
+        naming the object that took its blocks over (collection follows it)."""
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM records WHERE deleted = 1 AND ts < ? "
+                                "AND json_extract(value, '$.completed_into') IS NULL", (before_ts,)).rowcount
+        return await self._write(op)
 
     async def lost_count(self) -> int:
         return await self._read(lambda conn: int(conn.execute("SELECT count(*) FROM lost_blocks").fetchone()[0]))

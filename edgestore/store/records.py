@@ -21,7 +21,8 @@ import xxhash
 __all__ = [
     "Record", "newest", "placement_path",
     "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_SWIFT_USER", "KIND_UPLOAD", "KIND_PART",
-    "KIND_VERSION", "KIND_EXPIRY", "KIND_ACCOUNT", "VERSION_SEPARATOR", "version_name", "new_version_id",
+    "KIND_VERSION", "KIND_EXPIRY", "KIND_ACCOUNT", "KIND_DATAUSE", "VERSION_SEPARATOR", "version_name",
+    "new_version_id",
     "object_name", "split_object_name", "bucket_record_name",
 ]
 
@@ -36,6 +37,9 @@ KIND_VERSION = "version"      # name "account/bucket/key\x00version-id"; placed 
 # name "QQ/DELETE_AT/account/bucket/key" (queue and unix seconds zero-padded, so due
 # entries sort first); placed on "/.expiry/QQ": a few queues every node can scan
 KIND_EXPIRY = "expiry"
+# name "DATA_ID/account/bucket/key": an object that shares another's blocks (a copy), so
+# garbage collection finds every user of a data_id; placed on "/.datause/DATA_ID"
+KIND_DATAUSE = "datause"
 KIND_ACCOUNT = "account"      # name "account" -> Swift account metadata; placed on "/account"
 VERSION_SEPARATOR = "\x00"   # sorts below every character a key may hold: a key's versions stay together
 
@@ -124,6 +128,8 @@ def placement_path(kind: str, name: str) -> str:
         return f"/.swiftusers/{name}"
     if kind == KIND_EXPIRY:
         return "/.expiry/" + name.split("/", 1)[0]
+    if kind == KIND_DATAUSE:
+        return "/.datause/" + name.split("/", 1)[0]
     raise ValueError(f"unknown record kind {kind!r}")
 
 

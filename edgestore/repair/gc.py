@@ -1,0 +1,176 @@
+"""Garbage collection: tombstones past the reclaim age, and blocks no object uses any more.
+
+Blocks are shared (copies, versions, multipart parts taken over by their object), so a
+block is deleted only when every reference to it is found dead by quorum reads: the
+record that wrote it no longer lists it (nor does any version of it, nor — for a part —
+the object that took it over), and no copy recorded in the `datause` index uses it. Only
+blocks an overwrite or delete may have freed are looked at (the store notes them as
+candidates), and only after a grace period, so uploads still in flight and copies being
+made finish first. A block is deleted only when every primary of its partition answers,
+each under its device's block lock, and only if no new reference arrived meanwhile.
+
+Tombstones older than the reclaim age are deleted, as Swift's reclaim_age does: a replica
+that was away for longer than that can bring a deleted object back, so the age is long
+(7 days by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from edgestore.clock import seconds_to_ts
+from edgestore.cluster.coordinator import Coordinator
+from edgestore.cluster.ringstate import device_url
+from edgestore.errors import ClusterError, StoreError
+from edgestore.repair.progress import PassProgress, running_pass
+from edgestore.ring import Device
+from edgestore.store.records import (
+    KIND_DATAUSE,
+    KIND_OBJECT,
+    KIND_PART,
+    KIND_VERSION,
+    VERSION_SEPARATOR,
+    Record,
+    block_path,
+    placement_path,
+)
+
+__all__ = ["GarbageCollector", "GcProgress"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GcProgress(PassProgress):
+    tombstones_reclaimed: int = 0
+    checked: int = 0            # candidate blocks looked at
+    collected: int = 0          # blocks deleted (on every replica)
+    in_use: int = 0
+    deferred: int = 0           # a replica did not answer: tried again next pass
+    errors: int = 0
+
+
+def _lists_block(record: Record | None, data_id: str, block: str) -> bool:
+    if record is None or record.deleted or str(record.value.get("data_id", "")) != data_id:
+        return False
+    return any(entry[0] == block for entry in record.value.get("blocks", []))
+
+
+class GarbageCollector:
+    name = "gc"
+
+    def __init__(self, coordinator: Coordinator, interval_s: float, grace_s: float, reclaim_age_s: float) -> None:
+        self.interval_s = interval_s
+        self._coordinator = coordinator
+        self._grace_s = grace_s
+        self._reclaim_age_s = reclaim_age_s
+        self.progress = GcProgress()
+
+    async def run_once(self, grace_s: float | None = None, reclaim_age_s: float | None = None,
+                       **options: Any) -> dict[str, Any]:
+        grace = self._grace_s if grace_s is None else float(grace_s)
+        reclaim_age = self._reclaim_age_s if reclaim_age_s is None else float(reclaim_age_s)
+        with running_pass(GcProgress(), self.progress) as progress:
+            self.progress = progress
+            for device in list(self._coordinator.local_devices.values()):
+                progress.tombstones_reclaimed += await device.meta.reclaim_tombstones(
+                    seconds_to_ts(time.time() - reclaim_age))
+                settled = seconds_to_ts(time.time() - grace)
+                while True:
+                    candidates = await device.meta.gc_candidates(settled)
+                    if not candidates:
+                        break
+                    done = []
+                    for block in candidates:
+                        progress.checked += 1
+                        try:
+                            outcome = await self._consider(block, settled)
+                        except (ClusterError, StoreError) as exc:
+                            log.info("gc: block %s not decided: %s", block, exc)
+                            outcome = "deferred"
+                        setattr(progress, outcome, getattr(progress, outcome) + 1)
+                        if outcome != "deferred":
+                            done.append(block)
+                    await device.meta.drop_gc_candidates(done)
+                    if len(done) < len(candidates):
+                        break   # the rest waits for the next pass
+        return asdict(progress)
+
+    # -- one block ---------------------------------------------------------------------
+
+    async def _consider(self, block: str, settled: int) -> str:
+        ring = self._coordinator.ring_state.ring
+        primaries = ring.primaries(ring.partition_for_path(block_path(block)))
+        refs: dict[str, int] = {}
+        for device in primaries:
+            for ref, ts in await self._refs_on(device, block):
+                refs[ref] = max(ts, refs.get(ref, 0))
+        if any(ts >= settled for ts in refs.values()):
+            return "in_use"      # written within the grace period: an upload may be in flight
+        for ref in refs:
+            if await self._ref_live(ref, block):
+                return "in_use"
+        for device in primaries:
+            await self._collect_on(device, block, set(refs))
+        log.info("gc: collected block %s (%d dead references)", block, len(refs))
+        return "collected"
+
+    async def _ref_live(self, ref: str, block: str) -> bool:
+        """Is the version that wrote `block` under `ref` ("record name#data_id"), or any
+        object that took it over or copied it, still using it?"""
+        name, _, data_id = ref.rpartition("#")
+        if not name:
+            return True     # not a reference this code wrote: never guess
+        if await self._object_uses(name, data_id, block):
+            return True
+        part = await self._coordinator.get_record(KIND_PART, name) if name.count("/") >= 3 else None
+        if _lists_block(part, data_id, block):
+            return True     # an upload in progress
+        if part is not None and part.deleted and part.value.get("completed_into"):
+            owner, _, owner_data = str(part.value["completed_into"]).rpartition("#")
+            if await self._object_uses(owner, owner_data, block) or await self._copies_use(owner_data, block):
+                return True
+        return await self._copies_use(data_id, block)
+
+    async def _object_uses(self, name: str, data_id: str, block: str) -> bool:
+        """The object at `name`, or one of its versions, lists the block under data_id."""
+        if _lists_block(await self._coordinator.get_record(KIND_OBJECT, name), data_id, block):
+            return True
+        async for version in self._coordinator.iter_records(KIND_VERSION, placement_path(KIND_VERSION, name),
+                                                            name + VERSION_SEPARATOR):
+            if _lists_block(version, data_id, block):
+                return True
+        return False
+
+    async def _copies_use(self, data_id: str, block: str) -> bool:
+        prefix = data_id + "/"
+        async for entry in self._coordinator.iter_records(KIND_DATAUSE, placement_path(KIND_DATAUSE, prefix),
+                                                          prefix):
+            if not entry.deleted and await self._object_uses(entry.name[len(prefix):], data_id, block):
+                return True
+        return False
+
+    # -- the block's replicas ------------------------------------------------------------
+
+    async def _refs_on(self, device: Device, block: str) -> list[tuple[str, int]]:
+        local = self._coordinator.local_devices.get((device.ip, device.port, device.device))
+        if local is not None:
+            return list(await local.meta.block_refs(block))
+        status, answer = await self._coordinator.client.request_json(
+            "GET", device_url(device), f"/_internal/{device.device}/block/{block}/refs")
+        if status != 200:
+            raise ClusterError(f"{device_url(device)}: refs of {block} answered {status}")
+        return [(str(r), int(t)) for r, t in answer]
+
+    async def _collect_on(self, device: Device, block: str, dead: set[str]) -> None:
+        local = self._coordinator.local_devices.get((device.ip, device.port, device.device))
+        if local is not None:
+            await local.collect_block(block, dead)
+            return
+        status, _ = await self._coordinator.client.request_json(
+            "POST", device_url(device), f"/_internal/{device.device}/block/{block}/collect", None, sorted(dead))
+        if status != 200:
+            raise ClusterError(f"{device_url(device)}: collect of {block} answered {status}")
