@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 from edgestore.bench.runner import PhaseResult, body, run_phase
 from edgestore.bench.targets import Target
 
-__all__ = ["Settings", "SCENARIOS"]
+__all__ = ["Settings", "SCENARIOS", "fill_bucket", "list_names"]
 
 MIB = 1024 * 1024
 
@@ -27,6 +27,7 @@ class Settings:
     progress: bool = True
     list_objects: int = 10_000
     list_repeats: int = 5
+    list_bucket: str | None = None  # an already filled bucket to list (no fill, no cleanup)
 
 
 def _size(settings: Settings, default: int) -> int:
@@ -145,22 +146,33 @@ async def _put(target: Target, bucket: str, key: str, size: int) -> int:
 async def listing(target: Target, settings: Settings) -> list[PhaseResult]:
     """Fill a bucket of its own with `list_objects` tiny objects in 100 "directories",
     then list it whole and with a delimiter, `list_repeats` times each."""
-    bucket = settings.bucket + "-list"
-    await target.create_bucket(bucket)
-    names = [f"dir{i % 100:03d}/obj{i:06d}" for i in range(settings.list_objects)]
-    fill = await run_phase("list", "fill", lambda i: _put(target, bucket, names[i], 16), settings.concurrency,
-                           count=len(names), progress=settings.progress)
-    results = [fill]
+    bucket = settings.list_bucket or settings.bucket + "-list"
+    names = list_names(settings.list_objects)
+    results = []
+    if settings.list_bucket is None:
+        await target.create_bucket(bucket)
+        results.append(await fill_bucket(target, bucket, names, settings))
     for phase, delimiter in (("full", ""), ("delimiter", "/")):
         async def one(i: int, delimiter: str = delimiter) -> int:
             await target.list(bucket, delimiter)
             return 0
         results.append(await run_phase("list", phase, one, 1, count=settings.list_repeats,
                                        progress=settings.progress))
+    if settings.list_bucket is not None:
+        return results
     await run_phase("list", "cleanup", lambda i: _delete(target, bucket, names[i]), settings.concurrency,
                     count=len(names), progress=settings.progress)
     await target.delete_bucket(bucket)
     return results
+
+
+def list_names(count: int) -> list[str]:
+    return [f"dir{i % 100:03d}/obj{i:06d}" for i in range(count)]
+
+
+async def fill_bucket(target: Target, bucket: str, names: list[str], settings: Settings) -> PhaseResult:
+    return await run_phase("list", "fill", lambda i: _put(target, bucket, names[i], 16), settings.concurrency,
+                           count=len(names), progress=settings.progress)
 
 
 async def _delete(target: Target, bucket: str, key: str) -> int:

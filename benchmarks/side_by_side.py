@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""edgestore and OpenStack Swift side by side, on this machine, in one run.
+
+Starts OpenStack Swift from ../shared/tools/swift-baseline (4 storage nodes, 3 replicas,
+part power 10, every background daemon) and a 4-node `edgestore up`, then runs the same
+`edgestore bench` scenarios against both — the same client, concurrency and API (the Swift
+API on both, then S3 on both: Swift serves it through its s3api middleware) — alternating
+between the two systems scenario by scenario, and measures each system's processes and
+PSS idle and under load (from /proc). Prints the tables and writes them, with the machine
+and the commands, to docs/performance.md.
+
+    sudo .venv/bin/python benchmarks/side_by_side.py            # root: Swift loop-mounts XFS
+    .venv/bin/python benchmarks/side_by_side.py --small-count 300 --no-write   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgestore.bench.runner import PhaseResult  # noqa: E402
+from edgestore.bench.scenarios import SCENARIOS, Settings, fill_bucket, list_names  # noqa: E402
+from edgestore.bench.targets import S3Target, SwiftTarget, Target  # noqa: E402
+
+SWIFT_TOOLS = ROOT.parent / "shared" / "tools" / "swift-baseline"
+SWIFT_USER, SWIFT_KEY = "test:tester", "testing"        # the baseline's tempauth user
+LIST_BUCKET = "side-by-side-list"
+
+
+# -- the two systems ---------------------------------------------------------------
+
+@dataclass
+class System:
+    name: str
+    swift: Callable[[], Target]
+    s3: Callable[[], Target]
+    pids: Callable[[], list[int]]
+
+
+def start_swift(base: Path, port: int) -> System:
+    env = {**os.environ, "SWIFT_BASE": str(base), "SWIFT_PROXY_PORT": str(port)}
+    done = subprocess.run(["bash", str(SWIFT_TOOLS / "start.sh")], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    if done.returncode != 0:
+        sys.exit(f"swift-baseline start.sh failed:\n{done.stderr[-3000:]}")
+    url = f"http://127.0.0.1:{port}"
+    pidfile = base / "run" / "pids"
+
+    def pids() -> list[int]:
+        roots = [int(line.split()[0]) for line in pidfile.read_text().splitlines() if line.strip()]
+        return process_tree(roots)
+    return System("OpenStack Swift", lambda: SwiftTarget(f"{url}/auth/v1.0", SWIFT_USER, SWIFT_KEY),
+                  lambda: S3Target(url, SWIFT_USER, SWIFT_KEY), pids)
+
+
+def start_edgestore(data: Path, port: int) -> tuple[System, subprocess.Popen[bytes]]:
+    data.mkdir(parents=True, exist_ok=True)
+    log = open(data / "side-by-side-up.log", "ab")
+    up = subprocess.Popen([sys.executable, "-m", "edgestore", "up", "--nodes", "4", "--data", str(data),
+                           "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    info_path = data / "cluster.json"
+    while time.monotonic() < deadline:
+        if info_path.exists() and all(_healthy(n["health_url"]) for n in json.loads(info_path.read_text())["nodes"]):
+            break
+        time.sleep(0.5)
+    else:
+        sys.exit("edgestore up did not come up; see " + str(data / "side-by-side-up.log"))
+    info = json.loads(info_path.read_text())
+    url = info["s3_endpoint"]
+
+    def pids() -> list[int]:
+        return process_tree([up.pid])
+    return System("edgestore", lambda: SwiftTarget(f"{url}/auth/v1.0", "default:admin", info["secret_key"]),
+                  lambda: S3Target(url, info["access_key"], info["secret_key"]), pids), up
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+# -- memory from /proc ---------------------------------------------------------------
+
+def process_tree(roots: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen and Path(f"/proc/{pid}").exists():
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return sorted(seen)
+
+
+def memory(pids: list[int]) -> dict[str, float]:
+    """Processes, total PSS and RSS (MiB), and the largest single RSS."""
+    pss = rss = biggest = 0
+    for pid in pids:
+        try:
+            fields = {line.split(":")[0]: int(line.split()[1])
+                      for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]}
+        except (OSError, ValueError, IndexError):
+            continue
+        pss += fields.get("Pss", 0)
+        rss += fields.get("Rss", 0)
+        biggest = max(biggest, fields.get("Rss", 0))
+    return {"processes": len(pids), "pss_mib": round(pss / 1024, 1), "rss_mib": round(rss / 1024, 1),
+            "max_process_rss_mib": round(biggest / 1024, 1)}
+
+
+class PeakSampler:
+    """Samples a system's memory every half second while a scenario runs."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            now = memory(self.system.pids())
+            for key, value in now.items():
+                self.peak[key] = max(value, self.peak.get(key, 0))
+
+
+# -- running -------------------------------------------------------------------------
+
+async def run_scenario(target: Target, scenario: str, settings: Settings) -> list[PhaseResult]:
+    await target.open(settings.concurrency)
+    try:
+        await target.create_bucket(settings.bucket)
+        results = await SCENARIOS[scenario](target, settings)
+        await target.delete_bucket(settings.bucket)
+        return results
+    finally:
+        await target.close()
+
+
+async def prefill(target: Target, settings: Settings) -> float:
+    await target.open(settings.concurrency)
+    try:
+        await target.create_bucket(LIST_BUCKET)
+        started = time.monotonic()
+        await fill_bucket(target, LIST_BUCKET, list_names(settings.list_objects), settings)
+        return time.monotonic() - started
+    finally:
+        await target.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--swift-base", type=Path, default=Path("/tmp/swift-baseline"))
+    parser.add_argument("--swift-port", type=int, default=8180)
+    parser.add_argument("--edgestore-data", type=Path, default=Path("/tmp/edgestore-side-by-side"))
+    parser.add_argument("--edgestore-port", type=int, default=8280)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--small-count", type=int, default=1000)
+    parser.add_argument("--large-count", type=int, default=8)
+    parser.add_argument("--mixed-duration", type=float, default=20.0)
+    parser.add_argument("--list-objects", type=int, default=10_000)
+    parser.add_argument("--apis", default="swift,s3")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    swift = start_swift(args.swift_base, args.swift_port)
+    edgestore, up = start_edgestore(args.edgestore_data, args.edgestore_port)
+    try:
+        time.sleep(10)   # let both settle before the idle reading
+        idle = {s.name: memory(s.pids()) for s in (swift, edgestore)}
+        print(f"idle: {json.dumps(idle)}", flush=True)
+        base = Settings(bucket="side-by-side", concurrency=args.concurrency, progress=False,
+                        list_objects=args.list_objects, list_bucket=LIST_BUCKET)
+        fills = {s.name: asyncio.run(prefill(s.swift(), base)) for s in (edgestore, swift)}
+        print(f"list buckets filled: {fills}", flush=True)
+        per_scenario = {"small": dict(count=args.small_count), "large": dict(count=args.large_count),
+                        "mixed": dict(duration_s=args.mixed_duration), "list": {}}
+        rows: list[dict[str, Any]] = []
+        peaks: dict[str, dict[str, float]] = {s.name: {} for s in (swift, edgestore)}
+        for api in args.apis.split(","):
+            for index, (scenario, extra) in enumerate(per_scenario.items()):
+                order = (swift, edgestore) if index % 2 == 0 else (edgestore, swift)   # alternate who goes first
+                results: dict[str, list[PhaseResult]] = {}
+                for system in order:
+                    settings = Settings(**{**base.__dict__, "bucket": f"side-{scenario}-{api}", **extra})
+                    target = system.swift() if api == "swift" else system.s3()
+                    with PeakSampler(system) as sampler:
+                        results[system.name] = asyncio.run(run_scenario(target, scenario, settings))
+                    for key, value in sampler.peak.items():
+                        peaks[system.name][key] = max(value, peaks[system.name].get(key, 0))
+                    print(f"{api} {scenario} {system.name}: "
+                          + ", ".join(f"{r.phase} {r.row()['ops_per_s']} ops/s" for r in results[system.name]),
+                          flush=True)
+                rows += compare(api, results[swift.name], results[edgestore.name])
+        report = render(rows, idle, peaks, load_before, os.getloadavg(), args)
+        print(report)
+        if not args.no_write:
+            args.out.write_text(report)
+            print(f"written to {args.out}")
+    finally:
+        os.killpg(up.pid, signal.SIGTERM)
+        up.wait(timeout=60)
+        subprocess.run(["bash", str(SWIFT_TOOLS / "stop.sh")], env={**os.environ, "SWIFT_BASE": str(args.swift_base)},
+                       capture_output=True, timeout=300)
+    return 0
+
+
+def compare(api: str, swift: list[PhaseResult], edgestore: list[PhaseResult]) -> list[dict[str, Any]]:
+    theirs = {(r.scenario, r.phase): r.row() for r in swift}
+    rows = []
+    for result in edgestore:
+        ours = result.row()
+        other = theirs.get((result.scenario, result.phase))
+        if other is None or result.phase in ("preload", "fill", "all"):
+            continue
+        metric = "mib_per_s" if result.scenario == "large" else "ops_per_s"
+        mine, baseline = float(str(ours[metric])), float(str(other[metric]))
+        ratio = mine / baseline if baseline else float("inf")
+        rows.append({"api": api, "scenario": result.scenario, "phase": result.phase, "metric": metric,
+                     "swift": other[metric], "edgestore": ours[metric], "ratio": round(ratio, 2),
+                     "errors": f"{other['errors']}/{ours['errors']}"})
+    return rows
+
+
+def render(rows: list[dict[str, Any]], idle: dict[str, dict[str, float]], peaks: dict[str, dict[str, float]],
+           load_before: tuple[float, ...], load_after: tuple[float, ...], args: argparse.Namespace) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Performance: edgestore beside OpenStack Swift", "",
+        f"Latest run: {when}, on {platform.node()} ({os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}); load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after. Both systems: 4 nodes, 3 replicas, part power 10, on 127.0.0.1; "
+        f"the same client (`edgestore bench`), concurrency {args.concurrency}, alternating between the "
+        "systems scenario by scenario. The machine is shared: only ratios measured in one run mean much.", "",
+        "Command: `sudo .venv/bin/python benchmarks/side_by_side.py` "
+        f"(small {args.small_count} x 4 KiB, large {args.large_count} x 64 MiB, mixed {args.mixed_duration:.0f} s "
+        f"of 64 KiB objects, listing {args.list_objects} objects).", "",
+        "| API | scenario | phase | Swift | edgestore | edgestore / Swift | errors (Swift/edgestore) |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        unit = "MiB/s" if row["metric"] == "mib_per_s" else "ops/s"
+        lines.append(f"| {row['api']} | {row['scenario']} | {row['phase']} | {row['swift']} {unit} | "
+                     f"{row['edgestore']} {unit} | **{row['ratio']}x** | {row['errors']} |")
+    lines += ["", "| memory | processes | PSS MiB | RSS MiB | largest process RSS MiB |", "|---|---:|---:|---:|---:|"]
+    for name, idle_mem in idle.items():
+        lines.append(f"| {name}, idle | {idle_mem['processes']:.0f} | {idle_mem['pss_mib']} | {idle_mem['rss_mib']} | "
+                     f"{idle_mem['max_process_rss_mib']} |")
+        peak = peaks.get(name, {})
+        lines.append(f"| {name}, peak under load | {peak.get('processes', 0):.0f} | {peak.get('pss_mib', 0)} | "
+                     f"{peak.get('rss_mib', 0)} | {peak.get('max_process_rss_mib', 0)} |")
+    swift_pss = idle["OpenStack Swift"]["pss_mib"]
+    ratio = idle["edgestore"]["pss_mib"] / swift_pss if swift_pss else 0.0
+    lines += ["", f"Idle PSS, edgestore / Swift: {ratio:.3f}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
