@@ -23,6 +23,7 @@ if [ "$with_tests" = 1 ]; then
   for tool in s3cmd rclone s3fs; do command -v $tool >/dev/null || need_apt+=($tool); done
   command -v fusermount3 >/dev/null || need_apt+=(fuse3)
   command -v faketime >/dev/null || need_apt+=(faketime)   # a node with a lagging clock
+  command -v ip >/dev/null || need_apt+=(iproute2)         # network namespaces: a real partition
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -q

@@ -25,7 +25,7 @@ from edgestore.api.swift.context import SwiftServices
 from edgestore.api.swift.router import SwiftApi, is_swift_request
 from edgestore.clock import HybridClock
 from edgestore.cluster.coordinator import Coordinator
-from edgestore.cluster.internal_api import internal_auth_middleware, internal_routes
+from edgestore.cluster.internal_api import internal_auth_middleware, internal_errors_middleware, internal_routes
 from edgestore.cluster.ringstate import RingState, device_url_for
 from edgestore.cluster.rpc import InternalClient
 from edgestore.cluster.status import node_status
@@ -97,7 +97,7 @@ class Node:
     def app(self) -> web.Application:
         config = self.config
         app = web.Application(
-            middlewares=[internal_auth_middleware(config.cluster_secret, self.clock)],
+            middlewares=[internal_auth_middleware(config.cluster_secret, self.clock), internal_errors_middleware],
             # Bodies are stored as sent: a Content-Encoding (gzip...) describes the object.
             handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES,
                           "auto_decompress": False},

@@ -28,13 +28,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 def make_s3(endpoint: str, access_key: str, secret_key: str, verify: str | bool | None = None,
-            **config: Any) -> Any:
+            attempts: int = 2, **config: Any) -> Any:
     import boto3
     from botocore.config import Config
 
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
                         aws_secret_access_key=secret_key, region_name="us-east-1", verify=verify,
-                        config=Config(retries={"max_attempts": 2, "mode": "standard"}, **config))
+                        config=Config(retries={"max_attempts": attempts, "mode": "standard"}, **config))
 
 
 @pytest.fixture(scope="module")

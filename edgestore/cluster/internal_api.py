@@ -22,7 +22,7 @@ from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record
 from edgestore.streams import BodyTooLarge, read_limited
 
-__all__ = ["internal_routes", "internal_auth_middleware", "INTERNAL_PREFIX"]
+__all__ = ["internal_routes", "internal_auth_middleware", "internal_errors_middleware", "INTERNAL_PREFIX"]
 
 INTERNAL_PREFIX = "/_internal/"
 MAX_RECORD_BODY = 64 * 1024 * 1024
@@ -44,6 +44,19 @@ def internal_auth_middleware(secret: bytes, clock: Clock) -> Middleware:
             clock.observe(seconds_to_ts(float(request.headers[TIME_HEADER])))
         return await handler(request)
     return middleware
+
+
+@web.middleware
+async def internal_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A device that fails a peer's request (full, unreadable) answers 507, as Swift's object
+    servers do: the caller counts this replica as failed and moves on to a handoff, and
+    the failure is one log line rather than a traceback per request."""
+    try:
+        return await handler(request)
+    except StoreError as exc:
+        if not request.path.startswith(INTERNAL_PREFIX):
+            raise
+        return web.Response(status=507, text=f"{exc}\n")
 
 
 async def _read_signed_body(request: web.Request, limit: int) -> bytes:

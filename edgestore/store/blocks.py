@@ -57,9 +57,9 @@ class BlockStore:
         final = self.path_of(block)
         if final.exists():
             return  # content-addressed: the same name means the same bytes
+        tmp = self.tmp / f"{block}.{secrets.token_hex(8)}"
         try:
             self._make_dirs_sync(final.parent)
-            tmp = self.tmp / f"{block}.{secrets.token_hex(8)}"
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -67,6 +67,9 @@ class BlockStore:
             os.replace(tmp, final)
             _fsync_dir(final.parent)
         except OSError as exc:
+            # A full disk (ENOSPC) lands here: the replica fails, the coordinator takes a
+            # handoff, and the partial temp file must not keep the space it took.
+            tmp.unlink(missing_ok=True)
             raise StoreError(f"device {self.device_name}: cannot write block {block}: {exc}") from exc
 
     def _make_dirs_sync(self, directory: Path) -> None:

@@ -269,8 +269,14 @@ class MetaStore:
                     results.append((fut, None, StoreError(f"{self.path}: {exc}")))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # A full disk fails the commit (SQLITE_FULL), or a statement, after which SQLite
+            # may have rolled back already. Every waiter must still get its error: a
+            # ROLLBACK that fails too must not leave their futures unsettled for ever.
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
             err = StoreError(f"{self.path}: commit failed: {exc}")
             results = [(fut, None, err) for _, fut in batch]
         for fut, value, error in results:
