@@ -173,6 +173,9 @@ class Coordinator:
                                       lambda t: self._get_one(t, kind, name))
         best = newest([a.value for a in answers])
         if best is not None:
+            # A write that follows this read must order after what it saw, however far
+            # this node's clock lags the writer's.
+            self.clock.observe(best.ts)
             stale = [a.candidate for a in answers
                      if a.value is None or a.value.version < best.version]
             for target in stale:

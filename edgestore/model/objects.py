@@ -147,15 +147,18 @@ class Objects:
         and the current record share a partition and go in one write. `deleted` makes a
         delete marker (the current record becomes a tombstone that names it)."""
         name = object_name(account, bucket, key)
-        ts = self._clock.now()
         records = []
+        if versioning in ("Enabled", "Suspended"):
+            # Read the current version before stamping this one: the read moves a lagging
+            # clock past it, so the new version id (made from the timestamp) sorts above it.
+            records += await self._keep_unversioned(name)
+        ts = self._clock.now()
         if versioning in ("Enabled", "Suspended"):
             version_id = new_version_id(ts, self._node_id)
             shown = version_id if versioning == "Enabled" else NULL_VERSION
             value = dict(value, version_id=shown)
             if deleted:
                 value["delete_marker"] = True
-            records += await self._keep_unversioned(name)
             if versioning == "Suspended":  # a null version replaces the previous null version
                 records += [Record(KIND_VERSION, old.name, ts, self._node_id, deleted=True)
                             async for old in self.versions_of(name) if old.value.get("version_id") == NULL_VERSION]

@@ -58,9 +58,6 @@ def bucket_not_stored_on(cluster: Any, index: int) -> str:
     raise AssertionError("every bucket name tried lands on the node")
 
 
-@pytest.mark.xfail(strict=False, reason="known bug: Objects.commit takes the version id from the coordinator's "
-                   "clock before anything moves it past the current version, and a rewrite after a 'newer' answer "
-                   "re-stamps only the current record, so a lagging node's version sorts below older ones")
 def test_versions_written_through_a_lagging_node_keep_their_order(cluster: Any, lagging: int) -> None:
     """In a versioned bucket every write is a version of its own: the newest acknowledged
     one must be listed first and marked latest, whichever node's clock wrote it."""
