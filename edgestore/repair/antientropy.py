@@ -46,6 +46,7 @@ class RepairProgress:
     """What `status` shows of repair: the last finished pass and the one running."""
     passes: int = 0
     running: bool = False
+    ring_version: int = 0     # the ring this pass placed partitions by
     started: float | None = None
     last_pass_s: float | None = None
     # (partition, replica) pairs whose digests differed when last looked at; handoff
@@ -93,6 +94,7 @@ class AntiEntropy:
         progress = RepairProgress(passes=self.progress.passes + 1, running=True, started=time.time())
         self.progress = progress
         ring = self._coordinator.ring_state.ring
+        progress.ring_version = ring.version
         try:
             for device in list(self._coordinator.local_devices.values()):
                 if device.replaced():
