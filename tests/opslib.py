@@ -45,3 +45,17 @@ def summary(text: str) -> dict[str, int]:
     """The counters of a `scrub --now` / `repair --now` summary line."""
     counters = text.strip().splitlines()[-1].split(": ", 1)[1]
     return {name.rsplit(" ", 1)[0]: int(name.rsplit(" ", 1)[1]) for name in counters.split(", ")}
+
+
+def missing_copies(cluster: LocalCluster, bucket: str, keys: list[str]) -> list[str]:
+    """Every replica of each object's record and of each of its blocks that is not present
+    and intact, as "key: where" lines (empty when all are fully replicated)."""
+    problems = []
+    for key in keys:
+        where = locate(cluster, bucket, key)
+        copies = [("record", r) for r in where["replicas"]]
+        copies += [(f"block {b['index']}", r) for b in where["blocks"] for r in b["replicas"]]
+        for what, copy in copies:
+            if not (copy["present"] and copy["intact"]) or copy.get("current") is False:
+                problems.append(f"{key}: {what} on {copy['node']} {copy['device']}")
+    return problems

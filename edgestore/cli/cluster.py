@@ -22,6 +22,7 @@ from typing import Any
 from edgestore.cli import CliError
 from edgestore.cli.connect import ClusterTarget, add_cluster_options, admin_request, resolve
 from edgestore.cli.ring import add_device_options, device_spec
+from edgestore.cluster.ringstate import device_url_for
 
 __all__ = ["add_parser", "wait_for_convergence"]
 
@@ -118,13 +119,17 @@ def _ring_text(ring: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _backlog(nodes: list[dict[str, Any]], version: int) -> tuple[list[str], int, int, int]:
-    """Nodes not yet settled on `version`, and the repair backlog and bytes moved so far."""
+def _backlog(nodes: list[dict[str, Any]], version: int, ring_urls: set[str]) -> tuple[list[str], int, int, int]:
+    """Nodes not yet settled on `version`, and the repair backlog and bytes moved so far.
+    A node that is down blocks only if the ring names it: a node outside the ring holds
+    nothing that is not also on the ring's devices (a drain never drops a copy before
+    the new primaries took it)."""
     unsettled, out_of_sync, handoff, moved = [], 0, 0, 0
     for node in nodes:
         name = node.get("node", node.get("url"))
         if not node.get("up"):
-            unsettled.append(f"{name} down")
+            if node.get("url") in ring_urls:
+                unsettled.append(f"{name} down")
             continue
         repair = node.get("repair", {})
         out_of_sync += int(repair.get("out_of_sync", 0))
@@ -142,13 +147,17 @@ def wait_for_convergence(target: ClusterTarget, version: int, timeout_s: float, 
     pass with it, and no partition is out of sync or held by a handoff."""
     started = time.monotonic()
     line = ""
+    ring_urls: set[str] | None = None
     while time.monotonic() - started < timeout_s:
         try:
+            if ring_urls is None:
+                devices = admin_request(target, "GET", "/_admin/ring")["devices"]
+                ring_urls = {device_url_for(d["ip"], d["port"]) for d in devices}
             nodes = admin_request(target, "GET", "/_admin/status", timeout_s=30)["nodes"]
         except CliError as exc:
             line = f"status unavailable: {exc}"
         else:
-            unsettled, out_of_sync, handoff, moved = _backlog(nodes, version)
+            unsettled, out_of_sync, handoff, moved = _backlog(nodes, version, ring_urls)
             if not unsettled and out_of_sync == 0 and handoff == 0:
                 if not quiet:
                     print(f"[{time.monotonic() - started:5.0f} s] converged: {len(nodes)} nodes on ring "

@@ -205,7 +205,7 @@ def gossip_routes(gossip: RingGossip) -> list[web.RouteDef]:
 
     async def ring_file(request: web.Request) -> web.Response:
         try:
-            data = await asyncio.to_thread(gossip.keeper.file_bytes)
+            data = gossip.keeper.file_bytes()
         except OSError as exc:
             raise web.HTTPServiceUnavailable(text=f"ring file unreadable: {exc.strerror}\n") from exc
         return web.Response(body=data, content_type="application/octet-stream")

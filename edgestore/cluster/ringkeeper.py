@@ -55,6 +55,16 @@ class RingKeeper:
         self.state = state
         self._lock = asyncio.Lock()
         self._seen_stat: tuple[int, int, int] | None = self._stat()
+        # The file bytes of the ring in use (one compressed ring, well under a few MiB):
+        # what peers fetch, and what restores a file someone replaced with an older ring.
+        self._data = self._read_current()
+
+    def _read_current(self) -> bytes | None:
+        try:
+            data = Path(self.state.path).read_bytes()
+            return data if ring_key(ring_from_bytes(data, str(self.state.path))) == self.key else None
+        except (OSError, RingError):
+            return None
 
     @property
     def ring(self) -> Ring:
@@ -72,8 +82,10 @@ class RingKeeper:
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def file_bytes(self) -> bytes:
-        """The ring file as it is on disk (what peers fetch)."""
-        return Path(self.state.path).read_bytes()
+        """The ring file of the ring in use (what peers fetch)."""
+        if self._data is None:   # the file changed under us since start: take what is there
+            return Path(self.state.path).read_bytes()
+        return self._data
 
     async def install(self, data: bytes, source: str) -> bool:
         """Adopt the ring in `data` if it is newer than the one in use; False if it is not.
@@ -83,7 +95,7 @@ class RingKeeper:
             if ring_key(ring) <= self.key:
                 return False
             await asyncio.to_thread(self._write_unless_older, data, ring)
-            self._swap(ring, source)
+            self._swap(ring, data, source)
             return True
 
     async def refresh_from_disk(self) -> bool:
@@ -94,23 +106,30 @@ class RingKeeper:
             return False
         self._seen_stat = stat
         try:
-            ring = ring_from_bytes(await asyncio.to_thread(self.file_bytes), str(self.state.path))
+            data = await asyncio.to_thread(Path(self.state.path).read_bytes)
+            ring = ring_from_bytes(data, str(self.state.path))
         except (OSError, RingError) as exc:
             log.warning("ring file %s unusable, keeping ring version %d: %s", self.state.path,
                         self.ring.version, exc)
             return False
         async with self._lock:
-            if ring_key(ring) <= self.key:
-                return False
-            self._swap(ring, "the ring file")
-            return True
+            if ring_key(ring) > self.key:
+                self._swap(ring, data, "the ring file")
+                return True
+            if ring_key(ring) < self.key and self._data is not None:
+                log.warning("ring file %s was replaced with ring version %d, older than version %d in use: "
+                            "restoring it", self.state.path, ring.version, self.ring.version)
+                await asyncio.to_thread(self._write_unless_older, self._data, self.ring)
+            return False
 
     async def change(self, edit: Callable[[RingBuilder], Any]) -> tuple[Ring, Any]:
-        """Apply an operator's edit to the builder in the ring file and adopt the result.
-        Returns the new ring and what `edit` returned; `StaleRing` if the file on disk is
-        older than the ring in use, `RingError` if the edit is refused."""
+        """Apply an operator's edit to the builder of the ring in use and adopt the result.
+        Returns the new ring and what `edit` returned; `StaleRing` if the ring file (read
+        when the one in use is not known as bytes) is older than the ring in use,
+        `RingError` if the edit is refused."""
+        await self.refresh_from_disk()   # a newer file (shared with other nodes) is the one to edit
         async with self._lock:
-            data = await asyncio.to_thread(self.file_bytes)
+            data = self.file_bytes()
             builder = builder_from_bytes(data, str(self.state.path))
             if builder.version < self.ring.version:
                 raise StaleRing(f"{self.state.path} holds ring version {builder.version}, older than "
@@ -121,17 +140,18 @@ class RingKeeper:
             if ring_key(ring) <= self.key:
                 return self.ring, outcome   # nothing changed (a rebalance that moved nothing)
             await asyncio.to_thread(self._write_unless_older, new_data, ring)
-            self._swap(ring, "an admin change")
+            self._swap(ring, new_data, "an admin change")
             return ring, outcome
 
-    def _swap(self, ring: Ring, source: str) -> None:
+    def _swap(self, ring: Ring, data: bytes, source: str) -> None:
         old = self.ring.version
         self.state.ring = ring
-        self._seen_stat = self._stat()
+        self._data = data
         log.info("ring version %d -> %d (from %s)", old, ring.version, source)
 
     def _write_unless_older(self, data: bytes, ring: Ring) -> None:
-        """Write `data` unless the file already holds this ring or a newer one."""
+        """Write `data` unless the file already holds this ring or a newer one (which the
+        next `refresh_from_disk` then adopts)."""
         path = Path(self.state.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".lock"), "a") as lock:
@@ -142,3 +162,4 @@ class RingKeeper:
                 on_disk = None   # missing or damaged: ours replaces it
             if on_disk is None or on_disk < ring_key(ring):
                 atomic_write(path, data)
+                self._seen_stat = self._stat()

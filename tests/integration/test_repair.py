@@ -16,7 +16,7 @@ import pytest
 from acked import Model
 from clusterlib import LocalCluster
 from conftest import make_s3
-from opslib import CLI_TIMEOUT_S, cli, cluster_with_repair_interval, locate, status
+from opslib import CLI_TIMEOUT_S, cli, cluster_with_repair_interval, locate, missing_copies, status
 
 REPAIR_INTERVAL_S = 5   # long enough that polling status sees each pass's backlog
 CONVERGE_TIMEOUT_S = 90
@@ -26,20 +26,6 @@ CONVERGE_TIMEOUT_S = 90
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with cluster_with_repair_interval(tmp_path_factory.mktemp("ops"), REPAIR_INTERVAL_S) as local:
         yield local
-
-
-def missing_copies(cluster: LocalCluster, bucket: str, keys: list[str]) -> list[str]:
-    """Every replica of each object's record and of each of its blocks that is not present
-    and intact, as "key: where" lines (empty when all are fully replicated)."""
-    problems = []
-    for key in keys:
-        where = locate(cluster, bucket, key)
-        copies = [("record", r) for r in where["replicas"]]
-        copies += [(f"block {b['index']}", r) for b in where["blocks"] for r in b["replicas"]]
-        for what, copy in copies:
-            if not (copy["present"] and copy["intact"]) or copy.get("current") is False:
-                problems.append(f"{key}: {what} on {copy['node']} {copy['device']}")
-    return problems
 
 
 def write_objects(s3: Any, model: Model, bucket: str, prefix: str, count: int) -> list[str]:
