@@ -24,7 +24,7 @@ from edgestore.cli.connect import ClusterTarget, add_cluster_options, admin_requ
 from edgestore.cli.ring import add_device_options, device_spec
 from edgestore.cluster.ringstate import device_url_for
 
-__all__ = ["add_parser", "wait_for_convergence"]
+__all__ = ["add_parser", "backlog", "wait_for_convergence"]
 
 POLL_S = 1.0
 DEFAULT_WAIT_S = 1800.0
@@ -119,7 +119,7 @@ def _ring_text(ring: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _backlog(nodes: list[dict[str, Any]], version: int, ring_urls: set[str]) -> tuple[list[str], int, int, int]:
+def backlog(nodes: list[dict[str, Any]], version: int, ring_urls: set[str]) -> tuple[list[str], int, int, int]:
     """Nodes not yet settled on `version`, and the repair backlog and bytes moved so far.
     A node that is down blocks only if the ring names it: a node outside the ring holds
     nothing that is not also on the ring's devices (a drain never drops a copy before
@@ -137,8 +137,8 @@ def _backlog(nodes: list[dict[str, Any]], version: int, ring_urls: set[str]) -> 
         moved += int(repair.get("bytes_sent", 0))
         if node.get("ring_version", 0) < version:
             unsettled.append(f"{name} on v{node.get('ring_version')}")
-        elif repair.get("ring_version", 0) < version or repair.get("running"):
-            unsettled.append(f"{name} repairing")
+        elif repair.get("ring_version", 0) < version or repair.get("running") or repair.get("unreachable_peers"):
+            unsettled.append(f"{name} repairing")   # a pass that could not compare with every peer proves nothing
     return unsettled, out_of_sync, handoff, moved
 
 
@@ -157,7 +157,7 @@ def wait_for_convergence(target: ClusterTarget, version: int, timeout_s: float, 
         except CliError as exc:
             line = f"status unavailable: {exc}"
         else:
-            unsettled, out_of_sync, handoff, moved = _backlog(nodes, version, ring_urls)
+            unsettled, out_of_sync, handoff, moved = backlog(nodes, version, ring_urls)
             if not unsettled and out_of_sync == 0 and handoff == 0:
                 if not quiet:
                     print(f"[{time.monotonic() - started:5.0f} s] converged: {len(nodes)} nodes on ring "

@@ -11,6 +11,7 @@ from edgestore.cluster.join import join_cluster
 from edgestore.config import load_config
 from edgestore.errors import ConfigError, DeviceInUse
 from edgestore.node import run_node
+from edgestore.ring import RingError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,4 +33,8 @@ def serve(args: argparse.Namespace) -> int:
         asyncio.run(run_node(config))
     except (ConfigError, DeviceInUse) as exc:
         raise CliError(str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc.filename}: no such file (a new node gets the ring with --join URL)") from exc
+    except RingError as exc:
+        raise CliError(f"the ring file is unusable: {exc}") from exc
     return 0

@@ -158,6 +158,14 @@ def test_join_with_another_clusters_secret_is_refused(cluster: LocalCluster, tmp
     assert not (tmp_path / "ring").exists()
 
 
+def test_a_node_without_a_ring_is_told_to_join(tmp_path: Path) -> None:
+    conf = tmp_path / "node.toml"
+    conf.write_text('[node]\nid = "new"\nlisten = "127.0.0.1:1"\nring = "ring"\n'
+                    'cluster_secret = "0123456789abcdef0123"\n\n[[devices]]\nname = "d1"\npath = "d1"\n')
+    done = run_cli("serve", "--config", str(conf), timeout_s=60)
+    assert done.returncode == 2 and "--join URL" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_node_joins_under_load_and_takes_its_share(cluster: LocalCluster) -> None:
     s3 = make_s3(cluster.endpoint, *cluster.credentials)
     before = cli_json(cluster, "cluster", "show")
