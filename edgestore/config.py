@@ -24,7 +24,8 @@ from typing import Any
 
 from edgestore.errors import ConfigError
 
-__all__ = ["DeviceConfig", "NodeConfig", "RepairConfig", "TlsConfig", "Timeouts", "load_config", "parse_config"]
+__all__ = ["DeviceConfig", "GossipConfig", "NodeConfig", "RepairConfig", "TlsConfig", "Timeouts", "load_config",
+           "parse_config"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,15 @@ class RepairConfig:
     gc_interval_s: float = 3600.0
     gc_grace_s: float = 6 * 3600.0
     reclaim_age_s: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    """[gossip]: how often a node tells peers its ring version, to how many at most (chosen
+    at random each round when there are more), and when a silent non-ring node is forgotten."""
+    interval_s: float = 5.0
+    fanout: int = 8
+    member_expiry_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class NodeConfig:
     stale_upload_age_s: float = 7 * 24 * 3600
     stale_upload_interval_s: float = 3600
     repair: RepairConfig = field(default_factory=RepairConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig)
     # How often the object expirer deletes objects whose X-Delete-At has passed (reads hide
     # them from that second on anyway); Swift's expirer runs every 300 s too.
     object_expirer_interval_s: float = 300
@@ -164,7 +175,9 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
     store = raw.get("store", {})
     limits = raw.get("timeouts", {})
     repair = raw.get("repair", {})
-    for table, name, cls in ((limits, "timeouts", Timeouts), (repair, "repair", RepairConfig)):
+    gossip = raw.get("gossip", {})
+    for table, name, cls in ((limits, "timeouts", Timeouts), (repair, "repair", RepairConfig),
+                             (gossip, "gossip", GossipConfig)):
         unknown = set(table) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown keys in [{name}]: {', '.join(sorted(unknown))}")
@@ -196,6 +209,7 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         timeouts=Timeouts(**{k: _get(limits, k, float) for k in limits}),
         tls=tls,
         repair=RepairConfig(**{k: _get(repair, k, type(getattr(RepairConfig, k))) for k in repair}),
+        gossip=GossipConfig(**{k: _get(gossip, k, type(getattr(GossipConfig, k))) for k in gossip}),
         stale_upload_age_s=_get(raw.get("jobs", {}), "stale_upload_age_s", float, NodeConfig.stale_upload_age_s),
         stale_upload_interval_s=_get(raw.get("jobs", {}), "stale_upload_interval_s", float,
                                      NodeConfig.stale_upload_interval_s),

@@ -18,6 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from edgestore.api.admin import AdminGuard, admin_routes
 from edgestore.api.admin_cluster import cluster_routes
+from edgestore.api.admin_ring import ring_routes
 from edgestore.api.s3.auth import admin_check
 from edgestore.api.s3.context import S3Services
 from edgestore.api.s3.router import S3Api
@@ -25,7 +26,9 @@ from edgestore.api.swift.context import SwiftServices
 from edgestore.api.swift.router import SwiftApi, is_swift_request
 from edgestore.clock import HybridClock
 from edgestore.cluster.coordinator import Coordinator
+from edgestore.cluster.gossip import RingGossip, gossip_routes
 from edgestore.cluster.internal_api import internal_auth_middleware, internal_errors_middleware, internal_routes
+from edgestore.cluster.ringkeeper import RingKeeper
 from edgestore.cluster.ringstate import RingState, device_url_for
 from edgestore.cluster.rpc import InternalClient
 from edgestore.cluster.status import node_status
@@ -85,6 +88,10 @@ class Node:
                                         repair.concurrency)
         self.gc = GarbageCollector(self.coordinator, repair.gc_interval_s, repair.gc_grace_s, repair.reclaim_age_s)
         self.scrub = Scrub(self.coordinator, repair.scrub_interval_s, ByteRateLimiter(repair.scrub_bytes_per_s))
+        self.self_url = device_url_for(config.advertise_ip, config.advertise_port)
+        self.gossip = RingGossip(RingKeeper(self.ring_state), self.client, self.self_url, config.node_id,
+                                 config.peers, config.gossip.interval_s, config.gossip.fanout,
+                                 config.gossip.member_expiry_s)
         self.jobs = JobRunner([
             StaleUploads(list(self.devices.values()), uploads, config.stale_upload_age_s,
                          config.stale_upload_interval_s),
@@ -92,6 +99,7 @@ class Node:
             self.scrub,
             self.gc,
             ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
+            self.gossip,
         ])
 
     def app(self) -> web.Application:
@@ -103,12 +111,13 @@ class Node:
                           "auto_decompress": False},
         )
         app.router.add_routes(internal_routes(self.devices))
+        app.router.add_routes(gossip_routes(self.gossip))
         guard = AdminGuard(config.cluster_secret, admin_check(self.services))
         app.router.add_routes(admin_routes(config.node_id, self.ring_state, self.users, guard,
                                            sorted(self.devices), self.jobs))
-        self_url = device_url_for(config.advertise_ip, config.advertise_port)
-        app.router.add_routes(cluster_routes(self_url, self.coordinator, self.services.buckets, self.jobs, guard,
-                                             self.status))
+        app.router.add_routes(cluster_routes(self.self_url, self.coordinator, self.services.buckets, self.jobs, guard,
+                                             self.status, self.gossip.member_urls))
+        app.router.add_routes(ring_routes(self.gossip, guard))
         s3, swift = S3Api(self.services), SwiftApi(self.swift_services)
         app.on_response_prepare.append(swift.on_response_prepare)  # temp URLs' header rules
 

@@ -20,6 +20,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from edgestore.ring.devices import Device
 from edgestore.ring.errors import (
@@ -299,6 +300,20 @@ class RingBuilder:
         if changed:
             self._version += 1
         return RebalanceResult(moved=moved, balance=self.balance, version=self._version)
+
+    def describe(self) -> dict[str, Any]:
+        """The builder as operators read it, JSON-ready (`ring show --json`, the admin API)."""
+        parts = self.parts_by_device()
+        return {
+            "part_power": self._part_power,
+            "partitions": self.partitions,
+            "replicas": self._replicas,
+            "version": self._version,
+            "balance": self.balance,
+            "min_part_hours": self._min_part_hours,
+            "devices": [dict(dev.to_dict(), parts=parts[dev.id]) for dev in self._devs.values()],
+            "removed": list(self.removed_device_ids),
+        }
 
     def validate(self) -> None:
         """Re-check every invariant of a rebalanced builder; `RingValidationError` if one

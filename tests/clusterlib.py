@@ -183,6 +183,34 @@ class LocalCluster:
             time.sleep(0.1)
 
 
+    def add_node(self, join_index: int = 0, gossip_interval_s: float = 1.0) -> int:
+        """Start one more node next to the cluster, as an operator adds a Pi: its own config,
+        ring file, data directory and port, started with `serve --join` against node
+        `join_index`. Its devices are in no ring until `cluster add-device`; it is stopped
+        with the cluster. Returns its index (for url/node/kill/restart)."""
+        index = len(self.info["nodes"])
+        name = f"node{index + 1}"
+        port = free_port_range(1)
+        conf = self.data / "conf" / f"{name}.toml"
+        text = (f'[node]\nid = "{name}"\nlisten = "127.0.0.1:{port}"\nring = "{name}.ring"\n'
+                f'cluster_secret_file = "{self.data / "secret"}"\n\n'
+                f'[[devices]]\nname = "d1"\npath = "{self.data / name / "d1"}"\n\n'
+                f'[gossip]\ninterval_s = {float(gossip_interval_s)}\n')
+        if "--repair-interval" in self.extra:
+            text += f'\n[repair]\ninterval_s = {float(self.extra[self.extra.index("--repair-interval") + 1])}\n'
+        conf.write_text(text)
+        (self.data / name).mkdir(exist_ok=True)
+        url = f"http://127.0.0.1:{port}"
+        self.info["nodes"].append({
+            "id": name, "url": url, "pid": None, "data_dir": str(self.data / name),
+            "health_url": f"{url}/_admin/health", "config": str(conf), "log": str(self.data / "logs" / f"{name}.log"),
+            "command": [sys.executable, "-m", "edgestore", "serve", "--config", str(conf),
+                        "--join", self.url(join_index)],
+        })
+        self.restart(index)
+        return index
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

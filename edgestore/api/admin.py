@@ -18,7 +18,7 @@ from edgestore.jobs.runner import JobRunner
 from edgestore.model.users import InvalidUser, Users
 from edgestore.streams import BodyTooLarge, read_limited
 
-__all__ = ["admin_routes", "AdminGuard", "ADMIN_PREFIX", "job_request"]
+__all__ = ["admin_routes", "AdminGuard", "ADMIN_PREFIX", "job_request", "json_object"]
 
 ADMIN_PREFIX = "/_admin/"
 
@@ -30,13 +30,18 @@ def job_request(jobs: JobRunner, name: str, body: bytes) -> tuple[str, dict[str,
     """A job's name (404 if there is no such job) and its options from a JSON body (400)."""
     if name not in jobs.jobs:
         raise web.HTTPNotFound(text=f"no job {name!r}; jobs: {', '.join(sorted(jobs.jobs))}\n")
+    return name, json_object(body, "bad options")
+
+
+def json_object(body: bytes, what: str = "bad request") -> dict[str, Any]:
+    """A JSON object body (empty: {}); 400 for anything else."""
     try:
-        options = json.loads(body) if body.strip() else {}
+        value = json.loads(body) if body.strip() else {}
     except ValueError as exc:
-        raise web.HTTPBadRequest(text=f"bad options: {exc}\n") from exc
-    if not isinstance(options, dict):
-        raise web.HTTPBadRequest(text="bad options: options must be a JSON object\n")
-    return name, options
+        raise web.HTTPBadRequest(text=f"{what}: {exc}\n") from exc
+    if not isinstance(value, dict):
+        raise web.HTTPBadRequest(text=f"{what}: expected a JSON object\n")
+    return value
 
 
 class AdminGuard:

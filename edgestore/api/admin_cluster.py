@@ -35,8 +35,12 @@ def _node_urls(coordinator: Coordinator) -> list[str]:
 
 
 def cluster_routes(self_url: str, coordinator: Coordinator, buckets: Buckets, jobs: JobRunner,
-                   guard: AdminGuard, status: StatusFn) -> list[web.RouteDef]:
+                   guard: AdminGuard, status: StatusFn,
+                   node_urls: Callable[[], list[str]] | None = None) -> list[web.RouteDef]:
+    """`node_urls` lists every node to ask (default: the ring's; with gossip, also nodes
+    whose devices are not in the ring, such as one that joined or one draining)."""
     client = coordinator.client
+    nodes_of_cluster = node_urls or (lambda: _node_urls(coordinator))
 
     async def ask_node(url: str, method: str, path: str, payload: Any = None,
                        timeout_s: float = FAN_OUT_TIMEOUT_S) -> Any:
@@ -53,7 +57,7 @@ def cluster_routes(self_url: str, coordinator: Coordinator, buckets: Buckets, jo
                 return await call(url)
             except (ClusterError, StoreError, TimeoutError) as exc:
                 return {"url": url, "up": False, "error": str(exc)}
-        return list(await asyncio.gather(*(one(url) for url in _node_urls(coordinator))))
+        return list(await asyncio.gather(*(one(url) for url in nodes_of_cluster())))
 
     # -- this node, for peers ------------------------------------------------------
 

@@ -10,7 +10,7 @@ from edgestore.cli import CliError
 
 # Each module defines add_parser(subparsers), which registers its subcommand and sets
 # `func` (args -> exit code) as the parser default.
-SUBCOMMANDS = ["up", "serve", "ring", "user", "status", "repair", "bench"]  # repair also registers scrub and gc
+SUBCOMMANDS = ["up", "serve", "ring", "user", "status", "repair", "bench", "cluster"]  # repair also: scrub, gc
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from edgestore.ring import (
     save_builder,
 )
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "add_device_options", "device_spec"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -69,8 +69,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     builder = load_builder(args.file)
-    dev_id = builder.add_device(region=args.region, zone=args.zone, ip=args.ip,
-                                port=args.port, device=args.device, weight=args.weight)
+    dev_id = builder.add_device(**device_spec(args))
     save_builder(builder, args.file)
     print(dev_id)
     return 0
@@ -127,16 +126,7 @@ def _show(args: argparse.Namespace) -> int:
     parts = builder.parts_by_device()
     shares = builder.weight_shares()
     if args.json:
-        out: dict[str, Any] = {
-            "part_power": builder.part_power,
-            "partitions": builder.partitions,
-            "replicas": builder.replicas,
-            "version": builder.version,
-            "balance": builder.balance,
-            "min_part_hours": builder.min_part_hours,
-            "devices": [dict(dev.to_dict(), parts=parts[dev.id]) for dev in builder.devices],
-            "removed": list(builder.removed_device_ids),
-        }
+        out: dict[str, Any] = builder.describe()
         if args.parts:
             out["assignments"] = builder.assignments()
         _print_json(out)
@@ -195,6 +185,22 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """The options that describe a device (`ring add`, `cluster add-device`)."""
+    p.add_argument("--region", type=int, required=True, metavar="N")
+    p.add_argument("--zone", type=int, required=True, metavar="N")
+    p.add_argument("--ip", required=True, metavar="IP")
+    p.add_argument("--port", type=int, required=True, metavar="PORT")
+    p.add_argument("--device", required=True, metavar="NAME")
+    p.add_argument("--weight", type=float, required=True, metavar="W")
+
+
+def device_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The device those options describe, as `RingBuilder.add_device` takes it."""
+    return {"region": args.region, "zone": args.zone, "ip": args.ip, "port": args.port,
+            "device": args.device, "weight": args.weight}
+
+
 def add_parser(subparsers: Any) -> None:
     """Register `ring` and its subcommands on the main parser's subparsers."""
     ring = subparsers.add_parser("ring", help="build and inspect the ring file",
@@ -215,13 +221,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--min-part-hours", type=_non_negative_int, default=1, metavar="H",
                    help="hours before a moved partition may move again (default 1)")
 
-    p = command("add", _add, "add a device; prints its id")
-    p.add_argument("--region", type=int, required=True, metavar="N")
-    p.add_argument("--zone", type=int, required=True, metavar="N")
-    p.add_argument("--ip", required=True, metavar="IP")
-    p.add_argument("--port", type=int, required=True, metavar="PORT")
-    p.add_argument("--device", required=True, metavar="NAME")
-    p.add_argument("--weight", type=float, required=True, metavar="W")
+    add_device_options(command("add", _add, "add a device; prints its id"))
 
     p = command("set-weight", _set_weight, "change a device's weight")
     p.add_argument("id", type=int, metavar="ID")

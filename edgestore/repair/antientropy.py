@@ -44,6 +44,7 @@ def _key(device: Device) -> DeviceKey:
 @dataclass
 class RepairProgress(PassProgress):
     """What `status` shows of repair: the last finished pass and the one running."""
+    ring_version: int = 0     # the ring this pass placed partitions by
     # (partition, replica) pairs whose digests differed when last looked at; handoff
     # partitions still held. Both reach zero when everything is fully replicated.
     out_of_sync: int = 0
@@ -89,6 +90,7 @@ class AntiEntropy:
         ring = self._coordinator.ring_state.ring
         with running_pass(RepairProgress(), self.progress) as progress:
             self.progress = progress
+            progress.ring_version = ring.version
             for device in list(self._coordinator.local_devices.values()):
                 if device.replaced():
                     device.reopen()
