@@ -4,6 +4,7 @@ caller gets its prompt back once the mount is ready."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
@@ -97,11 +98,22 @@ def is_mounted(path: Path) -> bool:
         return any(len(f := line.split()) > 1 and f[1] == target for line in mounts)
 
 
+def _dead(path: Path) -> bool:
+    """A mount whose filesystem process is gone answers ENOTCONN."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False
+
+
 def _check(opts: MountOptions) -> None:
+    if is_mounted(opts.mountpoint):
+        if not _dead(opts.mountpoint):
+            raise MountError(f"{opts.mountpoint} is already mounted")
+        unmount(opts.mountpoint)  # what a killed mount left: take it away and mount again
     if not opts.mountpoint.is_dir():
         raise MountError(f"{opts.mountpoint} is not a directory")
-    if is_mounted(opts.mountpoint):
-        raise MountError(f"{opts.mountpoint} is already mounted")
     if opts.cache_size < MIN_CACHE:
         raise MountError(f"--cache-size must be at least {MIN_CACHE // MIB}M (two parts of an upload)")
     if not os.path.exists("/dev/fuse"):

@@ -224,3 +224,38 @@ def test_a_killed_mount_leaves_nothing_stuck_and_no_partial_object(cluster: Any,
     # The mount point is usable again.
     with edgestore_mount(cluster, bucket, home) as (mnt, _):
         assert sorted(os.listdir(mnt)) == ["done.txt"]
+
+
+def test_mounting_again_over_a_killed_mount_replaces_it(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    """As systemd's Restart= does after a crash: no `umount` needed first."""
+    with edgestore_mount(cluster, bucket, tmp_path / "first") as (mnt, proc):
+        (mnt / "kept").write_bytes(b"kept")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert mounted(mnt)  # dead, but still there
+        again = edgestore(*mount_command(cluster, bucket, mnt, tmp_path / "first")[3:])
+        try:
+            assert again.returncode == 0, again.stderr
+            assert (mnt / "kept").read_bytes() == b"kept"
+        finally:
+            assert edgestore("umount", str(mnt)).returncode == 0
+
+
+def test_the_fstab_helper_takes_the_options_mount8_passes(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    helper = Path(sys.executable).parent / "mount.edgestore"
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    options = ",".join(["rw", "_netdev", "nofail", "x-systemd.automount", "noatime",
+                        f"cluster={cluster.data / 'cluster.json'}", f"cache_dir={tmp_path / 'cache'}",
+                        "cache_size=64M", "ttl=2", f"log_file={tmp_path / 'mount.log'}"])
+    done = subprocess.run([str(helper), bucket, str(mnt), "-o", options], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        assert done.returncode == 0, done.stderr
+        line = next(line.split() for line in open("/proc/mounts") if line.split()[1] == str(mnt))
+        assert line[0] == f"edgestore:{bucket}" and line[2] == "fuse.edgestore" and "noatime" in line[3]
+        (mnt / "via-fstab").write_bytes(b"ok")
+        assert (mnt / "via-fstab").read_bytes() == b"ok"
+    finally:
+        if mounted(mnt):
+            assert edgestore("umount", str(mnt)).returncode == 0
