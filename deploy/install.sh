@@ -16,12 +16,12 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 need_apt=()
 python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v fusermount3 >/dev/null || need_apt+=(fuse3)   # `edgestore mount` (libfuse3)
 if [ "$with_tests" = 1 ]; then
   command -v curl >/dev/null || need_apt+=(curl)
   command -v openssl >/dev/null || need_apt+=(openssl)   # self-signed certificates for HTTPS tests
   # The third-party clients the suite drives, and FUSE for the mount tests.
   for tool in s3cmd rclone s3fs; do command -v $tool >/dev/null || need_apt+=($tool); done
-  command -v fusermount3 >/dev/null || need_apt+=(fuse3)
   command -v faketime >/dev/null || need_apt+=(faketime)   # a node with a lagging clock
   command -v ip >/dev/null || need_apt+=(iproute2)         # network namespaces: a real partition
 fi

@@ -3,6 +3,7 @@ down within a bounded time even when the filesystem process is stuck."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -10,6 +11,17 @@ import time
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 30.0
+
+
+def fuse_unusable() -> str | None:
+    """Why FUSE mounts cannot be made here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse does not exist"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not readable and writable by this user"
+    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
+        return "no fusermount3/fusermount (apt-get install fuse3)"
+    return None
 
 
 def mounted(path: Path) -> bool:

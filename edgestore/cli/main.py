@@ -10,7 +10,8 @@ from edgestore.cli import CliError
 
 # Each module defines add_parser(subparsers), which registers its subcommand and sets
 # `func` (args -> exit code) as the parser default.
-SUBCOMMANDS = ["up", "serve", "ring", "user", "status", "repair", "bench", "cluster"]  # repair also: scrub, gc
+# repair also registers scrub and gc; mount registers umount.
+SUBCOMMANDS = ["up", "serve", "ring", "user", "status", "repair", "bench", "cluster", "mount"]
 
 
 def build_parser() -> argparse.ArgumentParser:

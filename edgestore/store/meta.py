@@ -67,6 +67,28 @@ CREATE TABLE IF NOT EXISTS lost_blocks (   -- referenced here, but the file is m
 );
 """
 
+# Blocks an overwrite or a delete leaves unreferenced become GC candidates. ON CONFLICT DO
+# NOTHING, not INSERT OR IGNORE: the merge's UPSERT would impose its own conflict policy
+# (ABORT) on an OR clause in the trigger, failing every overwrite of an object whose blocks
+# are candidates already (a copy's, or repeated blocks). Recreated at every open, so that
+# databases made with the old triggers get these.
+_GC_TRIGGERS = """
+DROP TRIGGER IF EXISTS records_free_on_change;
+DROP TRIGGER IF EXISTS records_free_on_drop;
+CREATE TRIGGER records_free_on_change AFTER UPDATE ON records
+WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
+    INSERT INTO gc_candidates
+        SELECT json_extract(b.value, '$[0]'), NEW.ts FROM json_each(OLD.value, '$.blocks') AS b WHERE true
+        ON CONFLICT (block) DO NOTHING;
+END;
+CREATE TRIGGER records_free_on_drop AFTER DELETE ON records
+WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
+    INSERT INTO gc_candidates
+        SELECT json_extract(b.value, '$[0]'), OLD.ts FROM json_each(OLD.value, '$.blocks') AS b WHERE true
+        ON CONFLICT (block) DO NOTHING;
+END;
+"""
+
 # The digests and the triggers that keep them. XOR is (a | b) - (a & b): SQLite has no
 # XOR operator, and this form never overflows a signed 64-bit integer.
 _DIGESTS = """
@@ -92,16 +114,6 @@ CREATE TRIGGER IF NOT EXISTS records_digest_drop AFTER DELETE ON records BEGIN
     UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node,
         OLD.deleted)) - (digest & es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node, OLD.deleted))
     WHERE part = OLD.part;
-END;
-CREATE TRIGGER IF NOT EXISTS records_free_on_change AFTER UPDATE ON records
-WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
-    INSERT OR IGNORE INTO gc_candidates
-        SELECT json_extract(b.value, '$[0]'), NEW.ts FROM json_each(OLD.value, '$.blocks') AS b;
-END;
-CREATE TRIGGER IF NOT EXISTS records_free_on_drop AFTER DELETE ON records
-WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
-    INSERT OR IGNORE INTO gc_candidates
-        SELECT json_extract(b.value, '$[0]'), OLD.ts FROM json_each(OLD.value, '$.blocks') AS b;
 END;
 CREATE TRIGGER IF NOT EXISTS refs_digest_add AFTER INSERT ON block_refs BEGIN
     INSERT INTO part_digests VALUES (NEW.part, es_rowhash('b', NEW.block, NEW.ref), 1)
@@ -229,6 +241,7 @@ class MetaStore:
                     UNION ALL SELECT part, es_rowhash('l', block) FROM lost_blocks) GROUP BY part;
                 INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
                 COMMIT;""")
+        conn.executescript(f"BEGIN IMMEDIATE; {_GC_TRIGGERS} COMMIT;")
         return conn
 
     def close(self) -> None:

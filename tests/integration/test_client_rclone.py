@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import make_s3, unique_bucket_name
-from mounts import take_down, wait_mounted
+from mounts import fuse_unusable, take_down, wait_mounted
 
 RCLONE = shutil.which("rclone")
 if RCLONE is None:
@@ -248,17 +248,6 @@ def test_copy_of_a_40_mib_file_as_multipart(rclone: Rclone, rc_bucket: str, boto
 
 
 # -- rclone mount -------------------------------------------------------------------------
-
-
-def fuse_unusable() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse does not exist"
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return "/dev/fuse is not readable and writable by this user"
-    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        return "no fusermount3/fusermount (apt-get install fuse3)"
-    return None
-
 
 
 

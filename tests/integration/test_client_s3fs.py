@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import make_s3
-from mounts import take_down, wait_mounted
+from mounts import fuse_unusable, take_down, wait_mounted
 
 S3FS = shutil.which("s3fs")
 if S3FS is None:
@@ -35,17 +35,6 @@ MIB = 1024 * 1024
 # A file operation stuck in FUSE fails its test (and the fixture still unmounts) well before
 # the suite-wide 600 s.
 pytestmark = pytest.mark.timeout(180)
-
-
-def fuse_unusable() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse does not exist"
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return "/dev/fuse is not readable and writable by this user"
-    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        return "no fusermount (apt-get install fuse3)"
-    return None
-
 
 
 

@@ -40,6 +40,25 @@ def test_merge_keeps_the_newest_version_whatever_the_order(tmp_path: Path) -> No
     run(go())
 
 
+def test_overwrites_of_objects_whose_blocks_are_gc_candidates_already(tmp_path: Path) -> None:
+    """A block listed twice in one object, or already a candidate (a copy's), must not fail
+    the merge that frees it again."""
+    def blocks(name: str, ts: int, *ids: str) -> Record:
+        return Record("object", name, ts, "n1", False, {"size": 1, "blocks": [[b, 1] for b in ids]}, None)
+
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([(blocks("a/b/one", 1, "x", "x", "y"), 1), (blocks("a/b/two", 1, "y"), 1)])
+            await meta.merge([(blocks("a/b/one", 2, "z"), 1)])  # frees x (twice) and y
+            await meta.merge([(blocks("a/b/two", 2, "z"), 1)])  # frees y again
+            await meta.merge([(rec("a/b/one", 3, deleted=True), 1)])
+            assert sorted(await meta.gc_candidates(10)) == ["x", "y", "z"]
+        finally:
+            meta.close()
+    run(go())
+
+
 def test_inline_data_round_trips_and_survives_reopen(tmp_path: Path) -> None:
     async def go() -> None:
         meta = MetaStore(tmp_path / "meta.db")

@@ -1,0 +1,102 @@
+"""The mount's cache of attributes and directory listings: entries live for a short TTL, so
+changes made by other clients show up within it; the mount's own changes update it at once.
+Negative entries (no such name) are cached too. Opening a file re-validates it (close-to-open
+consistency), whatever the cache holds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .metadata import Attr
+
+__all__ = ["MetaCache", "parent_of", "drop_tree"]
+
+MAX_ENTRIES = 100_000
+
+
+def parent_of(path: str) -> tuple[str, str]:
+    """('/a/b', 'c') for '/a/b/c'; ('/', 'c') for '/c'."""
+    head, _, name = path.rpartition("/")
+    return head or "/", name
+
+
+def drop_tree(table: dict[str, Any], path: str) -> None:
+    """Remove the entries of ``path`` and of every path under it."""
+    below = path.rstrip("/") + "/"
+    for cached in [p for p in table if p == path or p.startswith(below)]:
+        del table[cached]
+
+
+class MetaCache:
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._attrs: dict[str, tuple[float, Attr | None]] = {}
+        self._listings: dict[str, tuple[float, dict[str, bool]]] = {}  # dir -> {name: is_dir}
+
+    def _fresh(self, stamp: float) -> bool:
+        return self._clock() - stamp < self.ttl_s
+
+    def _trim(self, table: dict[str, tuple[float, object]]) -> None:
+        if len(table) < MAX_ENTRIES:
+            return
+        for path in [p for p, (stamp, _) in table.items() if not self._fresh(stamp)]:
+            del table[path]
+        if len(table) >= MAX_ENTRIES:
+            table.clear()
+
+    # -- attributes -----------------------------------------------------------------------
+
+    def attr(self, path: str) -> tuple[bool, Attr | None]:
+        """(found, attr): found with None means the name is known not to exist."""
+        with self._lock:
+            entry = self._attrs.get(path)
+            if entry is None or not self._fresh(entry[0]):
+                return False, None
+            return True, entry[1].copy() if entry[1] else None
+
+    def put_attr(self, path: str, attr: Attr | None) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            self._trim(self._attrs)  # type: ignore[arg-type]
+            self._attrs[path] = (self._clock(), attr.copy() if attr else None)
+
+    def update_attr(self, path: str, attr: Attr | None) -> None:
+        """A change the mount made itself: cached even if the entry had expired."""
+        self.put_attr(path, attr)
+        parent, name = parent_of(path)
+        with self._lock:
+            listing = self._listings.get(parent)
+            if listing is not None and path != "/":
+                if attr is None:
+                    listing[1].pop(name, None)
+                else:
+                    listing[1][name] = attr.is_dir
+
+    # -- listings -------------------------------------------------------------------------
+
+    def listing(self, path: str) -> dict[str, bool] | None:
+        with self._lock:
+            entry = self._listings.get(path)
+            if entry is None or not self._fresh(entry[0]):
+                return None
+            return dict(entry[1])
+
+    def put_listing(self, path: str, names: dict[str, bool]) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            self._trim(self._listings)  # type: ignore[arg-type]
+            self._listings[path] = (self._clock(), dict(names))
+
+    def forget(self, path: str) -> None:
+        """Drop what is known of ``path``, of everything under it, and its parent's listing."""
+        with self._lock:
+            drop_tree(self._attrs, path)
+            drop_tree(self._listings, path)
+            self._listings.pop(parent_of(path)[0], None)

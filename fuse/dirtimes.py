@@ -1,0 +1,93 @@
+"""Directories' mtime and ctime, which change on every create, unlink and rename in them.
+
+The change is visible through the mount at once (an overlay on the directory's attributes)
+and written to the directory's ``dir/`` object a moment later, so that creating a thousand
+files in one directory rewrites its metadata once, not a thousand times. The root, and
+directories that are only prefixes, have no object: their times stay in the overlay."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from .cache import drop_tree
+from .metadata import Attr
+
+__all__ = ["DirTimes"]
+
+log = logging.getLogger("edgestore.fuse")
+
+
+class DirTimes:
+    def __init__(self, write: Callable[[str, int], bool], delay_s: float = 1.0) -> None:
+        """``write(path, ns)`` stores the time in the directory's object; False if it has none."""
+        self._write = write
+        self._delay_s = delay_s
+        self._pending: dict[str, int] = {}
+        self._kept: dict[str, int] = {}  # directories without an object of their own
+        self._lock = threading.Lock()
+        self.write_lock = threading.RLock()  # held while a directory's metadata is written
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="dirtimes", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def touch(self, path: str, ns: int) -> None:
+        with self._lock:
+            self._pending[path] = max(ns, self._pending.get(path, 0))
+
+    def overlay(self, path: str, attr: Attr) -> Attr:
+        with self._lock:
+            ns = max(self._pending.get(path, 0), self._kept.get(path, 0))
+        if ns > attr.mtime_ns:
+            attr = attr.copy()
+            attr.mtime_ns = ns
+            attr.ctime_ns = max(attr.ctime_ns, ns)
+        return attr
+
+    def take(self, path: str) -> int | None:
+        """Hand the time of ``path`` to a caller that writes the directory's metadata itself
+        (holding ``write_lock``, so that no background write of an older state follows)."""
+        with self._lock:
+            times = [t for t in (self._pending.pop(path, None), self._kept.pop(path, None)) if t]
+        return max(times) if times else None
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            drop_tree(self._pending, path)
+            drop_tree(self._kept, path)
+
+    def flush(self) -> None:
+        with self._lock:
+            paths = sorted(self._pending)
+        for path in paths:
+            with self.write_lock:
+                with self._lock:
+                    ns = self._pending.get(path)
+                if ns is None:
+                    continue  # taken by a metadata change meanwhile
+                try:
+                    stored = self._write(path, ns)
+                except Exception as exc:  # noqa: BLE001 - a failed metadata write is logged, never fatal
+                    log.warning("mtime of directory %s not stored: %s", path, exc)
+                    stored = False
+                with self._lock:
+                    if self._pending.get(path) == ns:  # (a newer change stays pending)
+                        del self._pending[path]
+                    if not stored:
+                        self._kept[path] = max(ns, self._kept.get(path, 0))
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._delay_s)
+            self.flush()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self.flush()

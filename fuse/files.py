@@ -1,0 +1,341 @@
+"""Open files: one ``OpenFile`` per file open in this mount (shared by all its handles),
+holding the changes in a sparse temporary file of the local cache until they are uploaded on
+flush, fsync or the last release.
+
+What the temporary file holds is tracked as byte ranges (``present``). Bytes outside them are
+read from the object as it was when opened (below ``remote_size``) or are zeros (a hole, or
+past the old end). Uploading fills the gaps first: a small file is one PUT; a large one is a
+multipart upload in which parts nobody wrote are server-side copies of the old object
+(UploadPartCopy), so appending to a large file uploads only its end. When the cache is over
+its size, a file being written from empty uploads its finished parts at once and frees them
+locally, so a file larger than the cache streams through it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import mimetypes
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .metadata import Attr
+from .ranges import RangeSet
+from .readahead import ReadAhead
+from .s3client import FileRegion, S3Client, S3Error
+
+__all__ = ["Tuning", "CacheBudget", "OpenFile", "Handle", "io_error"]
+
+log = logging.getLogger("edgestore.fuse")
+
+MIB = 1024 * 1024
+MIN_PART = 5 * MIB  # S3's smallest part but the last
+MAX_PARTS = 10_000
+FILL_CHUNK = 4 * MIB
+_FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def io_error(what: str, exc: Exception) -> OSError:
+    log.error("%s: %s", what, exc)
+    if isinstance(exc, S3Error) and exc.status in (401, 403):
+        return OSError(errno.EACCES, what)
+    if isinstance(exc, S3Error) and exc.code == "EntityTooLarge":
+        return OSError(errno.EFBIG, what)
+    return OSError(errno.EIO, what)
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """Give the disk blocks of a range back (the file keeps its size; the range reads as zeros)."""
+    if _libc.fallocate(fd, _FALLOC_PUNCH, ctypes.c_long(offset), ctypes.c_long(length)) != 0:
+        log.debug("fallocate(PUNCH_HOLE) failed: %s", os.strerror(ctypes.get_errno()))
+
+
+@dataclass(frozen=True)
+class Tuning:
+    part_size: int = 8 * MIB
+    readahead: int = 4 * MIB
+    cache_bytes: int = 1024 * MIB
+    cache_dir: str = "/tmp"
+
+    def part_size_for(self, size: int) -> int:
+        part = max(self.part_size, MIN_PART)
+        while size > part * MAX_PARTS:
+            part *= 2
+        return part
+
+
+class CacheBudget:
+    """Bytes the open files hold in the local cache, all files together."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def change(self, delta: int) -> bool:
+        """Account ``delta`` bytes; True while the cache is within its size."""
+        with self._lock:
+            self.used += delta
+            return self.used <= self.limit
+
+
+@dataclass
+class _Stream:
+    """A multipart upload started before the file was closed, because the cache was full."""
+
+    upload_id: str
+    part_size: int
+    etags: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return len(self.etags) * self.part_size
+
+
+class OpenFile:
+    def __init__(self, client: S3Client, key: str, attr: Attr, exists: bool, tuning: Tuning,
+                 budget: CacheBudget) -> None:
+        self.client, self.tuning, self.budget = client, tuning, budget
+        self.key: str | None = key  # None once unlinked: the handles keep the data, nothing is uploaded
+        self.attr = attr
+        self.remote_size = attr.size if exists else 0
+        self.exists = exists
+        self.dirty = not exists  # a new file is uploaded on its first flush, even empty
+        self.present = RangeSet()
+        self.lock = threading.RLock()
+        self.refs = 0
+        self._fd: int | None = None
+        self._held = 0  # bytes of `present`, as accounted in the budget
+        self._stream: _Stream | None = None
+
+    # -- the local copy -------------------------------------------------------------------
+
+    def _temp(self) -> int:
+        if self._fd is None:
+            try:  # a file with no name: nothing is left behind if the mount dies
+                self._fd = os.open(self.tuning.cache_dir, os.O_RDWR | os.O_TMPFILE, 0o600)
+            except OSError:
+                fd, name = tempfile.mkstemp(dir=self.tuning.cache_dir)
+                os.unlink(name)
+                self._fd = fd
+        return self._fd
+
+    def _account(self) -> bool:
+        held = self.present.total()
+        ok = self.budget.change(held - self._held)
+        self._held = held
+        return ok
+
+    def _fetch(self, start: int, length: int) -> bytes:
+        assert self.key is not None
+        return self.client.get(self.key, start, length)
+
+    def _fill(self, start: int, end: int) -> None:
+        """Copy what the object holds of [start, end) into the local file, where it is missing."""
+        fd = self._temp()
+        for gap_start, gap_end in self.present.missing(start, min(end, self.remote_size)):
+            for pos in range(gap_start, gap_end, FILL_CHUNK):
+                data = self._fetch(pos, min(FILL_CHUNK, gap_end - pos))
+                os.pwrite(fd, data, pos)
+                self.present.add(pos, pos + len(data))
+                if len(data) < min(FILL_CHUNK, gap_end - pos):
+                    raise OSError(errno.EIO, f"{self.key} is shorter than it was when opened")
+        self._account()
+
+    def _check_streamed(self, start: int, end: int) -> None:
+        """Parts already uploaded by a started stream and freed locally cannot be read or changed."""
+        if self._stream and start < self._stream.done and not self.present.covers(start, min(end, self._stream.done)):
+            raise OSError(errno.EIO, "that part of the file was already uploaded and freed from the cache "
+                                     "(files larger than the cache must be written sequentially)")
+
+    # -- reads and writes -----------------------------------------------------------------
+
+    def read(self, offset: int, size: int, ahead: ReadAhead) -> bytes:
+        with self.lock:
+            end = min(offset + size, self.attr.size)
+            if offset >= end:
+                return b""
+            if self._fd is None:
+                if self.key is None:
+                    return bytes(end - offset)
+                return ahead.read(self._fetch, offset, end - offset, min(self.attr.size, self.remote_size))
+            self._check_streamed(offset, end)
+            out = bytearray(os.pread(self._fd, end - offset, offset).ljust(end - offset, b"\0"))
+            for gap_start, gap_end in self.present.missing(offset, min(end, self.remote_size)):
+                if self.key is None:
+                    continue
+                piece = ahead.read(self._fetch, gap_start, gap_end - gap_start, self.remote_size)
+                out[gap_start - offset:gap_start - offset + len(piece)] = piece
+            return bytes(out)
+
+    def write(self, data: bytes, offset: int) -> int:
+        with self.lock:
+            end = offset + len(data)
+            if self._stream and offset < self._stream.done:
+                self._check_streamed(offset, end)
+                # An uploaded part changes: upload it again (same part numbers) from here on.
+                del self._stream.etags[offset // self._stream.part_size:]
+            os.pwrite(self._temp(), data, offset)
+            self.present.add(offset, end)
+            now = time.time_ns()
+            self.attr.size = max(self.attr.size, end)
+            self.attr.mtime_ns = self.attr.ctime_ns = now
+            self.dirty = True
+            if not self._account():
+                self._relieve()
+            return len(data)
+
+    def truncate(self, length: int) -> None:
+        with self.lock:
+            if length == self.attr.size and not self.dirty:
+                return
+            if self._stream:
+                if length < self._stream.done:
+                    self._check_streamed(0, length)
+                    del self._stream.etags[length // self._stream.part_size:]
+            os.ftruncate(self._temp(), length)
+            self.present.clip(length)
+            self.remote_size = min(self.remote_size, length)
+            self.attr.size = length
+            self.attr.mtime_ns = self.attr.ctime_ns = time.time_ns()
+            self.dirty = True
+            self._account()
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = self.attr.meta_headers()
+        if not self.attr.content_type and self.key:
+            headers["Content-Type"] = mimetypes.guess_type(self.key)[0] or "application/octet-stream"
+        return headers
+
+    def _relieve(self) -> None:
+        """The cache is full: if this file is written from empty, upload its finished parts and free them."""
+        if self.key is None or self.remote_size > 0:
+            return  # a change to an existing object needs its old bytes: the cache overflows instead
+        if self._stream is None:
+            part = self.tuning.part_size_for(0)
+            if self.attr.size < 2 * part:
+                return
+            self._stream = _Stream(self.client.create_multipart(self.key, self._headers()), part)
+            log.info("%s: cache full, uploading while writing (upload %s)", self.key, self._stream.upload_id)
+        stream, fd = self._stream, self._temp()
+        frontier = max((e for _, e in self.present), default=0)
+        while stream.done + stream.part_size < frontier:  # the part after the last write stays local
+            start = stream.done
+            if not self.present.covers(start, start + stream.part_size):
+                break  # a hole not written yet: maybe it still will be
+            try:
+                etag = self.client.upload_part(self.key, stream.upload_id, len(stream.etags) + 1,
+                                               FileRegion(fd, start, stream.part_size))
+            except S3Error as exc:
+                raise io_error(f"upload of {self.key}", exc) from exc
+            stream.etags.append(etag)
+            punch_hole(fd, start, stream.part_size)
+            self.present.remove(start, start + stream.part_size)
+        self._account()
+
+    def upload(self) -> None:
+        """Make the object hold what the file holds now (flush, fsync, release)."""
+        with self.lock:
+            if not self.dirty or self.key is None:
+                return
+            key, size = self.key, self.attr.size
+            try:
+                if self._stream:
+                    etag = self._finish_stream(key, size)
+                elif size <= self.tuning.part_size:
+                    self._fill(0, size)
+                    body = FileRegion(self._temp(), 0, size) if size else b""
+                    etag = self.client.put(key, body, self._headers())
+                else:
+                    etag = self._multipart(key, size)
+            except S3Error as exc:
+                raise io_error(f"upload of {key}", exc) from exc
+            self.attr.etag = etag
+            self.remote_size, self.exists, self.dirty = size, True, False
+
+    def _finish_stream(self, key: str, size: int) -> str:
+        stream = self._stream
+        assert stream is not None
+        fd = self._temp()
+        for start in range(stream.done, size, stream.part_size):
+            length = min(stream.part_size, size - start)
+            stream.etags.append(self.client.upload_part(key, stream.upload_id, len(stream.etags) + 1,
+                                                        FileRegion(fd, start, length)))
+        self.client.complete_multipart(key, stream.upload_id, stream.etags)
+        self._stream = None
+        head = self.client.head(key)
+        return head.etag if head else ""
+
+    def _multipart(self, key: str, size: int) -> str:
+        part = self.tuning.part_size_for(size)
+        upload_id = self.client.create_multipart(key, self._headers())
+        etags: list[str] = []
+        try:
+            for number, start in enumerate(range(0, size, part), start=1):
+                end = min(start + part, size)
+                untouched = end <= self.remote_size and self.present.missing(start, end) == [(start, end)]
+                if untouched and self.attr.etag:
+                    etags.append(self.client.upload_part_copy(key, upload_id, number, key, start, end,
+                                                              self.attr.etag))
+                    continue
+                self._fill(start, end)
+                etags.append(self.client.upload_part(key, upload_id, number, FileRegion(self._temp(), start,
+                                                                                        end - start)))
+            self.client.complete_multipart(key, upload_id, etags)
+        except BaseException:
+            try:
+                self.client.abort_multipart(key, upload_id)
+            except S3Error as exc:
+                log.warning("abort of upload %s of %s: %s", upload_id, key, exc)
+            raise
+        head = self.client.head(key)
+        return head.etag if head else ""
+
+    # -- unlink and close -----------------------------------------------------------------
+
+    def detach(self) -> None:
+        """The name is going away while handles are open: keep the bytes locally for them."""
+        with self.lock:
+            if self.key is not None and self.attr.size:
+                try:
+                    if self._stream:
+                        self._abort_stream()
+                    else:
+                        self._fill(0, self.attr.size)
+                except (S3Error, OSError) as exc:
+                    log.warning("keeping unlinked %s for its open handles: %s", self.key, exc)
+            self.key, self.dirty = None, False
+
+    def _abort_stream(self) -> None:
+        if self._stream and self.key:
+            try:
+                self.client.abort_multipart(self.key, self._stream.upload_id)
+            except S3Error as exc:
+                log.warning("abort of upload %s of %s: %s", self._stream.upload_id, self.key, exc)
+        self._stream = None
+
+    def close(self) -> None:
+        """The last handle is gone: free the local copy (after the caller's last upload)."""
+        with self.lock:
+            self._abort_stream()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self.present = RangeSet()
+            self._account()
+
+
+@dataclass
+class Handle:
+    """One open(2): the shared file, the flags it was opened with, its own read-ahead."""
+
+    file: OpenFile
+    flags: int
+    ahead: ReadAhead

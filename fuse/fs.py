@@ -1,0 +1,589 @@
+"""The filesystem: mfusepy operations over one bucket, a path ``/a/b`` being the key ``a/b``
+and a directory ``/a`` the key ``a/`` (or just the prefix, when no such object exists).
+
+The kernel enforces permissions from the modes we report (``default_permissions``) and, from
+our lookups, that a name is either a file or a directory. Attributes and listings come from
+the cache (a short TTL); opening a file always asks the server again (close-to-open)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import logging
+import mimetypes
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import mfusepy
+
+from .cache import MetaCache, parent_of
+from .dirtimes import DirTimes
+from .files import CacheBudget, Handle, OpenFile, Tuning, io_error
+from .metadata import DIR_CONTENT_TYPE, Attr, Defaults, attr_from_meta, implicit_dir
+from .readahead import ReadAhead
+from .s3client import S3Client, S3Error
+from .space import ClusterSpace
+
+__all__ = ["EdgeFS"]
+
+log = logging.getLogger("edgestore.fuse")
+
+NAME_MAX = 255
+KEY_MAX = 1024
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+RENAME_WORKERS = 8
+S3FS_OLD_DIR_SUFFIX = "_$folder$"
+# libfuse renames a file unlinked while open to this, and unlinks that at the last close:
+# such names live only in this mount (the object is deleted at once).
+HIDDEN_PREFIX = ".fuse_hidden"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def s3_errors(func: F) -> F:
+    """An S3 failure inside an operation answers EIO (EACCES for a refusal), logged once."""
+
+    @functools.wraps(func)
+    def wrapper(self: EdgeFS, *args: Any) -> Any:
+        try:
+            return func(self, *args)
+        except S3Error as exc:
+            raise io_error(f"{func.__name__}{args[:1]}", exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_name(path: str) -> None:
+    if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
+        raise _fail(errno.ENAMETOOLONG)
+    if len(path.encode("utf-8", "surrogateescape")) > KEY_MAX:
+        raise _fail(errno.ENAMETOOLONG)
+
+
+def _key(path: str) -> str:
+    return path[1:]
+
+
+def _prefix(path: str) -> str:
+    return "" if path == "/" else path[1:] + "/"
+
+
+class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
+    use_ns = True  # times in nanoseconds, both ways
+
+    def __init__(self, client: S3Client, tuning: Tuning, ttl_s: float = 1.0, defaults: Defaults | None = None,
+                 space: ClusterSpace | None = None, dir_time_delay_s: float = 1.0) -> None:
+        self.client = client
+        self.tuning = tuning
+        self.defaults = defaults or Defaults(os.getuid(), os.getgid(), time_ns=time.time_ns())
+        self.cache = MetaCache(ttl_s)
+        self.space = space or ClusterSpace(None)
+        self.budget = CacheBudget(tuning.cache_bytes)
+        self.dirtimes = DirTimes(self._store_dir_time, dir_time_delay_s)
+        self._root = implicit_dir(self.defaults)
+        self._files: dict[str, OpenFile] = {}
+        self._handles: dict[int, Handle] = {}
+        self._fh = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def init(self, path: str) -> None:
+        self.dirtimes.start()
+
+    def destroy(self, path: str) -> None:
+        self.dirtimes.stop()
+        with self._lock:
+            files = list(self._files.values())
+        for of in files:
+            try:
+                of.upload()
+            except OSError as exc:
+                log.error("unmounted with %s not uploaded: %s", of.key, exc)
+        self.client.close()
+
+    # -- looking things up ----------------------------------------------------------------
+
+    def _context_owner(self) -> tuple[int, int]:
+        uid, gid, _ = mfusepy.fuse_get_context()
+        return uid, gid
+
+    def _attr_of_head(self, key: str, head: Any) -> Attr:
+        return attr_from_meta(key, head.meta, head.size, head.last_modified_ns, head.content_type, head.etag,
+                              self.defaults)
+
+    def _fetch(self, path: str, hint_dir: bool | None = None) -> Attr | None:
+        """What the server has at ``path``: a file (``key``), a directory object (``key/``), keys
+        under the prefix (an implicit directory), or nothing."""
+        key = _key(path)
+        if hint_dir is not True:
+            head = self.client.head(key)
+            if head is not None:
+                return self._attr_of_head(key, head)
+        head = self.client.head(key + "/")
+        if head is not None:
+            return self._attr_of_head(key + "/", head)
+        page = self.client.list_page(key + "/", None, max_keys=1)
+        if page.entries or page.prefixes:
+            return implicit_dir(self.defaults)
+        return None
+
+    def _lookup(self, path: str) -> Attr | None:
+        if path == "/":
+            return self.dirtimes.overlay(path, self._root)
+        with self._lock:
+            of = self._files.get(path)
+            if of is not None:
+                return of.attr.copy()
+        found, attr = self.cache.attr(path)
+        if not found:
+            parent, name = parent_of(path)
+            listing = self.cache.listing(parent)
+            if listing is not None and name not in listing:
+                attr = None
+            else:
+                attr = self._fetch(path, listing.get(name) if listing else None)
+            self.cache.put_attr(path, attr)
+        if attr is not None and attr.is_dir:
+            attr = self.dirtimes.overlay(path, attr)
+        return attr
+
+    def _need(self, path: str) -> Attr:
+        attr = self._lookup(path)
+        if attr is None:
+            raise _fail(errno.ENOENT)
+        return attr
+
+    def _touch_parent(self, path: str, ns: int) -> None:
+        self.dirtimes.touch(parent_of(path)[0], ns)
+
+    @s3_errors
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
+        if fh is not None and fh in self._handles:
+            return self._handles[fh].file.attr.stat()
+        if path is None:
+            raise _fail(errno.ENOENT)
+        _check_name(path)
+        return self._need(path).stat()
+
+    # -- directories ----------------------------------------------------------------------
+
+    def _listing(self, path: str) -> dict[str, bool]:
+        names = self.cache.listing(path)
+        if names is None:
+            prefix = _prefix(path)
+            names = {}
+            for page in self.client.list_all(prefix):
+                for entry in page.entries:
+                    name = entry.key[len(prefix):]
+                    if name.endswith(S3FS_OLD_DIR_SUFFIX):
+                        names[name[:-len(S3FS_OLD_DIR_SUFFIX)]] = True
+                    elif name and name not in (".", ".."):
+                        names.setdefault(name, False)
+                for sub in page.prefixes:
+                    name = sub[len(prefix):].rstrip("/")
+                    if name and "/" not in name and name not in (".", ".."):
+                        names[name] = True  # a directory wins over a file of the same name
+            self.cache.put_listing(path, names)
+        below = "/" if path == "/" else path + "/"
+        with self._lock:
+            for open_path in self._files:
+                name = open_path[len(below):]
+                if open_path.startswith(below) and "/" not in name and not name.startswith(HIDDEN_PREFIX):
+                    names[name] = False
+        return names
+
+    @s3_errors
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *sorted(self._listing(path))]
+
+    @s3_errors
+    def mkdir(self, path: str, mode: int) -> None:
+        _check_name(path)
+        uid, gid = self._context_owner()
+        now = time.time_ns()
+        attr = Attr(stat.S_IFDIR | stat.S_IMODE(mode), uid, gid, 0, now, now, now, DIR_CONTENT_TYPE)
+        self.client.put(_prefix(path), b"", attr.meta_headers())
+        self.cache.update_attr(path, attr)
+        self.cache.put_listing(path, {})
+        self._touch_parent(path, now)
+
+    def _has_children(self, path: str) -> bool:
+        below = path + "/"
+        with self._lock:
+            if any(p.startswith(below) for p in self._files):
+                return True
+        prefix = _prefix(path)
+        page = self.client.list_page(prefix, None, max_keys=2)
+        return any(e.key != prefix for e in page.entries) or bool(page.prefixes)
+
+    @s3_errors
+    def rmdir(self, path: str) -> None:
+        attr = self._need(path)
+        if not attr.is_dir:
+            raise _fail(errno.ENOTDIR)
+        if self._has_children(path):
+            raise _fail(errno.ENOTEMPTY)
+        self.client.delete(_prefix(path))
+        self.cache.forget(path)
+        self.cache.update_attr(path, None)
+        self.dirtimes.forget(path)
+        self._touch_parent(path, time.time_ns())
+
+    def _store_dir_time(self, path: str, ns: int) -> bool:
+        """DirTimes' writer: the directory object's metadata with the new mtime and ctime."""
+        if path == "/":
+            return False
+        attr = self._lookup(path)
+        if attr is None or not attr.is_dir or not attr.explicit:
+            return False
+        attr.mtime_ns, attr.ctime_ns = max(attr.mtime_ns, ns), max(attr.ctime_ns, ns)
+        key = _prefix(path)
+        self.client.copy(key, key, attr.meta_headers())
+        self.cache.update_attr(path, attr)
+        return True
+
+    # -- files ----------------------------------------------------------------------------
+
+    def _new_handle(self, of: OpenFile, flags: int) -> int:
+        with self._lock:
+            of.refs += 1
+            fh = next(self._fh)
+            self._handles[fh] = Handle(of, flags, ReadAhead(self.tuning.readahead))
+            return fh
+
+    @s3_errors
+    def create(self, path: str, mode: int, flags: int) -> int:
+        _check_name(path)
+        uid, gid = self._context_owner()
+        now = time.time_ns()
+        attr = Attr(stat.S_IFREG | stat.S_IMODE(mode), uid, gid, 0, now, now, now,
+                    mimetypes.guess_type(path)[0] or "application/octet-stream")
+        with self._lock:
+            if path in self._files and flags & os.O_EXCL:
+                raise _fail(errno.EEXIST)
+            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget)
+            self._files[path] = of
+        self.cache.update_attr(path, attr)
+        self._touch_parent(path, now)
+        return self._new_handle(of, flags)
+
+    def _open_file(self, path: str) -> OpenFile:
+        """The file open at ``path``, or a new one from what the server says now (not the cache)."""
+        with self._lock:
+            of = self._files.get(path)
+        if of is None:
+            head = self.client.head(_key(path))
+            if head is None:
+                self.cache.forget(path)
+                attr = self._lookup(path)
+                raise _fail(errno.EISDIR if attr is not None and attr.is_dir else errno.ENOENT)
+            attr = self._attr_of_head(_key(path), head)
+            if attr.is_dir:
+                raise _fail(errno.EISDIR)
+            self.cache.update_attr(path, attr)
+            with self._lock:
+                of = self._files.setdefault(path, OpenFile(self.client, _key(path), attr, True, self.tuning,
+                                                           self.budget))
+        return of
+
+    @s3_errors
+    def open(self, path: str, flags: int) -> int:
+        of = self._open_file(path)
+        fh = self._new_handle(of, flags)
+        if flags & os.O_TRUNC and of.attr.size:
+            of.truncate(0)
+        return fh
+
+    def _handle(self, fh: int) -> Handle:
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise _fail(errno.EBADF)
+        return handle
+
+    @s3_errors
+    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+        handle = self._handle(fh)
+        return handle.file.read(offset, size, handle.ahead)
+
+    @s3_errors
+    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+        handle = self._handle(fh)
+        with handle.file.lock:
+            if handle.flags & os.O_APPEND:
+                offset = handle.file.attr.size
+            return handle.file.write(data, offset)
+
+    @s3_errors
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> None:
+        if fh is not None and fh in self._handles:
+            self._handles[fh].file.truncate(length)
+            return
+        if path is None:
+            raise _fail(errno.ENOENT)
+        of = self._open_file(path)
+        with self._lock:
+            of.refs += 1
+        try:
+            of.truncate(length)
+            of.upload()
+        finally:
+            self._drop_ref(path, of)
+
+    def _sync(self, path: str | None, fh: int) -> None:
+        of = self._handle(fh).file
+        of.upload()
+        if of.key is not None:
+            self.cache.update_attr("/" + of.key, of.attr)
+
+    @s3_errors
+    def flush(self, path: str | None, fh: int) -> None:
+        self._sync(path, fh)
+
+    @s3_errors
+    def fsync(self, path: str | None, datasync: int, fh: int) -> None:
+        self._sync(path, fh)
+
+    def _drop_ref(self, path: str | None, of: OpenFile) -> None:
+        with self._lock:
+            of.refs -= 1
+            last = of.refs == 0
+            if last:
+                for open_path in [p for p, f in self._files.items() if f is of]:
+                    del self._files[open_path]
+        if last:
+            try:
+                of.upload()
+            finally:
+                of.close()
+            if of.key is not None:
+                self.cache.update_attr("/" + of.key, of.attr)
+
+    @s3_errors
+    def release(self, path: str | None, fh: int) -> None:
+        with self._lock:
+            handle = self._handles.pop(fh, None)
+        if handle is not None:
+            self._drop_ref(path, handle.file)
+
+    @s3_errors
+    def unlink(self, path: str) -> None:
+        attr = self._need(path)
+        if attr.is_dir:
+            raise _fail(errno.EISDIR)
+        with self._lock:
+            of = self._files.pop(path, None)
+        exists = of.exists and of.key is not None if of is not None else True
+        if of is not None:
+            of.detach()
+        if exists:
+            self.client.delete(_key(path))
+        self.cache.update_attr(path, None)
+        if of is None or exists:
+            self._touch_parent(path, time.time_ns())
+
+    def _hide(self, path: str, hidden: str) -> None:
+        """Unlink of an open file: the object goes now; the handles keep the local copy under
+        the hidden name (so fstat still answers) until the last close."""
+        with self._lock:
+            of = self._files.pop(path)
+            self._files[hidden] = of
+        exists = of.exists
+        of.detach()
+        if exists:
+            self.client.delete(_key(path))
+        self.cache.update_attr(path, None)
+        self._touch_parent(path, time.time_ns())
+
+    # -- rename ---------------------------------------------------------------------------
+
+    @s3_errors
+    def rename(self, old: str, new: str) -> None:
+        _check_name(new)
+        if parent_of(new)[1].startswith(HIDDEN_PREFIX) and old in self._files:
+            self._hide(old, new)
+            return
+        src = self._need(old)
+        dst = self._lookup(new)
+        if src.is_dir:
+            if dst is not None and not dst.is_dir:
+                raise _fail(errno.ENOTDIR)
+            if dst is not None and self._has_children(new):
+                raise _fail(errno.ENOTEMPTY)
+            self._rename_dir(old, new, src)
+        else:
+            if dst is not None and dst.is_dir:
+                raise _fail(errno.EISDIR)
+            self._rename_file(old, new, src)
+        now = time.time_ns()
+        self._touch_parent(old, now)
+        self._touch_parent(new, now)
+
+    def _rename_file(self, old: str, new: str, attr: Attr) -> None:
+        with self._lock:
+            of = self._files.get(old)
+            replaced = self._files.pop(new, None)
+        if of is not None:
+            of.upload()  # the new name gets what the file holds now
+            attr = of.attr.copy()
+        if replaced is not None:
+            replaced.detach()
+        attr.ctime_ns = time.time_ns()
+        self.client.copy(_key(old), _key(new), attr.meta_headers())
+        self.client.delete(_key(old))
+        with self._lock:
+            if of is not None and self._files.get(old) is of:
+                del self._files[old]
+                self._files[new] = of
+                of.key = _key(new)
+                of.attr.ctime_ns = attr.ctime_ns
+        self.cache.update_attr(old, None)
+        self.cache.update_attr(new, attr)
+
+    def _rename_dir(self, old: str, new: str, attr: Attr) -> None:
+        """Every key under the old prefix is copied, then the old ones deleted; if a copy fails,
+        the copies made are deleted and the old directory is left as it was."""
+        below = old + "/"
+        with self._lock:
+            moving = [f for p, f in self._files.items() if p.startswith(below)]
+        for of in moving:
+            of.upload()
+        src_prefix, dst_prefix = _prefix(old), _prefix(new)
+        keys = [e.key for page in self.client.list_all(src_prefix, None) for e in page.entries]
+        if len(dst_prefix + max((k[len(src_prefix):] for k in keys), key=len, default="")) > KEY_MAX:
+            raise _fail(errno.ENAMETOOLONG)
+        copied: list[str] = []
+        failure: Exception | None = None
+
+        def copy_one(key: str) -> str:
+            self.client.copy(key, dst_prefix + key[len(src_prefix):])
+            return dst_prefix + key[len(src_prefix):]
+
+        with ThreadPoolExecutor(RENAME_WORKERS) as pool:
+            for future in [pool.submit(copy_one, k) for k in keys]:
+                try:
+                    copied.append(future.result())
+                except S3Error as exc:
+                    failure = failure or exc
+        if src_prefix not in keys:  # an implicit directory becomes an explicit one under its new name
+            try:
+                self.client.put(dst_prefix, b"", attr.meta_headers())
+                copied.append(dst_prefix)
+            except S3Error as exc:
+                failure = failure or exc
+        if failure is not None:
+            self.client.delete_many(copied)
+            raise io_error(f"rename of {old} to {new}", failure)
+        left = self.client.delete_many(keys)
+        if left:
+            log.error("rename of %s: %d old keys could not be deleted", old, len(left))
+        with self._lock:
+            for open_path in [p for p in self._files if p.startswith(below)]:
+                of = self._files.pop(open_path)
+                moved = new + open_path[len(old):]
+                self._files[moved] = of
+                of.key = _key(moved)
+        for path in (old, new):
+            self.cache.forget(path)
+            self.dirtimes.forget(path)
+        self.cache.update_attr(old, None)
+
+    # -- links and metadata ---------------------------------------------------------------
+
+    @s3_errors
+    def symlink(self, path: str, target: str) -> None:
+        _check_name(path)
+        uid, gid = self._context_owner()
+        now = time.time_ns()
+        body = target.encode("utf-8", "surrogateescape")
+        attr = Attr(stat.S_IFLNK | 0o777, uid, gid, len(body), now, now, now, "application/octet-stream")
+        attr.etag = self.client.put(_key(path), body, attr.meta_headers())
+        self.cache.update_attr(path, attr)
+        self._touch_parent(path, now)
+
+    @s3_errors
+    def readlink(self, path: str) -> str:
+        attr = self._need(path)
+        if not attr.is_link:
+            raise _fail(errno.EINVAL)
+        return self.client.get(_key(path)).decode("utf-8", "surrogateescape")
+
+    def _change(self, path: str, change: Callable[[Attr], None]) -> None:
+        """Apply ``change`` to the attributes of ``path`` and store them (CopyObject onto itself)."""
+        with self._lock:
+            of = self._files.get(path)
+        if of is not None:
+            with of.lock:
+                change(of.attr)
+                of.attr.ctime_ns = time.time_ns()
+                if of.exists and not of.dirty:
+                    self.client.copy(_key(path), _key(path), of.attr.meta_headers())
+                self.cache.update_attr(path, of.attr)
+            return
+        with self.dirtimes.write_lock:
+            attr = self._need(path)  # a directory's pending mtime included
+            if attr.is_dir:
+                self.dirtimes.take(path)
+            change(attr)
+            attr.ctime_ns = time.time_ns()
+            if path == "/":
+                self._root = attr
+            elif attr.is_dir and attr.explicit:
+                self.client.copy(_prefix(path), _prefix(path), attr.meta_headers())
+            elif attr.is_dir:
+                self.client.put(_prefix(path), b"", attr.meta_headers())
+                attr.explicit = True
+            else:
+                self.client.copy(_key(path), _key(path), attr.meta_headers())
+            if path != "/":
+                self.cache.update_attr(path, attr)
+
+    @s3_errors
+    def chmod(self, path: str, mode: int) -> None:
+        def change(attr: Attr) -> None:
+            attr.mode = stat.S_IFMT(attr.mode) | stat.S_IMODE(mode)
+
+        self._change(path, change)
+
+    @s3_errors
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        def change(attr: Attr) -> None:
+            if uid != -1:
+                attr.uid = uid
+            if gid != -1:
+                attr.gid = gid
+
+        self._change(path, change)
+
+    @s3_errors
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        now = time.time_ns()
+        atime, mtime = times if times is not None else (UTIME_NOW, UTIME_NOW)
+
+        def change(attr: Attr) -> None:
+            if atime != UTIME_OMIT:
+                attr.atime_ns = now if atime == UTIME_NOW else atime
+            if mtime != UTIME_OMIT:
+                attr.mtime_ns = now if mtime == UTIME_NOW else mtime
+
+        self._change(path, change)
+
+    # -- the filesystem -------------------------------------------------------------------
+
+    def statfs(self, path: str) -> dict[str, int]:
+        total, free = self.space.get()
+        block = 4096
+        return {"f_bsize": block, "f_frsize": block, "f_blocks": total // block, "f_bfree": free // block,
+                "f_bavail": free // block, "f_files": 1 << 32, "f_ffree": 1 << 32, "f_favail": 1 << 32,
+                "f_namemax": NAME_MAX}

@@ -1,0 +1,261 @@
+"""`edgestore mount` as a whole: the daemon and `edgestore umount`, a file larger than the
+cache streamed both ways in bounded memory, two mounts of one bucket (close-to-open), a
+bucket shared with s3fs-fuse, and a mount process killed with SIGKILL."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_s3, unique_bucket_name
+from fusemount import edgestore_mount, mount_command, rss_peak_kib
+from mounts import fuse_unusable, mounted, take_down, unmount, wait_mounted
+
+MIB = 1024 * 1024
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_fuse() -> None:
+    reason = fuse_unusable()
+    if reason:
+        pytest.skip(f"the mount needs FUSE: {reason}")
+
+
+@pytest.fixture(scope="module")
+def boto(cluster: Any) -> Any:
+    return make_s3(cluster.endpoint, *cluster.credentials)
+
+
+@pytest.fixture
+def bucket(boto: Any, request: pytest.FixtureRequest) -> str:
+    name = unique_bucket_name("m", request)
+    boto.create_bucket(Bucket=name)
+    return name
+
+
+def edgestore(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgestore", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def write_pattern(path: Path, size: int, seed: bytes) -> str:
+    """Write ``size`` bytes derived from ``seed`` in 1 MiB writes; returns their SHA-256."""
+    digest = hashlib.sha256()
+    block = hashlib.sha256(seed).digest() * (MIB // 32)
+    with open(path, "wb") as f:
+        for i in range(0, size, MIB):
+            piece = (i.to_bytes(8, "big") + block)[:min(MIB, size - i)]
+            f.write(piece)
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def test_mount_runs_as_a_daemon_and_umount_takes_it_down(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    started = edgestore(*mount_command(cluster, bucket, mnt, tmp_path)[3:])
+    try:
+        assert started.returncode == 0, started.stderr
+        assert mounted(mnt)  # ready when the command returns
+        fstype = next(line.split()[2] for line in open("/proc/mounts") if line.split()[1] == str(mnt))
+        assert fstype == "fuse.edgestore"
+        (mnt / "hello").write_bytes(b"from the daemon")
+        again = edgestore(*mount_command(cluster, bucket, mnt, tmp_path)[3:])
+        assert again.returncode != 0 and "already mounted" in again.stderr
+    finally:
+        stopped = edgestore("umount", str(mnt))
+        if mounted(mnt):
+            unmount(mnt)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not mounted(mnt)
+    assert edgestore("umount", str(mnt)).returncode != 0  # not mounted any more: said so
+    deadline = time.monotonic() + 30  # the daemon ends on its own after the unmount
+    while any("mount" in p and str(mnt) in p for p in _commands()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any("mount" in p and str(mnt) in p for p in _commands())
+    assert make_s3(cluster.endpoint, *cluster.credentials).get_object(
+        Bucket=bucket, Key="hello")["Body"].read() == b"from the daemon"
+
+
+def _commands() -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def test_mount_refuses_a_missing_bucket_and_bad_keys(cluster: Any, tmp_path: Path) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    missing = edgestore(*mount_command(cluster, "no-such-bucket-here", mnt, tmp_path)[3:])
+    assert missing.returncode == 2 and "NoSuchBucket" in missing.stderr
+    bad = edgestore("mount", "x", str(mnt), "--endpoint", cluster.endpoint, "--access-key", "AKIDNOPE",
+                    "--secret-key", "nope")
+    assert bad.returncode == 2 and not mounted(mnt)
+
+
+def test_a_file_larger_than_the_cache_streams_both_ways_in_bounded_memory(cluster: Any, bucket: str, boto: Any,
+                                                                          tmp_path: Path) -> None:
+    size = 96 * MIB  # six times the cache
+    with edgestore_mount(cluster, bucket, tmp_path, "--cache-size", "16M") as (mnt, proc):
+        written = write_pattern(mnt / "big.bin", size, b"big")
+        assert (mnt / "big.bin").stat().st_size == size
+        assert sha256_of(mnt / "big.bin") == written
+        peak_mib = rss_peak_kib(proc.pid) / 1024
+    head = boto.head_object(Bucket=bucket, Key="big.bin")
+    assert head["ContentLength"] == size
+    assert "-" in head["ETag"]  # a multipart upload
+    digest = hashlib.sha256()
+    for chunk in boto.get_object(Bucket=bucket, Key="big.bin")["Body"].iter_chunks(MIB):
+        digest.update(chunk)
+    assert digest.hexdigest() == written
+    assert peak_mib < 120, f"the mount process peaked at {peak_mib:.0f} MiB"
+
+
+def test_two_mounts_see_each_others_closed_files(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    """Close-to-open: what one mount closed, the other's next open sees, even with both
+    having looked at the file before."""
+    with edgestore_mount(cluster, bucket, tmp_path / "a", "--ttl", "30") as (a, _), \
+            edgestore_mount(cluster, bucket, tmp_path / "b", "--ttl", "30") as (b, _):
+        (a / "shared.txt").write_bytes(b"version one")
+        assert (b / "shared.txt").read_bytes() == b"version one"
+        (a / "shared.txt").write_bytes(b"version two, longer than the first")
+        assert (b / "shared.txt").read_bytes() == b"version two, longer than the first"
+        with open(b / "shared.txt", "r+b") as f:
+            f.write(b"VERSION")
+        assert (a / "shared.txt").read_bytes() == b"VERSION two, longer than the first"
+        (b / "dir").mkdir()
+        (b / "dir" / "new").write_bytes(b"made in b")
+        assert (a / "dir" / "new").read_bytes() == b"made in b"
+
+
+@pytest.mark.skipif(shutil.which("s3fs") is None, reason="s3fs-fuse is not installed (apt-get install s3fs)")
+def test_s3fs_and_edgestore_mount_read_each_others_metadata(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    home = tmp_path / "s3fs"
+    home.mkdir()
+    access, secret = cluster.credentials
+    (home / "passwd").write_text(f"{access}:{secret}\n")
+    (home / "passwd").chmod(0o600)
+    theirs = home / "mnt"
+    theirs.mkdir()
+    options = f"passwd_file={home / 'passwd'},url={cluster.endpoint},use_path_request_style,endpoint=us-east-1," \
+              "stat_cache_expire=1,dbglevel=warn"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS")}
+    with open(home / "s3fs.log", "wb") as log:
+        proc = subprocess.Popen(["s3fs", bucket, str(theirs), "-f", "-o", options], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_mounted(theirs, proc, home / "s3fs.log", "s3fs")
+        with edgestore_mount(cluster, bucket, tmp_path / "ours", "--ttl", "0.5") as (ours, _):
+            stamp = 1_577_836_800  # 2020-01-01
+            (theirs / "by-s3fs").mkdir()
+            (theirs / "by-s3fs" / "file.txt").write_bytes(b"written by s3fs")
+            os.chmod(theirs / "by-s3fs" / "file.txt", 0o640)
+            os.utime(theirs / "by-s3fs" / "file.txt", (stamp, stamp))
+            os.symlink("file.txt", theirs / "by-s3fs" / "link")
+            time.sleep(1)
+            st = os.stat(ours / "by-s3fs" / "file.txt")
+            assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640
+            assert int(st.st_mtime) == stamp
+            assert (ours / "by-s3fs" / "file.txt").read_bytes() == b"written by s3fs"
+            assert (ours / "by-s3fs").is_dir()
+            assert os.readlink(ours / "by-s3fs" / "link") == "file.txt"
+
+            (ours / "by-us").mkdir(mode=0o750)
+            (ours / "by-us" / "file.txt").write_bytes(b"written by edgestore mount")
+            os.chmod(ours / "by-us" / "file.txt", 0o604)
+            os.utime(ours / "by-us" / "file.txt", ns=(stamp * 10**9, stamp * 10**9 + 250_000_000))
+            os.symlink("file.txt", ours / "by-us" / "link")
+            time.sleep(2)  # s3fs' stat cache
+            st = os.stat(theirs / "by-us" / "file.txt")
+            assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o604
+            assert st.st_mtime_ns == stamp * 10**9 + 250_000_000
+            assert (theirs / "by-us" / "file.txt").read_bytes() == b"written by edgestore mount"
+            assert stat.S_IMODE(os.stat(theirs / "by-us").st_mode) == 0o750
+            assert os.readlink(theirs / "by-us" / "link") == "file.txt"
+    finally:
+        take_down(theirs, proc)
+
+
+def test_a_killed_mount_leaves_nothing_stuck_and_no_partial_object(cluster: Any, bucket: str, boto: Any,
+                                                                   tmp_path: Path) -> None:
+    home = tmp_path / "killed"
+    with edgestore_mount(cluster, bucket, home, "--cache-size", "16M") as (mnt, proc):
+        (mnt / "done.txt").write_bytes(b"closed before the kill")
+        f = open(mnt / "partial.bin", "wb")
+        for _ in range(40):  # past the cache: parts of a multipart upload are already sent
+            f.write(os.urandom(MIB))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        with pytest.raises(OSError) as info:
+            os.stat(mnt / "done.txt")
+        assert info.value.errno == errno.ENOTCONN  # the mount is dead, not hanging
+        umounted = edgestore("umount", str(mnt))
+        assert umounted.returncode == 0, umounted.stderr
+        assert not mounted(mnt)
+        try:
+            f.close()
+        except OSError:
+            pass
+    keys = {c["Key"] for c in boto.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert keys == {"done.txt"}
+    # The mount point is usable again.
+    with edgestore_mount(cluster, bucket, home) as (mnt, _):
+        assert sorted(os.listdir(mnt)) == ["done.txt"]
+
+
+def test_mounting_again_over_a_killed_mount_replaces_it(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    """As systemd's Restart= does after a crash: no `umount` needed first."""
+    with edgestore_mount(cluster, bucket, tmp_path / "first") as (mnt, proc):
+        (mnt / "kept").write_bytes(b"kept")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert mounted(mnt)  # dead, but still there
+        again = edgestore(*mount_command(cluster, bucket, mnt, tmp_path / "first")[3:])
+        try:
+            assert again.returncode == 0, again.stderr
+            assert (mnt / "kept").read_bytes() == b"kept"
+        finally:
+            assert edgestore("umount", str(mnt)).returncode == 0
+
+
+def test_the_fstab_helper_takes_the_options_mount8_passes(cluster: Any, bucket: str, tmp_path: Path) -> None:
+    helper = Path(sys.executable).parent / "mount.edgestore"
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    options = ",".join(["rw", "_netdev", "nofail", "x-systemd.automount", "noatime",
+                        f"cluster={cluster.data / 'cluster.json'}", f"cache_dir={tmp_path / 'cache'}",
+                        "cache_size=64M", "ttl=2", f"log_file={tmp_path / 'mount.log'}"])
+    done = subprocess.run([str(helper), bucket, str(mnt), "-o", options], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        assert done.returncode == 0, done.stderr
+        line = next(line.split() for line in open("/proc/mounts") if line.split()[1] == str(mnt))
+        assert line[0] == f"edgestore:{bucket}" and line[2] == "fuse.edgestore" and "noatime" in line[3]
+        (mnt / "via-fstab").write_bytes(b"ok")
+        assert (mnt / "via-fstab").read_bytes() == b"ok"
+    finally:
+        if mounted(mnt):
+            assert edgestore("umount", str(mnt)).returncode == 0

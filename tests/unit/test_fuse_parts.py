@@ -1,0 +1,67 @@
+"""The mount's pure parts: byte-range sets, and attributes in s3fs-compatible metadata."""
+
+from __future__ import annotations
+
+import stat
+
+from edgestore.fuse.metadata import Attr, Defaults, attr_from_meta, format_time, parse_time
+from edgestore.fuse.ranges import RangeSet
+from hypothesis import given
+from hypothesis import strategies as st
+
+ops = st.lists(st.tuples(st.sampled_from(["add", "remove", "clip"]), st.integers(0, 100), st.integers(0, 30)),
+               max_size=40)
+
+
+@given(ops, st.integers(0, 120), st.integers(0, 40))
+def test_rangeset_matches_a_set_of_bytes(steps: list[tuple[str, int, int]], start: int, length: int) -> None:
+    ranges, model = RangeSet(), set()
+    for op, a, n in steps:
+        if op == "add":
+            ranges.add(a, a + n)
+            model |= set(range(a, a + n))
+        elif op == "remove":
+            ranges.remove(a, a + n)
+            model -= set(range(a, a + n))
+        else:
+            ranges.clip(a)
+            model = {x for x in model if x < a}
+    assert ranges.total() == len(model)
+    spans = list(ranges)
+    assert all(e1 < s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))  # disjoint, merged
+    gaps = {x for s, e in ranges.missing(start, start + length) for x in range(s, e)}
+    assert gaps == set(range(start, start + length)) - model
+    assert ranges.covers(start, start + length) == (not gaps)
+
+
+def test_times_are_written_as_s3fs_writes_them_and_read_as_others_write_them() -> None:
+    assert format_time(1_700_000_000 * 10**9) == "1700000000"
+    assert format_time(1_700_000_000_000_000_123) == "1700000000.000000123"
+    assert parse_time("1700000000.000000123") == 1_700_000_000_000_000_123
+    assert parse_time("1752126318.461") == 1_752_126_318_461_000_000  # rclone's decimal fraction
+    assert parse_time("1700000000") == 1_700_000_000 * 10**9
+    assert parse_time("yesterday") is None and parse_time("") is None
+
+
+def test_attributes_from_s3fs_metadata_and_defaults() -> None:
+    defaults = Defaults(uid=1000, gid=1000, time_ns=5)
+    meta = {"mode": str(stat.S_IFREG | 0o640), "uid": "33", "gid": "34", "mtime": "1600000000"}
+    attr = attr_from_meta("a/file", meta, 12, 7 * 10**9, "text/plain", "e", defaults)
+    assert (attr.mode, attr.uid, attr.gid, attr.size) == (stat.S_IFREG | 0o640, 33, 34, 12)
+    assert attr.mtime_ns == attr.ctime_ns == 1_600_000_000 * 10**9
+    bare = attr_from_meta("a/file", {}, 3, 7 * 10**9, "", "", defaults)
+    assert (bare.mode, bare.uid, bare.mtime_ns) == (stat.S_IFREG | 0o644, 1000, 7 * 10**9)
+    folder = attr_from_meta("a/dir/", {"mode": "0750"}, 0, 0, "application/x-directory", "", defaults)
+    assert folder.mode == stat.S_IFDIR | 0o750 and folder.is_dir
+    link = attr_from_meta("a/l", {"mode": str(stat.S_IFLNK | 0o777)}, 4, 0, "", "", defaults)
+    assert link.is_link
+
+
+def test_metadata_headers_round_trip() -> None:
+    attr = Attr(stat.S_IFREG | 0o600, 12, 13, 0, 1, 2_000_000_000_000_000_001, 3 * 10**18, "image/png")
+    headers = attr.meta_headers()
+    meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    back = attr_from_meta("k", meta, 0, 0, headers["Content-Type"], "", Defaults(0, 0))
+    assert (back.mode, back.uid, back.gid, back.mtime_ns, back.ctime_ns) == (
+        attr.mode, 12, 13, attr.mtime_ns, attr.ctime_ns)
+    assert headers["Content-Type"] == "image/png"
