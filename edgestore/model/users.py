@@ -77,11 +77,11 @@ class Users:
     async def create(self, account: str, user: str, *, admin: bool = False,
                      access_key: str | None = None, secret_key: str | None = None,
                      swift_key: str | None = None) -> User:
-        if not ACCOUNT_NAME.match(account) or not ACCOUNT_NAME.match(user):
+        if not ACCOUNT_NAME.fullmatch(account) or not ACCOUNT_NAME.fullmatch(user):
             raise InvalidUser("account and user names are 1-64 letters, digits, '_', '.', '-'")
         access_key = access_key or new_access_key()
         secret_key = secret_key or new_secret_key()
-        if not ACCESS_KEY.match(access_key) or len(secret_key) < 8:
+        if not ACCESS_KEY.fullmatch(access_key) or len(secret_key) < 8:
             raise InvalidUser("access keys are 3-128 plain characters; secret keys at least 8")
         swift_key = swift_key or secret_key
         if not isinstance(swift_key, str) or not swift_key.isprintable() or len(swift_key) > 256:

@@ -212,9 +212,10 @@ def swift_cli(cluster: LocalCluster, *args: str, cwd: Path | None = None) -> sub
     script = shutil.which("swift", path=str(Path(sys.executable).parent))
     if script is None:
         pytest.skip("the swift command line is not installed")
-    return subprocess.run([script, "-A", cluster.endpoint + "/auth/v1.0", "-U", "default:admin",
-                           "-K", cluster.credentials[1], *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    # The key goes in ST_KEY, not -K: a generated key may start with "-".
+    return subprocess.run([script, "-A", cluster.endpoint + "/auth/v1.0", "-U", "default:admin", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "ST_KEY": cluster.credentials[1]})
 
 
 def test_swift_command_line(cluster: LocalCluster, tmp_path: Path) -> None:

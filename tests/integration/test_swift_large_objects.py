@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -29,7 +28,6 @@ conn = test_swift_client.conn  # the same module-scoped swiftclient Connection f
 status = test_swift_client.status
 
 TAG = os.getpid()
-CLI_TIMEOUT_S = 120
 KIB = 1024
 
 
@@ -473,11 +471,7 @@ def test_swiftservice_segmented_upload_download_delete(cluster: LocalCluster, co
 
 
 def swift_cli(cluster: LocalCluster, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    swift = Path(sys.executable).parent / "swift"
-    argv = [str(swift), "-A", cluster.endpoint + "/auth/v1.0", "-U", "default:admin",
-            "-K", cluster.credentials[1], *args]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=cwd,
-                            stdin=subprocess.DEVNULL)
+    result = test_swift_client.swift_cli(cluster, *args, cwd=cwd)
     assert result.returncode == 0, result.stderr + result.stdout
     return result
 
