@@ -5,6 +5,7 @@ running containers their files) and later ones share it; the last unmount takes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -126,6 +127,8 @@ class VolumeDriver:
                 raise VolumeError(409, f"volume {name} is in use ({len(volume.mount_ids)} mount(s))")
             self._take_down(volume)
             self.store.remove(volume)
+            with contextlib.suppress(OSError):
+                (self.backend.cache_dir / volume.name).rmdir()  # empty once unmounted
             log.info("volume %s removed (bucket %s kept)", name, volume.bucket)
 
     async def mount(self, name: Any, mount_id: Any) -> str:
@@ -134,7 +137,9 @@ class VolumeDriver:
             volume = self.store.get(name)
             mountpoint = self.store.mountpoint(volume)
             if not _alive(mountpoint):
-                volume.mount_ids.clear()
+                if volume.mount_ids:  # held by mounts that died: nobody holds them now
+                    volume.mount_ids.clear()
+                    self.store.save()
                 await self._mount(volume, mountpoint)
             if mount_id not in volume.mount_ids:
                 volume.mount_ids.append(mount_id)

@@ -74,10 +74,10 @@ class Plugin:
                 raise AssertionError(f"the plugin did not start: {self.log()}")
             time.sleep(0.1)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -231,15 +231,16 @@ def test_unknown_volumes_and_bad_requests_get_err_answers(plugin: Plugin, reques
     assert [v["Name"] for v in plugin.ok("VolumeDriver.List")["Volumes"]] == ["taken"]  # nothing half-made
 
 
-def test_volumes_and_held_mounts_survive_a_plugin_restart(plugin: Plugin, boto: Any,
+def test_volumes_and_held_mounts_survive_a_plugin_crash_and_restart(plugin: Plugin, boto: Any,
                                                           request: pytest.FixtureRequest) -> None:
     buckets = [unique_bucket_name(f"v{i}", request) for i in range(3)]
     for name, bucket in zip(("idle", "held", "lost"), buckets, strict=True):
         plugin.ok("VolumeDriver.Create", {"Name": name, "Opts": {"bucket": bucket}})
     held = Path(plugin.ok("VolumeDriver.Mount", {"Name": "held", "ID": "c1"})["Mountpoint"])
     lost = Path(plugin.ok("VolumeDriver.Mount", {"Name": "lost", "ID": "c2"})["Mountpoint"])
-    plugin.stop()
-    assert mounted(held) and mounted(lost)  # a plugin restart leaves running containers their files
+    plugin.stop(signal.SIGKILL)  # a crash: the socket file is left behind, the state file was written
+    assert plugin.socket.exists()
+    assert mounted(held) and mounted(lost)  # running containers keep their files
     unmount(lost)  # ... but this one goes away while the plugin is down
     plugin.start()
 
