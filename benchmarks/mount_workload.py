@@ -8,10 +8,11 @@ of a 200-file directory; untar of a few thousand files and `diff -r` against a l
 
 A step's time runs until its result is in the bucket (a listing shows every written key with
 its size, or the renamed keys moved): rclone's write-back cache uploads after close. Reads
-start from a fresh mount (unmounted, cache directory emptied), so nothing is read from a
-local copy. A step that fails or takes longer than --step-timeout is recorded as such (a
-stuck mount is taken away, which ends the stuck call) and the run goes on. Prints the table
-and writes it, with the machine and the commands, to docs/mounts.md.
+and `ls -lR` start from a fresh mount (unmounted, cache directory emptied), so nothing is read
+from a local copy or the kernel's page cache. A step that fails or takes longer than
+--step-timeout is recorded as such (a stuck mount is taken away, which ends the stuck call)
+and the run goes on. Prints the table and writes it, with the machine and the commands, to
+docs/mounts.md.
 
     sudo .venv/bin/python benchmarks/mount_workload.py      # root: FUSE mounts, allow_other
     .venv/bin/python benchmarks/mount_workload.py --small-count 100 --large-mib 16 --tar-files 200 --no-write
@@ -233,11 +234,11 @@ class Workload:
     def steps(self) -> list[Step]:
         return [
             Step(f"write {self.small_count} small files", self.write_small),
-            Step("ls -lR", self.ls_lr),
+            Step("ls -lR", self.ls_lr, fresh=True),
             Step("read back + verify", self.read_small, fresh=True),
             Step(f"write {self.large_mib} MiB file", self.write_large),
             Step(f"read {self.large_mib} MiB sequentially", self.read_large, fresh=True),
-            Step(f"{self.random_reads} random 4 KiB reads", self.random_4k),
+            Step(f"{self.random_reads} random 4 KiB reads", self.random_4k, fresh=True),
             Step(f"rename {self.rename_files}-file dir", self.rename_dir, prepare=self.prepare_rename),
             Step(f"untar {len(self.tar_sizes)} files", self.untar),
             Step("diff -r", self.diff, fresh=True),
@@ -440,7 +441,8 @@ def render(mounts: list[Mount], table: dict[str, dict[str, str]], steps: list[st
         "the same steps through each mountpoint, one mount after the other. Seconds per step (lower is better). "
         "A step's time runs until its result is in the bucket (a listing shows every key written, with its "
         "size, or every key moved): rclone's write-back cache uploads a closed file later, and that wait is "
-        "counted. Reads start on a fresh mount (unmounted, cache emptied), so they come from the cluster.", "",
+        "counted. `ls -lR` and the reads start on a fresh mount (unmounted, which also drops the kernel's "
+        "page cache of its files, and its cache directory emptied), so what they read comes from the cluster.", "",
         "| step | " + " | ".join(m.name for m in mounts) + " |",
         "|---|" + "---:|" * len(mounts),
     ]

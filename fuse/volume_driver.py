@@ -123,9 +123,10 @@ class VolumeDriver:
     async def remove(self, name: Any) -> None:
         async with self._locks[check_name(name)]:
             volume = self.store.get(name)
-            if volume.mount_ids and _alive(self.store.mountpoint(volume)):
+            in_use: bool = await asyncio.to_thread(_alive, self.store.mountpoint(volume))
+            if volume.mount_ids and in_use:
                 raise VolumeError(409, f"volume {name} is in use ({len(volume.mount_ids)} mount(s))")
-            self._take_down(volume)
+            await asyncio.to_thread(self._take_down, volume)
             self.store.remove(volume)
             with contextlib.suppress(OSError):
                 (self.backend.cache_dir / volume.name).rmdir()  # empty once unmounted
@@ -136,7 +137,7 @@ class VolumeDriver:
         async with self._locks[check_name(name)]:
             volume = self.store.get(name)
             mountpoint = self.store.mountpoint(volume)
-            if not _alive(mountpoint):
+            if not await asyncio.to_thread(_alive, mountpoint):  # a stuck mount must not stop the plugin
                 if volume.mount_ids:  # held by mounts that died: nobody holds them now
                     volume.mount_ids.clear()
                     self.store.save()
@@ -217,7 +218,7 @@ class VolumeDriver:
             await proc.wait()
             await asyncio.to_thread(self._take_down, volume)
             raise VolumeError(500, f"volume {volume.name}: no mount within {MOUNT_TIMEOUT_S:.0f} s") from None
-        if proc.returncode != 0 or not _alive(mountpoint):
+        if proc.returncode != 0 or not await asyncio.to_thread(_alive, mountpoint):
             reason = stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
             raise VolumeError(500, f"volume {volume.name}: {reason[0]}")
         log.info("volume %s: bucket %s mounted on %s", volume.name, volume.bucket, mountpoint)
