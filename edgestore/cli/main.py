@@ -10,8 +10,8 @@ from edgestore.cli import CliError
 
 # Each module defines add_parser(subparsers), which registers its subcommand and sets
 # `func` (args -> exit code) as the parser default.
-# repair also registers scrub and gc; mount registers umount.
-SUBCOMMANDS = ["up", "serve", "ring", "user", "status", "repair", "bench", "cluster", "mount"]
+# repair also registers scrub and gc; mount registers umount; volume registers volume-plugin.
+SUBCOMMANDS = ["up", "serve", "ring", "user", "status", "repair", "bench", "cluster", "mount", "volume"]
 
 
 def build_parser() -> argparse.ArgumentParser:
