@@ -16,8 +16,15 @@ import pytest
 from acked import Model
 from clusterlib import LocalCluster
 from conftest import make_s3
-from opslib import (CLI_TIMEOUT_S, cli, cluster_with_repair_interval, locate, missing_copies,
-                    repair_until_converged, status)
+from opslib import (
+    CLI_TIMEOUT_S,
+    cli,
+    cluster_with_repair_interval,
+    locate,
+    missing_copies,
+    repair_until_converged,
+    status,
+)
 
 REPAIR_INTERVAL_S = 5   # long enough that polling status sees each pass's backlog
 CONVERGE_TIMEOUT_S = 90
