@@ -40,6 +40,9 @@ class Timeouts:
     request_s: float = 30.0
     # After a quorum has answered, stragglers get this long before they are abandoned.
     post_quorum_s: float = 0.5
+    # A listing page asks a quorum of replicas (this node's own first); the others are
+    # asked too only if the quorum has not answered within this long.
+    list_hedge_s: float = 0.5
     # A peer that refused a connection is skipped (its handoff used instead) for this long.
     peer_suppress_s: float = 5.0
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 from edgestore.clock import Clock
+from edgestore.cluster.listing import CommonPrefix, Row, merge_pages
 from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
 from edgestore.cluster.rpc import InternalClient
@@ -33,6 +35,8 @@ __all__ = ["Coordinator", "Target"]
 log = logging.getLogger(__name__)
 # Rewrites of a write that lost to a newer version (each moves our clock past it first).
 MAX_CLOCK_RETRIES = 3
+# Items per replica per lean listing page (the internal API's cap).
+MAX_LIST_PAGE = 10000
 
 T = TypeVar("T")
 
@@ -121,6 +125,19 @@ class Coordinator:
         return await gather_quorum(self.candidates(path), call, replicas=replicas,
                                    quorum=quorum_size(replicas), grace_s=self.timeouts.post_quorum_s,
                                    what=what)
+
+    async def _ask_quorum(self, path: str, what: str,
+                          call: Callable[[Target], Awaitable[T]]) -> list[Answer[Target, T]]:
+        """A read that a quorum's answers make right and that repairs nothing (a listing,
+        counters): ask a quorum only, this node's own replica first (no HTTP, no JSON), the
+        others only if the quorum is slow; do not wait for stragglers."""
+        replicas = self.replicas
+        candidates = self.candidates(path)
+        # Local first among the replicas' places only: a local handoff holds none of it.
+        first = sorted(itertools.islice(candidates, replicas), key=lambda t: t.local is None)
+        return await gather_quorum(itertools.chain(first, candidates), call, replicas=replicas,
+                                   quorum=quorum_size(replicas), grace_s=0.0, what=what,
+                                   hedge_s=self.timeouts.list_hedge_s)
 
     # -- records -------------------------------------------------------------------
 
@@ -221,6 +238,73 @@ class Coordinator:
             if frontier is None:
                 return
             after = frontier
+
+    # -- lean listings ----------------------------------------------------------------
+
+    async def _rows_one(self, target: Target, kind: str, prefix: str, after: str | None, limit: int,
+                        delimiter: str, fields: tuple[str, ...], now: float) -> list[list[Any]]:
+        async def remote() -> list[list[Any]]:
+            params = {"kind": kind, "prefix": prefix, "limit": str(limit), "delimiter": delimiter,
+                      "fields": ",".join(fields), "now": repr(now)}
+            if after is not None:
+                params["after"] = after
+            status, payload = await self.client.request_json(
+                "GET", target.url, f"/_internal/{target.device.device}/rows", params)
+            if status != 200 or not isinstance(payload, list):
+                raise PeerError(target.url, f"rows answered {status}", status)
+            return payload
+        return await self._call(
+            target, lambda dev: dev.meta.list_rows(kind, prefix, after, limit, delimiter, fields, now), remote)
+
+    async def iter_listing(self, kind: str, path: str, prefix: str, after: str | None = None,
+                           delimiter: str = "", fields: tuple[str, ...] = (), page_size: int = 1000,
+                           now: float | None = None) -> AsyncIterator[Row | CommonPrefix]:
+        """Like iter_records, but lean (each record's version and the `fields` of its value)
+        and, with a delimiter, with the names under each common prefix rolled up into it
+        (see cluster/listing.py for why the merged prefixes are right). Tombstones and
+        expired rows are included; a common prefix is given only if a live row is under it."""
+        now = time.time() if now is None else now
+        limit = max(1, min(page_size, MAX_LIST_PAGE))
+        while True:
+            answers = await self._ask_quorum(
+                path, f"list {path}",
+                functools.partial(self._rows_one, kind=kind, prefix=prefix, after=after, limit=limit,
+                                  delimiter=delimiter, fields=fields, now=now))
+            merged = merge_pages([a.value for a in answers], limit)
+            for item in merged.items:
+                if isinstance(item, CommonPrefix) and item.name in merged.disputed:
+                    if not await self._any_live(kind, path, item.name, now):
+                        continue
+                yield item
+            if merged.frontier is None:
+                return
+            after = merged.frontier
+
+    async def _any_live(self, kind: str, path: str, prefix: str, now: float) -> bool:
+        """Does a record-level merge find a live record under `prefix` (replicas disagreed)?"""
+        async for row in self.iter_listing(kind, path, prefix, fields=("delete_at",), page_size=100, now=now):
+            if isinstance(row, Row) and not row.deleted and (row.fields[0] is None or row.fields[0] > now):
+                return True
+        return False
+
+    async def _counters_one(self, target: Target, bucket: str) -> tuple[int, int, int] | None:
+        async def remote() -> tuple[int, int, int] | None:
+            status, payload = await self.client.request_json(
+                "GET", target.url, f"/_internal/{target.device.device}/counters", {"bucket": bucket})
+            if status != 200:
+                raise PeerError(target.url, f"counters answered {status}", status)
+            return (int(payload[0]), int(payload[1]), int(payload[2])) if payload else None
+        return await self._call(target, lambda dev: dev.meta.bucket_counters(bucket), remote)
+
+    async def bucket_counters(self, path: str, bucket: str) -> tuple[int, int]:
+        """(objects, bytes) of a bucket, as kept by each replica's triggers: from the replica
+        of a quorum that applied the newest change (eventually consistent, as Swift's
+        container counters are: a replica that missed a write until repair may undercount)."""
+        answers = await self._ask_quorum(path, f"count {bucket}",
+                                         functools.partial(self._counters_one, bucket=bucket))
+        best = max((a.value for a in answers if a.value is not None), key=lambda c: (c[2], c[0], c[1]),
+                   default=None)
+        return (best[0], best[1]) if best is not None else (0, 0)
 
     # -- blocks --------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from edgestore.cluster.rpc import BODY_HEADER, TIME_HEADER, body_digest, verify_
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
 from edgestore.store.blocks import BLOCK_ID
 from edgestore.store.device import LocalDevice
+from edgestore.store.listing import FIELD_PATH
 from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record
 from edgestore.streams import BodyTooLarge, read_limited
@@ -27,6 +28,7 @@ __all__ = ["internal_routes", "internal_auth_middleware", "internal_errors_middl
 INTERNAL_PREFIX = "/_internal/"
 MAX_RECORD_BODY = 64 * 1024 * 1024
 MAX_BLOCK_BODY = 64 * 1024 * 1024
+MAX_LIST_ROWS = 10000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -115,6 +117,28 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         records = await device.meta.list(request.query.get("kind", ""), request.query.get("prefix", ""),
                                          request.query.get("after"), limit)
         return web.json_response([r.to_wire() for r in records])
+
+    async def list_rows(request: web.Request) -> web.Response:
+        """A lean listing page (store/listing.py): a few fields of each record, and with a
+        delimiter, common prefixes rolled up."""
+        device = device_of(request)
+        q = request.query
+        limit = min(int_param(request, "limit"), MAX_LIST_ROWS)
+        fields = [f for f in q.get("fields", "").split(",") if f]
+        if not all(FIELD_PATH.match(f) for f in fields):
+            raise web.HTTPBadRequest(text="bad fields\n")
+        try:
+            now = float(q.get("now", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="bad now\n") from None
+        rows = await device.meta.list_rows(q.get("kind", ""), q.get("prefix", ""), q.get("after"), limit,
+                                           q.get("delimiter", ""), fields, now)
+        return web.Response(body=json.dumps(rows, separators=(",", ":")).encode(), content_type="application/json")
+
+    async def bucket_counters(request: web.Request) -> web.Response:
+        device = device_of(request)
+        counters = await device.meta.bucket_counters(request.query.get("bucket", ""))
+        return web.json_response(list(counters) if counters is not None else None)
 
     async def put_block(request: web.Request) -> web.Response:
         device = device_of(request)
@@ -206,6 +230,8 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         web.post(p + "/records", put_records),
         web.get(p + "/record", get_record),
         web.get(p + "/list", list_records),
+        web.get(p + "/rows", list_rows),
+        web.get(p + "/counters", bucket_counters),
         web.put(p + "/block/{block}", put_block),
         web.get(p + "/block/{block}", get_block),
         web.get(p + "/check", check_record),

@@ -40,10 +40,15 @@ async def gather_quorum(
     grace_s: float,
     what: str,
     max_attempts: int | None = None,
+    hedge_s: float | None = None,
 ) -> list[Answer[C, T]]:
     """Run `call` on `replicas` candidates at once, replacing each failure by the next
-    candidate; return the answers once `quorum` succeeded and the grace period ended."""
+    candidate; return the answers once `quorum` succeeded and the grace period ended.
+    With `hedge_s`, a read that needs only a quorum starts just `quorum` candidates, and
+    the rest of the `replicas` only if the quorum has not answered within hedge_s."""
     limit = max_attempts if max_attempts is not None else replicas * 3
+    loop = asyncio.get_running_loop()
+    hedge_at = loop.time() + hedge_s if hedge_s is not None else None
     attempts = 0
     answers: list[Answer[C, T]] = []
     pending: dict[asyncio.Task[T], C] = {}
@@ -60,11 +65,16 @@ async def gather_quorum(
         return True
 
     try:
-        for _ in range(replicas):
+        for _ in range(replicas if hedge_at is None else quorum):
             if not start_next():
                 break
         while pending and len(answers) < quorum:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            timeout = max(hedge_at - loop.time(), 0.0) if hedge_at is not None else None
+            done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done and hedge_at is not None:  # the quorum is slow: ask the others too
+                hedge_at = None
+                while len(pending) + len(answers) < replicas and start_next():
+                    pass
             for task in done:
                 candidate = pending.pop(task)
                 if _succeeded(task):

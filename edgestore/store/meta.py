@@ -27,13 +27,15 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import xxhash
 
 from edgestore.errors import StoreError
+from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
+from edgestore.store.listing import list_rows_sync, prefix_end
 from edgestore.store.records import Record
 
-__all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash"]
+__all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -225,9 +227,10 @@ class MetaStore:
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema {row[0]}, newer than this edgestore knows")
         if row is None:
-            conn.executescript(f"""BEGIN IMMEDIATE; {_DIGESTS}
+            conn.executescript(f"""BEGIN IMMEDIATE; {_DIGESTS} {COUNTERS_SCHEMA}
                 INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
-        elif int(row[0]) < 2:
+            return self._finish_open_sync(conn)
+        if int(row[0]) < 2:
             # Version 1 checked only inline data and had no digests: compute both once for
             # the rows already there, in the transaction that creates the triggers.
             conn.executescript(f"""BEGIN IMMEDIATE;
@@ -239,8 +242,16 @@ class MetaStore:
                     SELECT part, es_rowhash('r', kind, name, ts, node, deleted) AS h FROM records
                     UNION ALL SELECT part, es_rowhash('b', block, ref) FROM block_refs
                     UNION ALL SELECT part, es_rowhash('l', block) FROM lost_blocks) GROUP BY part;
-                INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '2');
                 COMMIT;""")
+        if int(row[0]) < 3:
+            # Version 2 had no bucket counters: count the rows already there once, in the
+            # transaction that creates the triggers that keep them from then on.
+            conn.executescript(f"""BEGIN IMMEDIATE; {COUNTERS_SCHEMA} {COUNTERS_FILL}
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
+        return self._finish_open_sync(conn)
+
+    def _finish_open_sync(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.executescript(f"BEGIN IMMEDIATE; {_GC_TRIGGERS} COMMIT;")
         return conn
 
@@ -394,6 +405,12 @@ class MetaStore:
             return _row_to_record(row, row[6] if with_data else None)
         return await self._read(fn)
 
+    async def list_rows(self, kind: str, prefix: str, after: str | None, limit: int, delimiter: str = "",
+                        fields: Sequence[str] = (), now: float = 0.0) -> list[list[Any]]:
+        """A lean listing page, common prefixes rolled up (see store/listing.py)."""
+        return await self._read(lambda conn: list_rows_sync(conn, kind, prefix, after, limit, delimiter,
+                                                            fields, now))
+
     async def list(self, kind: str, prefix: str = "", after: str | None = None,
                    limit: int = 1000) -> list[Record]:
         """Records of one kind whose names start with prefix, in name order, tombstones
@@ -411,6 +428,14 @@ class MetaStore:
             sql += " ORDER BY name LIMIT ?"
             args.append(limit)
             return [_row_to_record(row) for row in conn.execute(sql, args)]
+        return await self._read(fn)
+
+    async def bucket_counters(self, bucket: str) -> tuple[int, int, int] | None:
+        """(objects, bytes, changed_ts) of a bucket ("account/bucket") here, if it has any rows."""
+        def fn(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
+            row = conn.execute("SELECT objects, bytes, changed_ts FROM bucket_counters WHERE bucket = ?",
+                               (bucket,)).fetchone()
+            return (int(row[0]), int(row[1]), int(row[2])) if row is not None else None
         return await self._read(fn)
 
 
@@ -549,18 +574,6 @@ class PartitionIndex:
     def from_wire(cls, wire: dict[str, Any]) -> PartitionIndex:
         return cls([(str(k), str(n), int(t), str(o), bool(d)) for k, n, t, o, d in wire["records"]],
                    [(str(b), str(r), int(t)) for b, r, t in wire["refs"]], [str(b) for b in wire["lost"]])
-
-
-def prefix_end(prefix: str) -> str | None:
-    """The smallest string greater than every string that starts with prefix (in code
-    point order, which is SQLite's byte order for UTF-8), or None if there is none."""
-    stripped = prefix.rstrip("\U0010ffff")
-    if not stripped:
-        return None
-    nxt = ord(stripped[-1]) + 1
-    if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be stored; skip past them
-        nxt = 0xE000
-    return stripped[:-1] + chr(nxt)
 
 
 def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

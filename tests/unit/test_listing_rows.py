@@ -1,0 +1,137 @@
+"""Lean listing pages of one device (real SQLite), their merge over replicas, and the
+per-bucket counters the store's triggers keep."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from edgestore.cluster.listing import CommonPrefix, Row, merge_pages
+from edgestore.store.meta import MetaStore
+from edgestore.store.records import Record
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def obj(key: str, ts: int, deleted: bool = False, size: int = 1, **value: Any) -> tuple[Record, int]:
+    return Record("object", f"a/b/{key}", ts, "n1", deleted, {} if deleted else {"size": size, **value}), 1
+
+
+def names(items: list[list[Any]]) -> list[str]:
+    return [i[0] if len(i) > 2 else "P:" + i[0] for i in items]
+
+
+def test_rows_carry_the_fields_asked_for_and_tombstones(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([obj("x", 3, size=7, etag="e"), obj("y", 4, deleted=True)])
+            rows = await meta.list_rows("object", "a/b/", None, 10, fields=("size", "etag", "slo.size"))
+            assert rows == [["a/b/x", 3, "n1", 0, 7, "e", None], ["a/b/y", 4, "n1", 1, None, None, None]]
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_a_delimiter_rolls_up_prefixes_with_a_live_row_only(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([obj("d1/a", 1), obj("d1/b", 1), obj("d2/a", 1, deleted=True),
+                              obj("d3/a", 1, deleted=True), obj("d3/b", 2), obj("d4/a", 1, delete_at=100),
+                              obj("top", 1), obj("z/q/r", 1)])
+            rows = await meta.list_rows("object", "a/b/", None, 100, delimiter="/", now=200.0)
+            # d2 holds only a tombstone, d4 only an expired object; d3's witness is its live row.
+            assert rows == [["a/b/d1/", "a/b/d1/a"], ["a/b/d3/", "a/b/d3/b"], ["a/b/top", 1, "n1", 0],
+                            ["a/b/z/", "a/b/z/q/r"]]
+            before_expiry = await meta.list_rows("object", "a/b/", None, 100, delimiter="/", now=50.0)
+            assert "P:a/b/d4/" in names(before_expiry)
+            # Paging: a limit counts prefixes, and `after` a prefix skips all of it.
+            assert names(await meta.list_rows("object", "a/b/", None, 2, delimiter="/", now=200.0)) == \
+                ["P:a/b/d1/", "P:a/b/d3/"]
+            assert names(await meta.list_rows("object", "a/b/", "a/b/d3/", 2, delimiter="/", now=200.0)) == \
+                ["a/b/top", "P:a/b/z/"]
+            # A prefix under the listing's prefix, and a multi-character delimiter.
+            assert names(await meta.list_rows("object", "a/b/z/", None, 10, delimiter="/")) == ["P:a/b/z/q/"]
+            assert names(await meta.list_rows("object", "a/b/", None, 10, delimiter="/a")) == \
+                ["P:a/b/d1/a", "a/b/d1/b", "a/b/d3/b", "P:a/b/d4/a", "a/b/top", "a/b/z/q/r"]
+        finally:
+            meta.close()
+    run(go())
+
+
+def page(*items: Any) -> list[list[Any]]:
+    return [list(i) for i in items]
+
+
+def test_merged_pages_keep_the_newest_version_and_stop_at_the_frontier() -> None:
+    a = page(("k1", 1, "n", 0, 5), ("k2", 3, "n", 1, None), ("k4", 1, "n", 0, 5))
+    b = page(("k1", 2, "n", 0, 6), ("k3", 1, "n", 0, 5))
+    merged = merge_pages([a, b], 3)
+    # a was full: past its last name b may hold names a has not sent yet; b was not.
+    assert merged.frontier == "k4"
+    assert merged.items == [Row("k1", 2, "n", False, (6,)), Row("k2", 3, "n", True, (None,)),
+                            Row("k3", 1, "n", False, (5,)), Row("k4", 1, "n", False, (5,))]
+    assert merge_pages([a, b], 10).frontier is None
+    both_full = merge_pages([b, page(("k1", 2, "n", 0, 6), ("k2", 1, "n", 0, 5))], 2)
+    assert both_full.frontier == "k2" and [i.name for i in both_full.items] == ["k1", "k2"]
+
+
+def test_a_common_prefix_is_disputed_unless_every_replica_names_the_same_witness() -> None:
+    agreed = page(("p/", "p/a"), ("x", 1, "n", 0))
+    assert merge_pages([agreed, agreed], 10).disputed == set()
+    # A stale replica still holds p/a live; the other has its tombstone and nothing else
+    # under p/: the union would resurrect p/, so p/ must be checked record by record.
+    stale = merge_pages([agreed, page(("x", 1, "n", 0))], 10)
+    assert stale.disputed == {"p/"} and stale.items[0] == CommonPrefix("p/")
+    assert merge_pages([agreed, page(("p/", "p/b"), ("x", 1, "n", 0))], 10).disputed == {"p/"}
+
+
+def test_counters_follow_writes_overwrites_deletes_and_reclaim(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            assert await meta.bucket_counters("a/b") is None
+            await meta.merge([obj("x", 1, size=10), obj("y", 1, size=5), obj("d/z", 2, size=1)])
+            assert await meta.bucket_counters("a/b") == (3, 16, 2)
+            await meta.merge([obj("x", 3, size=100)])            # overwrite
+            await meta.merge([obj("y", 0, size=999)])            # older: loses, changes nothing
+            await meta.merge([obj("y", 4, deleted=True)])        # delete
+            assert await meta.bucket_counters("a/b") == (2, 101, 4)
+            await meta.merge([obj("y", 5, size=2)])              # written again over its tombstone
+            assert await meta.bucket_counters("a/b") == (3, 103, 5)
+            await meta.merge([obj("y", 6, deleted=True)])
+            await meta.reclaim_tombstones(100)                    # dropping a tombstone: no change
+            assert await meta.bucket_counters("a/b") == (2, 101, 6)
+            await meta.merge([(Record("object", "a/c/k", 7, "n1", False, {"size": 3}), 2)])
+            assert await meta.bucket_counters("a/c") == (1, 3, 7)
+            assert await meta.bucket_counters("a/b") == (2, 101, 6)
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_counters_are_computed_for_a_database_written_before_they_existed(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        await meta.merge([obj("x", 1, size=10), obj("y", 2, deleted=True), obj("z", 3, size=4)])
+        meta.close()
+        conn = sqlite3.connect(tmp_path / "meta.db")   # back to a version-2 database
+        for name in ("records_count_add", "records_count_change", "records_count_drop"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE bucket_counters")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.commit()
+        conn.close()
+        reopened = MetaStore(tmp_path / "meta.db")
+        try:
+            assert await reopened.bucket_counters("a/b") == (2, 14, 3)
+            await reopened.merge([obj("w", 4, size=1)])
+            assert await reopened.bucket_counters("a/b") == (3, 15, 4)
+        finally:
+            reopened.close()
+    run(go())
