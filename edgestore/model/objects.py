@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
@@ -23,6 +23,7 @@ from edgestore.config import NodeConfig
 from edgestore.errors import DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
+from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket
 from edgestore.store.blocks import block_hash
 from edgestore.store.records import (
     KIND_DATAUSE,
@@ -317,6 +318,15 @@ class Objects:
             for task in fetches:
                 task.cancel()
             await asyncio.gather(*fetches, return_exceptions=True)
+
+    def listing(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
+                delimiter: str = "", page_size: int = 1000) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
+        """What a listing shows (model/listing.py): lean entries, common prefixes rolled up."""
+        return list_bucket(self._coordinator, account, bucket, prefix, after, delimiter, page_size)
+
+    async def usage(self, account: str, bucket: str) -> tuple[int, int]:
+        """(objects, bytes) of a bucket, from counters (eventually consistent)."""
+        return await bucket_usage(self._coordinator, account, bucket)
 
     async def list(self, account: str, bucket: str, prefix: str = "",
                    after: str | None = None) -> AsyncIterator[ObjectInfo]:

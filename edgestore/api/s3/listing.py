@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -13,14 +14,14 @@ from edgestore.api.s3.errors import InvalidArgument
 from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
-from edgestore.model.objects import ObjectInfo
+from edgestore.model.listing import ListedObject, ListedPrefix
 
 MAX_KEYS_LIMIT = 1000
 
 
 @dataclass
 class Page:
-    contents: list[ObjectInfo] = field(default_factory=list)
+    contents: list[ListedObject] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     last: str | None = None  # the last key or common prefix returned: where the next page starts
@@ -49,31 +50,23 @@ def _encoding(req: S3Request) -> bool:
 
 async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_keys: int,
                after: str | None) -> Page:
-    """Up to max_keys keys and common prefixes after `after`, in order."""
+    """Up to max_keys keys and common prefixes after `after` (past all of a common prefix
+    when `after` is one), in order. The replicas roll the common prefixes up."""
     page = Page()
     if max_keys == 0:
         return page
-    # Resuming after a common prefix: its keys were all summarised by it already.
-    skip_prefix = after if delimiter and after and after.endswith(delimiter) and after.startswith(prefix) else None
-    async for info in req.services.objects.list(bucket.account, bucket.name, prefix, after):
-        key = info.key
-        if skip_prefix is not None and key.startswith(skip_prefix):
-            continue
-        if delimiter:
-            cut = key.find(delimiter, len(prefix))
-            if cut >= 0:
-                common = key[: cut + len(delimiter)]
-                if len(page.contents) + len(page.prefixes) >= max_keys:
-                    page.truncated = True
-                    break
-                page.prefixes.append(common)
-                page.last = skip_prefix = common
-                continue
-        if len(page.contents) + len(page.prefixes) >= max_keys:
-            page.truncated = True
-            break
-        page.contents.append(info)
-        page.last = key
+    entries = req.services.objects.listing(bucket.account, bucket.name, prefix, after, delimiter,
+                                           page_size=max_keys + 1)
+    async with aclosing(entries):
+        async for entry in entries:
+            if len(page.contents) + len(page.prefixes) >= max_keys:
+                page.truncated = True
+                break
+            if isinstance(entry, ListedPrefix):
+                page.prefixes.append(entry.key)
+            else:
+                page.contents.append(entry)
+            page.last = entry.key
     return page
 
 

@@ -4,9 +4,8 @@ Account metadata (X-Account-Meta-*, among them the temp URL keys) is its own rec
 (model/accounts.py); POST merges into it, an empty value or X-Remove-Account-Meta-*
 removing an item.
 
-The counts are computed by listing every container of the account on each request —
-correct, but linear in the account's objects. Kept per-container counters (as Swift's
-container databases keep them) are for a later increment.
+The counts add up each container's counters (kept by every replica's store, read from a
+quorum; eventually consistent, as Swift's are): no container is listed.
 """
 
 from __future__ import annotations

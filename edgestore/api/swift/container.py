@@ -7,6 +7,7 @@ a name another account already holds answers 409 where Swift would create it.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -20,13 +21,13 @@ from edgestore.api.swift.listing import listing_format, listing_params, render_l
 from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
-from edgestore.model.large_objects import listed_size
-from edgestore.model.objects import ObjectInfo
+from edgestore.model.listing import ListedObject, ListedPrefix
 
 __all__ = ["ContainerStats", "container_stats", "container_put", "container_post", "container_delete",
            "container_head", "container_get", "enforce_quota", "MAX_CONTAINER_NAME_BYTES", "SECRET_META"]
 
 MAX_CONTAINER_NAME_BYTES = 256
+MAX_PAGE = 10000  # items per replica per internal page when a listing must read its whole range
 # Metadata only owners see (Swift's swift_owner_headers): keys that sign temp URLs.
 SECRET_META = ("temp-url-key", "temp-url-key-2")
 _ACL_HEADERS = {"read": "X-Container-Read", "write": "X-Container-Write"}
@@ -41,11 +42,8 @@ class ContainerStats:
 
 
 async def container_stats(req: SwiftRequest, bucket: Bucket) -> ContainerStats:
-    """Counted by listing (see account.py's note on cost)."""
-    count = size = 0
-    async for info in req.services.objects.list(bucket.account, bucket.name):
-        count += 1
-        size += info.size
+    """From the replicas' counters, not by listing: eventually consistent, as Swift's are."""
+    count, size = await req.services.objects.usage(bucket.account, bucket.name)
     return ContainerStats(count, size)
 
 
@@ -83,8 +81,8 @@ def _check_quota_meta(meta: dict[str, str]) -> None:
 
 
 async def enforce_quota(req: SwiftRequest) -> None:
-    """Before an object PUT: 413 if the container's quotas would be exceeded (counted by
-    listing, so only when a quota is set). A chunked upload counts as 0 bytes, as in Swift."""
+    """Before an object PUT: 413 if the container's quotas would be exceeded (by its
+    counters, read only when a quota is set). A chunked upload counts as 0 bytes, as in Swift."""
     assert req.container is not None
     bucket = await req.services.buckets.lookup(req.container)
     if bucket is None or not any(bucket.meta.get(name) for name in _QUOTAS):
@@ -150,8 +148,8 @@ async def container_head(req: SwiftRequest) -> web.StreamResponse:
     return web.Response(status=204, headers=_container_headers(req, bucket, await container_stats(req, bucket)))
 
 
-def object_entry(info: ObjectInfo) -> dict[str, Any]:
-    return {"name": info.key, "hash": info.etag, "bytes": listed_size(info), "content_type": info.content_type,
+def object_entry(info: ListedObject) -> dict[str, Any]:
+    return {"name": info.key, "hash": info.etag, "bytes": info.listed_size, "content_type": info.content_type,
             "last_modified": iso_time(info.last_modified)}
 
 
@@ -162,9 +160,16 @@ async def container_get(req: SwiftRequest) -> web.StreamResponse:
     headers = _container_headers(req, bucket, await container_stats(req, bucket))
     after = params.marker if params.marker and not params.reverse and params.marker >= params.prefix else None
 
-    async def names() -> AsyncIterator[tuple[str, ObjectInfo]]:
-        async for info in req.services.objects.list(bucket.account, bucket.name, params.prefix, after):
-            yield info.key, info
+    # The replicas roll up what select() folds into subdirs (`path=` lists no subdirs,
+    # so its "/" rolls up too, and select() drops those).
+    delimiter = "/" if params.path_only else params.delimiter
+    listing = req.services.objects.listing(bucket.account, bucket.name, params.prefix, after, delimiter,
+                                           page_size=params.limit if not params.reverse else MAX_PAGE)
 
-    entries = await select(names(), params)
+    async def names() -> AsyncIterator[tuple[str, ListedObject | ListedPrefix]]:
+        async for entry in listing:
+            yield entry.key, entry
+
+    async with aclosing(listing):
+        entries = await select(names(), params)
     return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method)

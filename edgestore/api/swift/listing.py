@@ -118,6 +118,14 @@ def listing_format(http: web.Request, query: dict[str, str]) -> str:
     return "plain"
 
 
+def _name(entry: Any, as_dict: Callable[[Any], dict[str, Any]]) -> str:
+    for attr in ("name", "key"):
+        value = getattr(entry, attr, None)
+        if isinstance(value, str):
+            return value
+    return str(as_dict(entry)["name"])
+
+
 _CONTENT_TYPES = {"plain": "text/plain", "json": "application/json", "xml": "application/xml"}
 
 
@@ -125,11 +133,11 @@ def render_listing(fmt: str, root: str, root_name: str, entries: list[Any],
                    as_dict: Callable[[Any], dict[str, Any]], headers: dict[str, str],
                    method: str) -> web.Response:
     """One listing in the format asked for. An empty plain listing is a 204, as in Swift."""
-    names = [e.name if isinstance(e, Subdir) else as_dict(e)["name"] for e in entries]
     if fmt == "plain":
         if not entries:
             return web.Response(status=204, headers=headers)
-        body = "".join(f"{n}\n" for n in names)
+        # Entries are Subdirs or carry `name` or `key`: no need to build their dicts.
+        body = "".join(f"{_name(e, as_dict)}\n" for e in entries)
     elif fmt == "json":
         body = json.dumps([{"subdir": e.name} if isinstance(e, Subdir) else as_dict(e) for e in entries])
     else:

@@ -1,0 +1,64 @@
+"""Bucket listings as the S3 and Swift APIs show them: live objects with the few fields a
+listing names, and common prefixes, from the coordinator's lean listing; and a bucket's
+object count and bytes from the replicas' counters, without listing it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import AsyncGenerator
+
+from edgestore.clock import ts_to_seconds
+from edgestore.cluster.coordinator import Coordinator
+from edgestore.cluster.listing import CommonPrefix
+from edgestore.store.records import KIND_OBJECT, bucket_record_name, placement_path
+
+__all__ = ["ListedObject", "ListedPrefix", "list_bucket", "bucket_usage"]
+
+# The value fields a listing shows, in the order the rows carry them.
+FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+    content_type: str
+    listed_size: int   # what a Swift listing shows: an SLO's assembled size, else `size`
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPrefix:
+    """A common prefix (S3 CommonPrefixes, Swift subdir), ending with the delimiter."""
+    key: str
+
+
+async def list_bucket(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
+                      after: str | None = None, delimiter: str = "",
+                      page_size: int = 1000) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
+    """Live objects of a bucket in key order from `after` (exclusive; past a whole common
+    prefix when `after` is one), with a delimiter rolled up into common prefixes."""
+    base = f"{account}/{bucket}/"
+    cut = len(base)
+    now = time.time()
+    async for item in coordinator.iter_listing(KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix,
+                                               base + after if after is not None else None, delimiter,
+                                               FIELDS, page_size, now):
+        if isinstance(item, CommonPrefix):
+            yield ListedPrefix(item.name[cut:])
+            continue
+        size, etag, content_type, mtime_ts, delete_at, slo_size = item.fields
+        if item.deleted or (delete_at is not None and delete_at <= now):
+            continue
+        yield ListedObject(item.name[cut:], int(size), str(etag),
+                           ts_to_seconds(int(mtime_ts) if mtime_ts is not None else item.ts),
+                           str(content_type or "binary/octet-stream"),
+                           int(slo_size) if slo_size is not None else int(size))
+
+
+async def bucket_usage(coordinator: Coordinator, account: str, bucket: str) -> tuple[int, int]:
+    """(objects, bytes) of a bucket from its replicas' counters (eventually consistent)."""
+    name = bucket_record_name(account, bucket)
+    return await coordinator.bucket_counters(placement_path(KIND_OBJECT, name + "/"), name)
