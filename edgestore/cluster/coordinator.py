@@ -133,8 +133,13 @@ class Coordinator:
         others only if the quorum is slow; do not wait for stragglers."""
         replicas = self.replicas
         candidates = self.candidates(path)
-        # Local first among the replicas' places only: a local handoff holds none of it.
-        first = sorted(itertools.islice(candidates, replicas), key=lambda t: t.local is None)
+        # This node's own replica among the quorum (a local handoff holds none of it), but
+        # started after a peer's: its query would hold the GIL while the request is sent.
+        first = list(itertools.islice(candidates, replicas))
+        local = [t for t in first if t.local is not None][:1]
+        if local:
+            rest = [t for t in first if t is not local[0]]
+            first = rest[:quorum_size(replicas) - 1] + local + rest[quorum_size(replicas) - 1:]
         return await gather_quorum(itertools.chain(first, candidates), call, replicas=replicas,
                                    quorum=quorum_size(replicas), grace_s=0.0, what=what,
                                    hedge_s=self.timeouts.list_hedge_s)
@@ -259,8 +264,8 @@ class Coordinator:
     async def iter_listing(self, kind: str, path: str, prefix: str, after: str | None = None,
                            delimiter: str = "", fields: tuple[str, ...] = (), page_size: int = 1000,
                            now: float | None = None) -> AsyncIterator[Row | CommonPrefix]:
-        """Like iter_records, but lean (each record's version and the `fields` of its value)
-        and, with a delimiter, with the names under each common prefix rolled up into it
+        """Like iter_records, but lean (rows [name, ts, node, deleted, *fields], the fields
+        picked out of each value) and, with a delimiter, with the names under each common prefix rolled up into it
         (see cluster/listing.py for why the merged prefixes are right). Tombstones and
         expired rows are included; a common prefix is given only if a live row is under it."""
         now = time.time() if now is None else now
@@ -283,7 +288,7 @@ class Coordinator:
     async def _any_live(self, kind: str, path: str, prefix: str, now: float) -> bool:
         """Does a record-level merge find a live record under `prefix` (replicas disagreed)?"""
         async for row in self.iter_listing(kind, path, prefix, fields=("delete_at",), page_size=100, now=now):
-            if isinstance(row, Row) and not row.deleted and (row.fields[0] is None or row.fields[0] > now):
+            if not isinstance(row, CommonPrefix) and not row[3] and (row[4] is None or row[4] > now):
                 return True
         return False
 

@@ -21,21 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["Row", "CommonPrefix", "Merged", "merge_pages"]
+__all__ = ["Row", "row_version", "CommonPrefix", "Merged", "merge_pages"]
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One record as a listing sees it: its version and the fields asked for."""
-    name: str
-    ts: int
-    node: str
-    deleted: bool
-    fields: tuple[Any, ...]
+# A row stays in its wire form, [name, ts, node, deleted, field1, ...]: a listing goes
+# through tens of thousands of them, and an object per row costs more than the rest.
+Row = list[Any]
 
-    @property
-    def version(self) -> tuple[int, str]:
-        return (self.ts, self.node)
+
+def row_version(row: Row) -> tuple[int, str]:
+    return (row[1], row[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +45,7 @@ class Merged:
     frontier: str | None              # where the next page starts; None: this was the last
 
 
-def _row(item: Sequence[Any]) -> Row:
-    return Row(item[0], item[1], item[2], bool(item[3]), tuple(item[4:]))
-
-
-def merge_pages(pages: Sequence[Sequence[Sequence[Any]]], limit: int) -> Merged:
+def merge_pages(pages: Sequence[Sequence[Row]], limit: int) -> Merged:
     """One merged page from the replicas' pages of at most `limit` items each."""
     frontier: str | None = None
     for page in pages:
@@ -64,7 +55,7 @@ def merge_pages(pages: Sequence[Sequence[Sequence[Any]]], limit: int) -> Merged:
     first = pages[0]
     if all(page == first for page in pages[1:]):
         # Replicas in step (the usual case): nothing to merge, every prefix confirmed.
-        return Merged([CommonPrefix(item[0]) if len(item) == 2 else _row(item) for item in first], set(), frontier)
+        return Merged([CommonPrefix(item[0]) if len(item) == 2 else item for item in first], set(), frontier)
     rows: dict[str, Row] = {}
     witnesses: dict[str, list[str]] = {}
     for page in pages:
@@ -75,10 +66,9 @@ def merge_pages(pages: Sequence[Sequence[Sequence[Any]]], limit: int) -> Merged:
             if len(item) == 2:
                 witnesses.setdefault(name, []).append(item[1])
                 continue
-            row = _row(item)
             have = rows.get(name)
-            if have is None or row.version > have.version:
-                rows[name] = row
+            if have is None or row_version(item) > row_version(have):
+                rows[name] = list(item)
     disputed = {name for name, seen in witnesses.items()
                 if len(seen) != len(pages) or any(w != seen[0] for w in seen)}
     items: list[Row | CommonPrefix] = [rows[name] if name in rows else CommonPrefix(name)

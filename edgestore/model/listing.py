@@ -49,13 +49,11 @@ async def list_bucket(coordinator: Coordinator, account: str, bucket: str, prefi
         if isinstance(item, CommonPrefix):
             yield ListedPrefix(item.name[cut:])
             continue
-        size, etag, content_type, mtime_ts, delete_at, slo_size = item.fields
-        if item.deleted or (delete_at is not None and delete_at <= now):
+        name, ts, _, deleted, size, etag, content_type, mtime_ts, delete_at, slo_size = item
+        if deleted or (delete_at is not None and delete_at <= now):
             continue
-        yield ListedObject(item.name[cut:], int(size), str(etag),
-                           ts_to_seconds(int(mtime_ts) if mtime_ts is not None else item.ts),
-                           str(content_type or "binary/octet-stream"),
-                           int(slo_size) if slo_size is not None else int(size))
+        yield ListedObject(name[cut:], int(size), str(etag), ts_to_seconds(mtime_ts if mtime_ts is not None else ts),
+                           content_type or "binary/octet-stream", int(slo_size) if slo_size is not None else int(size))
 
 
 async def bucket_usage(coordinator: Coordinator, account: str, bucket: str) -> tuple[int, int]:

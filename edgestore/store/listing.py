@@ -9,8 +9,9 @@ A page is a list of items in name order:
   prefix whose row here is live (not a tombstone, not expired at `now`). A common prefix
   with no live row here is left out.
 
-Each common prefix costs two index seeks (its first live row, then past its end), however
-many rows it holds: that is what makes a delimiter listing of a large bucket cheap.
+Each common prefix costs an index seek or two (its first row, a live one if that is not,
+then past its end), however many rows it holds: that is what makes a delimiter listing
+of a large bucket cheap.
 """
 
 from __future__ import annotations
@@ -67,31 +68,36 @@ def list_rows_sync(conn: sqlite3.Connection, kind: str, prefix: str, after: str 
     items: list[list[Any]] = []
     while len(items) < limit:
         args: list[Any] = [kind, low] + ([end] if end is not None else [])
-        cursor = conn.execute(f"SELECT {columns} FROM records WHERE kind = ? AND name {'>=' if inclusive else '>'} ?"
-                              f"{upper} ORDER BY name", args)
+        op = ">=" if inclusive else ">"
         if not delimiter:
+            cursor = conn.execute(f"SELECT {columns} FROM records WHERE kind = ? AND name {op} ?{upper} ORDER BY name",
+                                  args)
             items += map(list, cursor.fetchmany(limit - len(items)))
             return items
-        common = None
+        cursor = conn.execute(f"SELECT {columns}, {_LIVE} FROM records WHERE kind = ? AND name {op} ?{upper}"
+                              " ORDER BY name", [now] + args)
+        common = witness = None
         for row in cursor:
             name = row[0]
             cut = name.find(delimiter, len(prefix))
             if cut >= 0:
-                common = name[:cut + len(delimiter)]
+                common, witness = name[:cut + len(delimiter)], name if row[-1] else None
                 break
-            items.append(list(row))
+            items.append(list(row[:-1]))
             if len(items) >= limit:
                 return items
         cursor.close()
         if common is None:
             return items
         common_end = prefix_end(common)
-        witness = conn.execute(
-            f"SELECT name FROM records WHERE kind = ? AND name >= ? {' AND name < ?' if common_end else ''}"
-            f" AND {_LIVE} ORDER BY name LIMIT 1",
-            [kind, common] + ([common_end] if common_end else []) + [now]).fetchone()
+        if witness is None:  # the first row under it is dead: look for a live one
+            found = conn.execute(
+                f"SELECT name FROM records WHERE kind = ? AND name >= ? {' AND name < ?' if common_end else ''}"
+                f" AND {_LIVE} ORDER BY name LIMIT 1",
+                [kind, common] + ([common_end] if common_end else []) + [now]).fetchone()
+            witness = found[0] if found is not None else None
         if witness is not None:
-            items.append([common, witness[0]])
+            items.append([common, witness])
         if common_end is None:
             return items
         low, inclusive = common_end, True

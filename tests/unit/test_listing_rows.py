@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from edgestore.cluster.listing import CommonPrefix, Row, merge_pages
+from edgestore.cluster.listing import CommonPrefix, merge_pages
 from edgestore.store.meta import MetaStore
 from edgestore.store.records import Record
 
@@ -74,11 +74,10 @@ def test_merged_pages_keep_the_newest_version_and_stop_at_the_frontier() -> None
     merged = merge_pages([a, b], 3)
     # a was full: past its last name b may hold names a has not sent yet; b was not.
     assert merged.frontier == "k4"
-    assert merged.items == [Row("k1", 2, "n", False, (6,)), Row("k2", 3, "n", True, (None,)),
-                            Row("k3", 1, "n", False, (5,)), Row("k4", 1, "n", False, (5,))]
+    assert merged.items == [["k1", 2, "n", 0, 6], ["k2", 3, "n", 1, None], ["k3", 1, "n", 0, 5], ["k4", 1, "n", 0, 5]]
     assert merge_pages([a, b], 10).frontier is None
     both_full = merge_pages([b, page(("k1", 2, "n", 0, 6), ("k2", 1, "n", 0, 5))], 2)
-    assert both_full.frontier == "k2" and [i.name for i in both_full.items] == ["k1", "k2"]
+    assert both_full.frontier == "k2" and [i[0] for i in both_full.items] == ["k1", "k2"]
 
 
 def test_a_common_prefix_is_disputed_unless_every_replica_names_the_same_witness() -> None:

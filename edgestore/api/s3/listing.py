@@ -72,13 +72,13 @@ async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_
 
 def _contents_xml(page: Page, url: bool, with_owner: bool, account: str) -> str:
     parts = []
+    # The same for every entry: built once per page.
+    tail = element("StorageClass", "STANDARD") + (owner_xml(account) if with_owner else "") + "</Contents>"
     for info in page.contents:
         parts.append(
             "<Contents>" + element("Key", encode_key(info.key, url))
             + element("LastModified", iso8601(info.last_modified))
-            + element("ETag", f'"{info.etag}"') + element("Size", info.size)
-            + element("StorageClass", "STANDARD")
-            + (owner_xml(account) if with_owner else "") + "</Contents>")
+            + element("ETag", f'"{info.etag}"') + element("Size", info.size) + tail)
     for common in page.prefixes:
         parts.append(f"<CommonPrefixes>{element('Prefix', encode_key(common, url))}</CommonPrefixes>")
     return "".join(parts)

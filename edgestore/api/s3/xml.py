@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from email.utils import formatdate
@@ -62,6 +63,9 @@ def document(root: str, body: Iterable[str] | str) -> bytes:
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{NS}">{inner}</{root}>'.encode()
 
 
+_NEEDS_ESCAPE = re.compile(r'[&<>"\x00-\x1f]')
+
+
 def element(tag: str, value: object) -> str:
     if isinstance(value, bool):
         value = "true" if value else "false"
@@ -70,6 +74,8 @@ def element(tag: str, value: object) -> str:
 
 def _escape_text(text: str) -> str:
     """XML-escape, writing control characters (which XML 1.0 cannot carry raw) as references."""
+    if _NEEDS_ESCAPE.search(text) is None:  # most keys and values: as they are
+        return text
     escaped = escape(text, {'"': "&quot;"})
     if any(ord(c) < 0x20 and c not in "\t\n\r" for c in escaped):
         escaped = "".join(f"&#x{ord(c):x};" if ord(c) < 0x20 and c not in "\t\n\r" else c for c in escaped)
@@ -77,7 +83,13 @@ def _escape_text(text: str) -> str:
 
 
 def iso8601(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
+    return _iso_second(int(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_second(seconds: int) -> str:
+    """Listed objects often share their second: format each one once."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def http_date(seconds: float) -> str:
