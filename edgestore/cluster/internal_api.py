@@ -131,9 +131,9 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             now = float(q.get("now", "0"))
         except ValueError:
             raise web.HTTPBadRequest(text="bad now\n") from None
-        rows = await device.meta.list_rows(q.get("kind", ""), q.get("prefix", ""), q.get("after"), limit,
-                                           q.get("delimiter", ""), fields, now)
-        return web.Response(body=json.dumps(rows, separators=(",", ":")).encode(), content_type="application/json")
+        page = await device.meta.list_rows_json(q.get("kind", ""), q.get("prefix", ""), q.get("after"), limit,
+                                                q.get("delimiter", ""), fields, now)
+        return web.Response(text=page, content_type="application/json")
 
     async def bucket_counters(request: web.Request) -> web.Response:
         device = device_of(request)

@@ -16,11 +16,12 @@ of a large bucket cheap.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from typing import Any, Sequence
 
-__all__ = ["list_rows_sync", "prefix_end", "FIELD_PATH"]
+__all__ = ["list_rows_sync", "list_rows_json_sync", "prefix_end", "FIELD_PATH"]
 
 # A field is a JSON path into a record's value: "size", "slo.size".
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -46,14 +47,39 @@ def is_common_prefix(name: str, prefix: str, delimiter: str) -> bool:
             and name.find(delimiter, len(prefix)) == len(name) - len(delimiter))
 
 
+def _columns(fields: Sequence[str]) -> str:
+    for f in fields:
+        if not FIELD_PATH.match(f):
+            raise ValueError(f"bad field {f!r}")
+    return "name, ts, node, deleted" + "".join(f", json_extract(value, '$.{f}')" for f in fields)
+
+
+def list_rows_json_sync(conn: sqlite3.Connection, kind: str, prefix: str, after: str | None, limit: int,
+                        delimiter: str, fields: Sequence[str], now: float) -> str:
+    """list_rows_sync's page as JSON text, for a peer. Without a delimiter SQLite writes
+    it (json_array per row): a large page never becomes Python objects on this side."""
+    if delimiter:
+        return json.dumps(list_rows_sync(conn, kind, prefix, after, limit, delimiter, fields, now),
+                          separators=(",", ":"))
+    end = prefix_end(prefix)
+    where = "kind = ? AND name >= ?"
+    args: list[Any] = [kind, prefix]
+    if after is not None and after >= prefix:
+        where += " AND name > ?"
+        args.append(after)
+    if end is not None:
+        where += " AND name < ?"
+        args.append(end)
+    page = f"SELECT json_array({_columns(fields)}) AS item FROM records WHERE {where} ORDER BY name LIMIT ?"
+    (text,) = conn.execute(f"SELECT '[' || group_concat(item) || ']' FROM ({page})", [*args, limit]).fetchone()
+    return str(text) if text is not None else "[]"
+
+
 def list_rows_sync(conn: sqlite3.Connection, kind: str, prefix: str, after: str | None, limit: int,
                    delimiter: str, fields: Sequence[str], now: float) -> list[list[Any]]:
     """Up to `limit` items (rows and common prefixes, see the module doc) of `kind` under
     `prefix`, after `after`: past a whole common prefix when `after` is one."""
-    for f in fields:
-        if not FIELD_PATH.match(f):
-            raise ValueError(f"bad field {f!r}")
-    columns = "name, ts, node, deleted" + "".join(f", json_extract(value, '$.{f}')" for f in fields)
+    columns = _columns(fields)
     end = prefix_end(prefix)
     low, inclusive = prefix, True
     if after is not None and after >= prefix:

@@ -28,7 +28,7 @@ import xxhash
 
 from edgestore.errors import StoreError
 from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
-from edgestore.store.listing import list_rows_sync, prefix_end
+from edgestore.store.listing import list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
@@ -429,6 +429,12 @@ class MetaStore:
             args.append(limit)
             return [_row_to_record(row) for row in conn.execute(sql, args)]
         return await self._read(fn)
+
+    async def list_rows_json(self, kind: str, prefix: str, after: str | None, limit: int, delimiter: str = "",
+                             fields: Sequence[str] = (), now: float = 0.0) -> str:
+        """list_rows as JSON text, for a peer."""
+        return await self._read(lambda conn: list_rows_json_sync(conn, kind, prefix, after, limit, delimiter,
+                                                                 fields, now))
 
     async def bucket_counters(self, bucket: str) -> tuple[int, int, int] | None:
         """(objects, bytes, changed_ts) of a bucket ("account/bucket") here, if it has any rows."""

@@ -4,6 +4,7 @@ per-bucket counters the store's triggers keep."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -133,4 +134,20 @@ def test_counters_are_computed_for_a_database_written_before_they_existed(tmp_pa
             assert await reopened.bucket_counters("a/b") == (3, 15, 4)
         finally:
             reopened.close()
+    run(go())
+
+
+def test_the_json_page_for_a_peer_is_the_page(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([obj("x", 3, size=7, etag="é\"q"), obj("y", 4, deleted=True), obj("z/w", 5)])
+            fields = ("size", "etag", "slo.size")
+            for prefix, after, delimiter in (("a/b/", None, ""), ("a/b/", "a/b/x", ""), ("a/b/q", None, ""),
+                                             ("a/b/", "a/", ""), ("a/b/", None, "/")):
+                page = await meta.list_rows("object", prefix, after, 10, delimiter, fields, 0.0)
+                text = await meta.list_rows_json("object", prefix, after, 10, delimiter, fields, 0.0)
+                assert json.loads(text) == page, (prefix, after, delimiter)
+        finally:
+            meta.close()
     run(go())

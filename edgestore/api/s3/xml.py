@@ -64,6 +64,7 @@ def document(root: str, body: Iterable[str] | str) -> bytes:
 
 
 _NEEDS_ESCAPE = re.compile(r'[&<>"\x00-\x1f]')
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")   # all but tab, newline, carriage return
 
 
 def element(tag: str, value: object) -> str:
@@ -77,7 +78,7 @@ def _escape_text(text: str) -> str:
     if _NEEDS_ESCAPE.search(text) is None:  # most keys and values: as they are
         return text
     escaped = escape(text, {'"': "&quot;"})
-    if any(ord(c) < 0x20 and c not in "\t\n\r" for c in escaped):
+    if _CONTROL.search(escaped) is not None:
         escaped = "".join(f"&#x{ord(c):x};" if ord(c) < 0x20 and c not in "\t\n\r" else c for c in escaped)
     return escaped.replace("\r", "&#xD;")
 
