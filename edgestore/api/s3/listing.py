@@ -11,7 +11,7 @@ from aiohttp import web
 
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument
-from edgestore.api.s3.xml import document, element, encode_key, iso8601, owner_xml, xml_response
+from edgestore.api.s3.xml import document, element, encode_key, escape_text, iso8601, owner_xml, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
 from edgestore.model.listing import ListedObject, ListedPrefix
@@ -74,11 +74,10 @@ def _contents_xml(page: Page, url: bool, with_owner: bool, account: str) -> str:
     parts = []
     # The same for every entry: built once per page.
     tail = element("StorageClass", "STANDARD") + (owner_xml(account) if with_owner else "") + "</Contents>"
-    for info in page.contents:
-        parts.append(
-            "<Contents>" + element("Key", encode_key(info.key, url))
-            + element("LastModified", iso8601(info.last_modified))
-            + element("ETag", f'"{info.etag}"') + element("Size", info.size) + tail)
+    for info in page.contents:  # element() by hand: this loop runs for every key listed
+        parts.append(f"<Contents><Key>{escape_text(encode_key(info.key, url))}</Key>"
+                     f"<LastModified>{iso8601(info.last_modified)}</LastModified>"
+                     f"<ETag>&quot;{escape_text(info.etag)}&quot;</ETag><Size>{info.size}</Size>{tail}")
     for common in page.prefixes:
         parts.append(f"<CommonPrefixes>{element('Prefix', encode_key(common, url))}</CommonPrefixes>")
     return "".join(parts)

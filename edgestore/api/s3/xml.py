@@ -15,7 +15,7 @@ from aiohttp import web
 
 from edgestore.api.s3.errors import MalformedXML
 
-__all__ = ["NS", "xml_response", "parse_xml", "local_name", "children", "decimal", "document", "element",
+__all__ = ["NS", "xml_response", "parse_xml", "local_name", "children", "decimal", "document", "element", "escape_text",
            "iso8601", "http_date", "owner_xml", "encode_key"]
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -70,10 +70,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")   # all but tab, newline,
 def element(tag: str, value: object) -> str:
     if isinstance(value, bool):
         value = "true" if value else "false"
-    return f"<{tag}>{_escape_text(str(value))}</{tag}>"
+    return f"<{tag}>{escape_text(str(value))}</{tag}>"
 
 
-def _escape_text(text: str) -> str:
+def escape_text(text: str) -> str:
     """XML-escape, writing control characters (which XML 1.0 cannot carry raw) as references."""
     if _NEEDS_ESCAPE.search(text) is None:  # most keys and values: as they are
         return text
