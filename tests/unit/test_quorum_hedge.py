@@ -1,0 +1,54 @@
+"""gather_quorum's hedged mode (listing reads): ask a quorum, the other replicas only if
+the quorum is slow, and a failure's replacement in either case."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edgestore.cluster.quorum import gather_quorum
+from edgestore.errors import ClusterError
+
+
+def test_a_quorum_that_answers_is_all_that_is_asked() -> None:
+    asked: list[str] = []
+
+    async def call(c: str) -> str:
+        asked.append(c)
+        return c
+
+    async def go() -> list[str]:
+        answers = await gather_quorum(iter("abcde"), call, replicas=3, quorum=2, grace_s=0.0, what="t", hedge_s=60.0)
+        return sorted(a.value for a in answers)
+    assert asyncio.run(go()) == ["a", "b"]
+    assert asked == ["a", "b"]
+
+
+def test_a_failure_is_replaced_and_a_slow_quorum_brings_in_the_others() -> None:
+    asked: list[str] = []
+
+    async def go() -> list[str]:
+        stuck = asyncio.Event()
+
+        async def call(c: str) -> str:
+            asked.append(c)
+            if c == "a":
+                raise ClusterError("down")
+            if c == "b":
+                await stuck.wait()   # never answers: only the hedge gets the quorum
+            return c
+        answers = await gather_quorum(iter("abcde"), call, replicas=3, quorum=2, grace_s=0.0, what="t", hedge_s=0.0)
+        return sorted(a.value for a in answers)
+    assert asyncio.run(go()) == ["c", "d"]
+    assert asked == ["a", "b", "c", "d"]
+
+
+def test_without_a_quorum_the_read_fails() -> None:
+    async def call(c: str) -> str:
+        raise ClusterError("down")
+
+    async def go() -> None:
+        await gather_quorum(iter("abc"), call, replicas=3, quorum=2, grace_s=0.0, what="t", hedge_s=60.0)
+    with pytest.raises(ClusterError):
+        asyncio.run(go())
