@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 from edgestore.clock import Clock
 from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
-from edgestore.cluster.rpc import InternalClient
+from edgestore.cluster.rpc import InternalClient, JsonBody
 from edgestore.config import Timeouts
 from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
@@ -125,11 +125,11 @@ class Coordinator:
 
     # -- records -------------------------------------------------------------------
 
-    async def _put_one(self, target: Target, records: list[Record]) -> dict[str, int]:
+    async def _put_one(self, target: Target, records: list[Record], wire: JsonBody | None = None) -> dict[str, int]:
         async def remote() -> dict[str, int]:
             status, payload = await self.client.request_json(
                 "POST", target.url, f"/_internal/{target.device.device}/records",
-                {"part": str(target.part)}, [r.to_wire() for r in records])
+                {"part": str(target.part)}, wire or JsonBody.of([r.to_wire() for r in records]))
             if status != 200:
                 raise PeerError(target.url, f"record write answered {status}", status)
             return {str(k): int(v) for k, v in (payload or {}).get("newer", {}).items()}
@@ -141,7 +141,9 @@ class Coordinator:
         writer of that version) makes us move our clock past it and write it again, so a
         write acknowledged now is never shadowed by one acknowledged before it."""
         for _ in range(MAX_CLOCK_RETRIES):
-            answers = await self._fan_out(path, f"write {path}", functools.partial(self._put_one, records=records))
+            wire = JsonBody.of([r.to_wire() for r in records])  # encoded once for every replica
+            answers = await self._fan_out(path, f"write {path}",
+                                          functools.partial(self._put_one, records=records, wire=wire))
             newer: dict[str, int] = {}
             for answer in answers:
                 for name, ts in answer.value.items():
