@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import formatdate
 from typing import Iterable
 from urllib.parse import quote
 from xml.etree import ElementTree
@@ -12,6 +11,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from edgestore.api.http import imf_fixdate
 from edgestore.api.s3.errors import MalformedXML
 
 __all__ = ["NS", "xml_response", "parse_xml", "local_name", "children", "decimal", "document", "element",
@@ -81,7 +81,7 @@ def iso8601(seconds: float) -> str:
 
 
 def http_date(seconds: float) -> str:
-    return formatdate(int(seconds), usegmt=True)
+    return imf_fixdate(int(seconds))
 
 
 def owner_xml(account: str) -> str:
