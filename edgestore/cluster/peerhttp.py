@@ -45,11 +45,13 @@ class PeerConnections:
 
     async def request(self, address: tuple[str, int], method: str, path_qs: str,
                       headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """Send one request and read its answer. A kept-alive connection the peer has
-        closed meanwhile is retried once on a new one (the requests sent this way are
-        idempotent: reads, and last-writer-wins merges)."""
+        """Send one request and read its answer. A kept-alive connection that fails (the
+        peer closed it while idle, or restarted) is dropped and the request sent again on
+        the next idle one or a new one: the requests sent this way are idempotent (reads,
+        and last-writer-wins merges). A new connection that fails is the peer's failure."""
         host, port = address
-        head = [f"{method} {path_qs} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"]
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address is bracketed
+        head = [f"{method} {path_qs} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
         head += [f"{name}: {value}\r\n" for name, value in headers.items()]
         head.append("\r\n")
         message = "".join(head).encode("latin-1") + body
