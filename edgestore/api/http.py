@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import re
+import time
 from email.utils import parsedate_to_datetime
 from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
 __all__ = ["UnsatisfiableRange", "parse_byte_range", "parse_byte_ranges", "range_specs", "evaluate_preconditions",
-           "etag_matches", "send_body", "MAX_RANGES"]
+           "etag_matches", "send_body", "MAX_RANGES", "imf_fixdate"]
 
 # At most 19 digits: beyond any object size, and within what int() accepts from a string.
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def imf_fixdate(seconds: int) -> str:
+    """An HTTP date (RFC 9110's IMF-fixdate), as email.utils.formatdate(usegmt=True) writes
+    it at several times the cost: every object GET and HEAD sends one."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 class UnsatisfiableRange(Exception):

@@ -21,7 +21,7 @@ from edgestore.clock import Clock
 from edgestore.cluster.listing import CommonPrefix, Row, merge_pages
 from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
-from edgestore.cluster.rpc import InternalClient
+from edgestore.cluster.rpc import InternalClient, JsonBody
 from edgestore.config import Timeouts
 from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
@@ -146,11 +146,11 @@ class Coordinator:
 
     # -- records -------------------------------------------------------------------
 
-    async def _put_one(self, target: Target, records: list[Record]) -> dict[str, int]:
+    async def _put_one(self, target: Target, records: list[Record], wire: JsonBody | None = None) -> dict[str, int]:
         async def remote() -> dict[str, int]:
             status, payload = await self.client.request_json(
                 "POST", target.url, f"/_internal/{target.device.device}/records",
-                {"part": str(target.part)}, [r.to_wire() for r in records])
+                {"part": str(target.part)}, wire or JsonBody.of([r.to_wire() for r in records]))
             if status != 200:
                 raise PeerError(target.url, f"record write answered {status}", status)
             return {str(k): int(v) for k, v in (payload or {}).get("newer", {}).items()}
@@ -162,7 +162,9 @@ class Coordinator:
         writer of that version) makes us move our clock past it and write it again, so a
         write acknowledged now is never shadowed by one acknowledged before it."""
         for _ in range(MAX_CLOCK_RETRIES):
-            answers = await self._fan_out(path, f"write {path}", functools.partial(self._put_one, records=records))
+            wire = JsonBody.of([r.to_wire() for r in records])  # encoded once for every replica
+            answers = await self._fan_out(path, f"write {path}",
+                                          functools.partial(self._put_one, records=records, wire=wire))
             newer: dict[str, int] = {}
             for answer in answers:
                 for name, ts in answer.value.items():
@@ -188,11 +190,27 @@ class Coordinator:
             return Record.from_wire(payload)
         return await self._call(target, lambda dev: dev.meta.get(kind, name), remote)
 
+    def _read_candidates(self, path: str) -> Iterator[Target]:
+        """The write candidates, with a replica on this node moved to the front of the
+        replica set: a quorum read then costs one round trip fewer."""
+        candidates = self.candidates(path)
+        replica_set = list(itertools.islice(candidates, self.replicas))
+        replica_set.sort(key=lambda target: target.local is None)  # stable: the rest keep ring order
+        yield from replica_set
+        yield from candidates
+
     async def get_record(self, kind: str, name: str) -> Record | None:
-        """The newest version a quorum knows (tombstones included); stale replicas repaired."""
+        """The newest version a quorum knows (tombstones included); stale replicas repaired.
+
+        Only a quorum of the replica set is asked (the local replica first), a failure
+        bringing in the next candidate: every acknowledged write is on a quorum of that
+        set, and two quorums share a replica. The rest is left to anti-entropy."""
         path = placement_path(kind, name)
-        answers = await self._fan_out(path, f"read {kind} {name}",
-                                      lambda t: self._get_one(t, kind, name))
+        replicas = self.replicas
+        quorum = quorum_size(replicas)
+        answers = await gather_quorum(self._read_candidates(path), lambda t: self._get_one(t, kind, name),
+                                      replicas=quorum, quorum=quorum, grace_s=0.0,
+                                      what=f"read {kind} {name}", max_attempts=replicas * 3)
         best = newest([a.value for a in answers])
         if best is not None:
             # A write that follows this read must order after what it saw, however far

@@ -1,10 +1,13 @@
 """The metadata store of one device: one SQLite database (WAL), rows keyed by partition.
 
-SQLite calls never run on the event loop. Writes go to one writer thread that applies
-every write queued since its last commit in a single transaction, so many concurrent
-writes share one fsync (group commit); a write's future resolves only after its commit
-is durable (synchronous=FULL). Reads use a second connection on their own thread: WAL
-lets them proceed while the writer commits.
+Writes go to one writer thread that applies every write queued since its last commit in
+a single transaction, so many concurrent writes share one fsync (group commit); a write's
+future resolves only after its commit is durable (synchronous=FULL). Reads use a second
+connection on their own thread: WAL lets them proceed while the writer commits. The one
+exception is the point read of one record by its key (`get`), the read every request
+makes: it runs on the event loop's own connection, because handing it to a thread and
+back costs several times the B-tree lookup itself; should the database be busy, it goes
+to the reader thread after all rather than wait on the loop.
 
 Every partition has a digest: the XOR of a hash of each of its rows (records, block
 references, blocks known lost), kept current by triggers inside the same transaction as
@@ -216,6 +219,8 @@ class MetaStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"meta-r-{path.parent.name}")
         self._wconn = self._writer.submit(self._open_writer_sync).result()
         self._rconn = self._reader.submit(_connect, path).result()
+        self._lconn = _connect(path)  # the event loop's, for point reads only
+        self._lconn.execute("PRAGMA busy_timeout=0")  # busy: hand the read to the thread instead
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
@@ -258,6 +263,7 @@ class MetaStore:
     def close(self) -> None:
         self._writer.submit(self._wconn.close).result()
         self._reader.submit(self._rconn.close).result()
+        self._lconn.close()
         self._writer.shutdown()
         self._reader.shutdown()
 
@@ -403,7 +409,10 @@ class MetaStore:
             if not _row_intact(row):
                 raise StoreError(f"{self.path}: {kind} {name!r} fails its checksum")
             return _row_to_record(row, row[6] if with_data else None)
-        return await self._read(fn)
+        try:
+            return fn(self._lconn)  # one primary-key lookup: cheaper here than a thread hop
+        except sqlite3.OperationalError:
+            return await self._read(fn)  # busy (a checkpoint, a recovery): not on the loop
 
     async def list_rows(self, kind: str, prefix: str, after: str | None, limit: int, delimiter: str = "",
                         fields: Sequence[str] = (), now: float = 0.0) -> list[list[Any]]:

@@ -1,11 +1,15 @@
 """Range headers as Swift reads them (parse_byte_ranges), beside the single-range parser
-S3 uses, which must keep its behaviour."""
+S3 uses, which must keep its behaviour; and the HTTP dates both APIs send."""
 
 from __future__ import annotations
 
-import pytest
+from email.utils import formatdate
 
-from edgestore.api.http import UnsatisfiableRange, parse_byte_range, parse_byte_ranges
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgestore.api.http import UnsatisfiableRange, imf_fixdate, parse_byte_range, parse_byte_ranges
 
 
 @pytest.mark.parametrize("header, spans", [
@@ -40,3 +44,8 @@ def test_single_range_parser_is_unchanged() -> None:
     assert parse_byte_range("bytes=0-9,20-29", 100) is None  # S3 serves the whole object
     with pytest.raises(UnsatisfiableRange):
         parse_byte_range("bytes=100-", 100)
+
+
+@given(st.integers(min_value=0, max_value=253402300799))  # up to the end of year 9999
+def test_imf_fixdate_writes_what_email_utils_writes(seconds: int) -> None:
+    assert imf_fixdate(seconds) == formatdate(seconds, usegmt=True)

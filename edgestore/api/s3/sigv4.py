@@ -288,8 +288,9 @@ def _iso(moment: datetime) -> str:
 def _parse_amz_date(value: str) -> datetime | None:
     if not _AMZ_DATE_RE.match(value):
         return None
-    try:
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    try:  # the pattern matched: fixed positions (strptime costs ten times as much)
+        return datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+                        int(value[11:13]), int(value[13:15]), tzinfo=UTC)
     except ValueError:
         return None
 

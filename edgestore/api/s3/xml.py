@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 import time
-from email.utils import formatdate
 from typing import Iterable
 from urllib.parse import quote
 from xml.etree import ElementTree
@@ -13,6 +12,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from edgestore.api.http import imf_fixdate
 from edgestore.api.s3.errors import MalformedXML
 
 __all__ = ["NS", "xml_response", "parse_xml", "local_name", "children", "decimal", "document", "element", "escape_text",
@@ -94,7 +94,7 @@ def _iso_second(seconds: int) -> str:
 
 
 def http_date(seconds: float) -> str:
-    return formatdate(int(seconds), usegmt=True)
+    return imf_fixdate(int(seconds))
 
 
 def owner_xml(account: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import formatdate
 
 from aiohttp import web
 
+from edgestore.api.http import imf_fixdate
 from edgestore.api.swift.authorize import Caller, Op, authorize
 from edgestore.api.swift.errors import SwiftError
 from edgestore.config import NodeConfig
@@ -73,7 +73,7 @@ class SwiftRequest:
 
 def http_date(seconds: float) -> str:
     """Last-Modified as Swift sends it: whole seconds, rounded up."""
-    return formatdate(math.ceil(seconds), usegmt=True)
+    return imf_fixdate(math.ceil(seconds))
 
 
 def iso_time(seconds: float) -> str:

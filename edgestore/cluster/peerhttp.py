@@ -1,0 +1,145 @@
+"""A lean HTTP/1.1 client for the small requests nodes send each other (record reads and
+writes): kept-alive connections per peer, the request sent in one write, the answer read
+by its Content-Length.
+
+Every quorum read and write makes such requests, and aiohttp's general client spends
+more CPU on each (cookie jar, tracing, URL objects, its own parser state) than the peer
+spends answering it. Bodies here are small and whole in memory already (JSON), so
+nothing of that is needed. Blocks keep aiohttp's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+__all__ = ["PeerConnections", "PeerHttpError", "MAX_RESPONSE_BYTES"]
+
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # a listing page of inline records at most
+_MAX_HEAD_BYTES = 64 * 1024
+
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class PeerHttpError(Exception):
+    """The connection failed or the answer was not HTTP we understand (status unknown)."""
+
+
+class PeerConnections:
+    """Idle connections per peer, at most `per_peer` in use at once per peer."""
+
+    def __init__(self, connect_s: float, per_peer: int) -> None:
+        self._connect_s = connect_s
+        self._per_peer = per_peer
+        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._addresses: dict[str, tuple[str, int] | None] = {}
+
+    def address(self, base_url: str) -> tuple[str, int] | None:
+        """(host, port) of a plain-HTTP peer URL; None for anything else (TLS)."""
+        if base_url not in self._addresses:
+            parts = urlsplit(base_url)
+            plain = parts.scheme == "http" and parts.hostname is not None
+            self._addresses[base_url] = (parts.hostname or "", parts.port or 80) if plain else None
+        return self._addresses[base_url]
+
+    async def request(self, address: tuple[str, int], method: str, path_qs: str,
+                      headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        """Send one request and read its answer. A kept-alive connection that fails (the
+        peer closed it while idle, or restarted) is dropped and the request sent again on
+        the next idle one or a new one: the requests sent this way are idempotent (reads,
+        and last-writer-wins merges). A new connection that fails is the peer's failure."""
+        host, port = address
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address is bracketed
+        head = [f"{method} {path_qs} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
+        head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        head.append("\r\n")
+        message = "".join(head).encode("latin-1") + body
+        slots = self._slots.get(address)
+        if slots is None:
+            slots = self._slots[address] = asyncio.Semaphore(self._per_peer)
+        async with slots:
+            idle = self._idle.setdefault(address, [])
+            while True:
+                reused = bool(idle)
+                conn = idle.pop() if reused else await self._open(host, port)
+                try:
+                    status, payload, keep = await _exchange(conn, message, method)
+                except (OSError, EOFError, asyncio.IncompleteReadError, PeerHttpError) as exc:
+                    conn[1].close()
+                    if reused:
+                        continue  # closed by the peer while idle: try the next one, or a new one
+                    raise PeerHttpError(f"{type(exc).__name__}: {exc}") from exc
+                except BaseException:
+                    conn[1].close()  # cancelled mid-answer: the connection's state is unknown
+                    raise
+                if keep:
+                    idle.append(conn)
+                else:
+                    conn[1].close()
+                return status, payload
+
+    async def _open(self, host: str, port: int) -> _Conn:
+        try:
+            async with asyncio.timeout(self._connect_s):
+                return await asyncio.open_connection(host, port, limit=_MAX_HEAD_BYTES)
+        except (OSError, TimeoutError) as exc:
+            raise PeerHttpError(f"cannot connect to {host}:{port}: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        for conns in self._idle.values():
+            for _, writer in conns:
+                writer.close()
+        self._idle.clear()
+
+
+async def _exchange(conn: _Conn, message: bytes, method: str) -> tuple[int, bytes, bool]:
+    """Write a request, read the answer: (status, body, whether the connection stays usable)."""
+    reader, writer = conn
+    writer.write(message)
+    if len(message) > 64 * 1024:
+        await writer.drain()
+    try:
+        raw = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError as exc:
+        raise PeerHttpError("answer headers too large") from exc
+    lines = raw.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise PeerHttpError(f"not an HTTP answer: {lines[0][:80]!r}")
+    status = int(code)
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    keep = version == "HTTP/1.1" and fields.get("connection", "").lower() != "close"
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return status, b"", keep
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return status, await _read_chunked(reader), keep
+    length = fields.get("content-length")
+    if length is None:  # delimited by the end of the connection
+        return status, await reader.read(MAX_RESPONSE_BYTES), False
+    if not length.isdigit() or int(length) > MAX_RESPONSE_BYTES:
+        raise PeerHttpError(f"bad Content-Length {length[:20]!r}")
+    return status, await reader.readexactly(int(length)), keep
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError as exc:
+            raise PeerHttpError("bad chunk size") from exc
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, then the end
+                pass
+            return bytes(body)
+        if len(body) + size > MAX_RESPONSE_BYTES:
+            raise PeerHttpError("answer too large")
+        body += await reader.readexactly(size + 2)
+        del body[-2:]
