@@ -2,8 +2,9 @@
 
 SQLite calls never run on the event loop. Writes go to one writer thread that applies
 every write queued since its last commit in a single transaction, so many concurrent
-writes share one fsync (group commit); a write's future resolves only after its commit
-is durable (synchronous=FULL). Reads use a second connection on their own thread: WAL
+writes share one fsync and one copy of the pages they touch (group commit; when writes
+overlap it waits a moment for more, see groupcommit.py); a write's future resolves only
+after its commit is durable (synchronous=FULL). Reads use a second connection on their own thread: WAL
 lets them proceed while the writer commits.
 
 Every partition has a digest: the XOR of a hash of each of its rows (records, block
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +27,16 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import xxhash
 
 from edgestore.errors import StoreError
+from edgestore.store.groupcommit import Batcher
 from edgestore.store.records import Record
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash"]
 
 T = TypeVar("T")
+
+# How long a write may wait for others to share its commit, when writes arrive faster
+# than this (groupcommit.py): each commit rewrites a handful of shared pages.
+GROUP_COMMIT_WINDOW_S = 0.025
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -207,16 +212,15 @@ def _row_to_record(row: tuple[Any, ...], data: bytes | None = None) -> Record:
 class MetaStore:
     """Records and block references of one device."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, group_commit_window_s: float = GROUP_COMMIT_WINDOW_S) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"meta-w-{path.parent.name}")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"meta-r-{path.parent.name}")
         self._wconn = self._writer.submit(self._open_writer_sync).result()
         self._rconn = self._reader.submit(_connect, path).result()
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._pending_lock = threading.Lock()
-        self._flush_scheduled = False
+        self._pending: Batcher[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = \
+            Batcher(group_commit_window_s)
 
     def _open_writer_sync(self) -> sqlite3.Connection:
         conn = _connect(self.path)
@@ -255,18 +259,12 @@ class MetaStore:
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        with self._pending_lock:
-            self._pending.append((op, fut))
-            schedule = not self._flush_scheduled
-            self._flush_scheduled = True
-        if schedule:
+        if self._pending.add((op, fut)):
             self._writer.submit(self._flush_sync, loop)
         return await fut
 
     def _flush_sync(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._pending_lock:
-            batch, self._pending = self._pending, []
-            self._flush_scheduled = False
+        batch = self._pending.take()
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         conn = self._wconn
         try:
@@ -292,6 +290,7 @@ class MetaStore:
                 pass
             err = StoreError(f"{self.path}: commit failed: {exc}")
             results = [(fut, None, err) for _, fut in batch]
+        self._pending.done(len(batch))
         for fut, value, error in results:
             loop.call_soon_threadsafe(_settle, fut, value, error)
 
