@@ -13,7 +13,9 @@ queued or committing: several clients at once) and arrive faster than the window
 next one while the gap since the last stays under twice the recent mean gap, and never
 longer than the window after the batch's first write. A lone writer, even one writing back
 to back, is committed at once, so it is answered as fast as before; a busy node spends up
-to the window per write, while its CPU serves the other requests.
+to the window per write, while its CPU serves the other requests. Only writes that say
+they may wait are kept waiting: a block reference follows a 1 MiB block file whose own
+write dwarfs the pages its commit costs, and a large PUT's throughput would suffer.
 """
 
 from __future__ import annotations
@@ -47,12 +49,15 @@ class Batcher(Generic[T]):
         self._gap = window_s          # running mean gap between writes, capped at the window
         self._in_flight = 0           # queued or being committed
         self._overlap = 0.0           # running mean share of writes that found another in flight
+        self._impatient = 0           # queued writes that must not wait
 
-    def add(self, item: T) -> bool:
+    def add(self, item: T, patient: bool = True) -> bool:
         """Queue a write; True if the caller must schedule a `take` on the writer thread
-        (none is scheduled yet)."""
+        (none is scheduled yet). An impatient write ends any lingering: its batch commits
+        as soon as the writer is free."""
         now = time.monotonic()
         with self._cond:
+            self._impatient += not patient
             gap = min(now - self._last_at, self.window_s)
             self._gap += (gap - self._gap) * _WEIGHT
             self._overlap += ((self._in_flight > 0) - self._overlap) * _WEIGHT
@@ -77,6 +82,7 @@ class Batcher(Generic[T]):
                 self._cond.wait(deadline - now)
             batch, self._items = self._items, []
             self._scheduled = False
+            self._impatient = 0
         return batch
 
     def lingers(self) -> bool:
@@ -85,7 +91,8 @@ class Batcher(Generic[T]):
             return self._lingers()
 
     def _lingers(self) -> bool:
-        return len(self._items) < self.max_batch and self._gap < self.window_s and self._overlap >= _MIN_OVERLAP
+        return (not self._impatient and len(self._items) < self.max_batch and self._gap < self.window_s
+                and self._overlap >= _MIN_OVERLAP)
 
     def done(self, count: int) -> None:
         """`count` writes from a `take` are committed (or failed): no longer in flight."""

@@ -256,10 +256,11 @@ class MetaStore:
 
     # -- writes: queued, group-committed -------------------------------------------
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[sqlite3.Connection], T], patient: bool = False) -> T:
+        """Run op in the next group commit; `patient` lets it wait for others to share it."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        if self._pending.add((op, fut)):
+        if self._pending.add((op, fut), patient):
             self._writer.submit(self._flush_sync, loop)
         return await fut
 
@@ -313,7 +314,9 @@ class MetaStore:
                     newer[name] = int(stored[0])
             return newer
 
-        return await self._write(op)
+        # Patient: records are what small objects are made of, and they gain most from
+        # sharing a commit.
+        return await self._write(op, patient=True)
 
     async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = ()) -> None:
         """Record references to blocks of this device. A referenced block whose file is

@@ -35,3 +35,17 @@ def test_writes_further_apart_than_the_window_do_not_linger() -> None:
     assert not batcher.add(2)
     assert not batcher.lingers()
     assert batcher.take() == [1, 2]
+
+
+def test_a_write_that_must_not_wait_ends_the_linger() -> None:
+    batcher: Batcher[str] = Batcher(window_s=HOUR)
+    assert batcher.add("record")
+    assert not batcher.add("another record")
+    assert batcher.lingers()
+    assert not batcher.add("block reference", patient=False)
+    assert not batcher.lingers()
+    assert batcher.take() == ["record", "another record", "block reference"]
+    batcher.done(3)
+    assert batcher.add("record")
+    assert not batcher.add("record")
+    assert batcher.lingers()                # the impatient write left with its batch
