@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 # How long a write may wait for others to share its commit, when writes arrive faster
 # than this (groupcommit.py): each commit rewrites a handful of shared pages.
-GROUP_COMMIT_WINDOW_S = 0.025
+GROUP_COMMIT_WINDOW_S = 0.050
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
