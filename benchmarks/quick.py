@@ -8,6 +8,13 @@ Small objects: 4 KiB PUTs then GETs of the same keys, `--concurrency` threads, e
 its own boto3 client. Large objects: one 256 MiB PUT then GET, streamed from and to
 nothing (no disk on the client side). RSS: sampled from /proc for every node pid listed
 in cluster.json (this machine only), idle before and peak during the run.
+
+With `--write-amplification`, only the small PUTs run, and the figure is the bytes the
+node processes wrote to disk (/proc/PID/io write_bytes) per byte stored, with every
+device's SQLite WAL checkpointed at the start and at the end: a page is written once in
+the WAL and again into the database at checkpoint, and leaving the second write out
+would make the figure lie. The checkpoint runs in this process, so its own write_bytes
+over the checkpoint is added. Also reported: node CPU seconds per PUT (utime + stime).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -53,6 +61,62 @@ class Peak(threading.Thread):
         while not self.stop.wait(0.1):
             for pid in self.pids:
                 self.peak[pid] = max(self.peak[pid], rss_mib(pid))
+
+
+def io_written(pid: int | str) -> int:
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def checkpoint_all(info: dict[str, Any]) -> int:
+    """Checkpoint (and truncate) every node device's WAL; the bytes that wrote."""
+    before = io_written("self")
+    for node in info["nodes"]:
+        for db in sorted(Path(node["data_dir"]).glob("*/meta.db")):
+            conn = sqlite3.connect(db, timeout=30)
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if busy:
+                    sys.exit(f"{db}: the checkpoint could not finish (a reader held it back); try again")
+            finally:
+                conn.close()
+    return io_written("self") - before
+
+
+def write_amplification(info: dict[str, Any], bucket: str, count: int, concurrency: int,
+                        replicas: int) -> dict[str, float]:
+    pids = [int(n["pid"]) for n in info["nodes"]]
+    checkpoint_all(info)
+    written = sum(io_written(p) for p in pids)
+    cpu = sum(cpu_seconds(p) for p in pids)
+    start = time.perf_counter()
+    endpoints = [n["url"] for n in info["nodes"]]
+    clients = [client(info, endpoints[i % len(endpoints)]) for i in range(concurrency)]
+    body = os.urandom(4096)
+
+    def work(worker: int) -> None:
+        for i in range(worker, count, concurrency):
+            clients[worker].put_object(Bucket=bucket, Key=f"wa/{i:06d}", Body=body)
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(work, range(concurrency)))
+    elapsed = time.perf_counter() - start
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu
+    in_wal = sum(io_written(p) for p in pids) - written
+    at_checkpoint = checkpoint_all(info)
+    total = (in_wal + at_checkpoint) / (count * 4096)
+    return {"put_ops_s": round(count / elapsed, 1), "node_cpu_ms_per_put": round(cpu / count * 1000, 2),
+            "written_by_nodes_mib": round(in_wal / 2**20, 2),
+            "written_at_checkpoint_mib": round(at_checkpoint / 2**20, 2),
+            "write_amplification": round(total, 2), "write_amplification_per_replica": round(total / replicas, 2)}
 
 
 def small_objects(info: dict[str, Any], bucket: str, count: int, concurrency: int) -> tuple[float, float]:
@@ -122,12 +186,19 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--large-mib", type=int, default=256)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--write-amplification", action="store_true",
+                        help="only PUT --small-count 4 KiB objects and report bytes written per byte stored")
+    parser.add_argument("--replicas", type=int, default=3, help="the cluster's replica count (default 3)")
     args = parser.parse_args()
     info = json.loads(args.cluster.read_text())
     pids = [int(n["pid"]) for n in info["nodes"]]
     idle = {pid: rss_mib(pid) for pid in pids}
     bucket = "bench-" + hashlib.md5(str(time.time()).encode()).hexdigest()[:8]
     client(info, info["s3_endpoint"]).create_bucket(Bucket=bucket)
+    if args.write_amplification:
+        wa = write_amplification(info, bucket, args.small_count, args.concurrency, args.replicas)
+        print(json.dumps(wa, indent=2) if args.json else "\n".join(f"{k:34} {v}" for k, v in wa.items()))
+        return 0
     peak = Peak(pids)
     peak.start()
     put_ops, get_ops = small_objects(info, bucket, args.small_count, args.concurrency)

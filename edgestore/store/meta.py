@@ -1,13 +1,15 @@
 """The metadata store of one device: one SQLite database (WAL), rows keyed by partition.
 
 Writes go to one writer thread that applies every write queued since its last commit in
-a single transaction, so many concurrent writes share one fsync (group commit); a write's
-future resolves only after its commit is durable (synchronous=FULL). Reads use a second
-connection on their own thread: WAL lets them proceed while the writer commits. The one
-exception is the point read of one record by its key (`get`), the read every request
-makes: it runs on the event loop's own connection, because handing it to a thread and
-back costs several times the B-tree lookup itself; should the database be busy, it goes
-to the reader thread after all rather than wait on the loop.
+a single transaction, so many concurrent writes share one fsync and one copy of the pages
+they touch (group commit; when writes overlap it waits a moment for more, see
+groupcommit.py); a write's future resolves only after its commit is durable
+(synchronous=FULL). Reads use a second connection on their own thread: WAL lets them
+proceed while the writer commits. The one exception is the point read of one record by its
+key (`get`), the read every request makes: it runs on the event loop's own connection,
+because handing it to a thread and back costs several times the B-tree lookup itself;
+should the database be busy, it goes to the reader thread after all rather than wait on
+the loop.
 
 Every partition has a digest: the XOR of a hash of each of its rows (records, block
 references, blocks known lost), kept current by triggers inside the same transaction as
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +32,17 @@ import xxhash
 
 from edgestore.errors import StoreError
 from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
+from edgestore.store.groupcommit import Batcher
 from edgestore.store.listing import list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
 
 T = TypeVar("T")
+
+# How long a write may wait for others to share its commit, when writes arrive faster
+# than this (groupcommit.py): each commit rewrites a handful of shared pages.
+GROUP_COMMIT_WINDOW_S = 0.050
 
 SCHEMA_VERSION = 3
 _SCHEMA = """
@@ -212,7 +218,7 @@ def _row_to_record(row: tuple[Any, ...], data: bytes | None = None) -> Record:
 class MetaStore:
     """Records and block references of one device."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, group_commit_window_s: float = GROUP_COMMIT_WINDOW_S) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"meta-w-{path.parent.name}")
@@ -221,9 +227,8 @@ class MetaStore:
         self._rconn = self._reader.submit(_connect, path).result()
         self._lconn = _connect(path)  # the event loop's, for point reads only
         self._lconn.execute("PRAGMA busy_timeout=0")  # busy: hand the read to the thread instead
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._pending_lock = threading.Lock()
-        self._flush_scheduled = False
+        self._pending: Batcher[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = \
+            Batcher(group_commit_window_s)
 
     def _open_writer_sync(self) -> sqlite3.Connection:
         conn = _connect(self.path)
@@ -269,21 +274,16 @@ class MetaStore:
 
     # -- writes: queued, group-committed -------------------------------------------
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[sqlite3.Connection], T], patient: bool = False) -> T:
+        """Run op in the next group commit; `patient` lets it wait for others to share it."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        with self._pending_lock:
-            self._pending.append((op, fut))
-            schedule = not self._flush_scheduled
-            self._flush_scheduled = True
-        if schedule:
+        if self._pending.add((op, fut), patient):
             self._writer.submit(self._flush_sync, loop)
         return await fut
 
     def _flush_sync(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._pending_lock:
-            batch, self._pending = self._pending, []
-            self._flush_scheduled = False
+        batch = self._pending.take()
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         conn = self._wconn
         try:
@@ -309,6 +309,7 @@ class MetaStore:
                 pass
             err = StoreError(f"{self.path}: commit failed: {exc}")
             results = [(fut, None, err) for _, fut in batch]
+        self._pending.done(len(batch))
         for fut, value, error in results:
             loop.call_soon_threadsafe(_settle, fut, value, error)
 
@@ -331,7 +332,9 @@ class MetaStore:
                     newer[name] = int(stored[0])
             return newer
 
-        return await self._write(op)
+        # Patient: records are what small objects are made of, and they gain most from
+        # sharing a commit.
+        return await self._write(op, patient=True)
 
     async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = ()) -> None:
         """Record references to blocks of this device. A referenced block whose file is
