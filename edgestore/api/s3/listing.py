@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from edgestore.model.buckets import Bucket
 from edgestore.model.objects import ObjectInfo
 
 MAX_KEYS_LIMIT = 1000
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -77,7 +79,17 @@ async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_
     return page
 
 
-def _contents_xml(page: Page, url: bool, with_owner: bool, account: str) -> str:
+def _user_metadata_xml(info: ObjectInfo) -> str:
+    """MinIO's listing extension (``metadata=true``): each object's Content-Type and
+    ``x-amz-meta-*`` values, so that a client (the FUSE mount) needs no HEAD per key. A name
+    that cannot be an XML element name is left out."""
+    items = [element("Content-Type", info.content_type)]
+    items += [element(f"X-Amz-Meta-{name}", value) for name, value in sorted(info.meta.items())
+              if _XML_NAME.fullmatch(name)]
+    return "<UserMetadata>" + "".join(items) + "</UserMetadata>"
+
+
+def _contents_xml(page: Page, url: bool, with_owner: bool, account: str, with_meta: bool = False) -> str:
     parts = []
     for info in page.contents:
         parts.append(
@@ -85,7 +97,8 @@ def _contents_xml(page: Page, url: bool, with_owner: bool, account: str) -> str:
             + element("LastModified", iso8601(info.last_modified))
             + element("ETag", f'"{info.etag}"') + element("Size", info.size)
             + element("StorageClass", "STANDARD")
-            + (owner_xml(account) if with_owner else "") + "</Contents>")
+            + (owner_xml(account) if with_owner else "")
+            + (_user_metadata_xml(info) if with_meta else "") + "</Contents>")
     for common in page.prefixes:
         parts.append(f"<CommonPrefixes>{element('Prefix', encode_key(common, url))}</CommonPrefixes>")
     return "".join(parts)
@@ -125,7 +138,8 @@ async def list_objects_v2(req: S3Request) -> web.StreamResponse:
         body.append(element("StartAfter", encode_key(start_after, url)))
     if url:
         body.append(element("EncodingType", "url"))
-    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", bucket.account))
+    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", bucket.account,
+                              q.get("metadata") == "true"))
     return xml_response(document("ListBucketResult", body))
 
 
