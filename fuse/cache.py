@@ -1,7 +1,9 @@
 """The mount's cache of attributes and directory listings: entries live for a short TTL, so
 changes made by other clients show up within it; the mount's own changes update it at once.
 Negative entries (no such name) are cached too. Opening a file re-validates it (close-to-open
-consistency), whatever the cache holds."""
+consistency), whatever the cache holds. A directory's attributes live longer
+(``DIR_TTL_FACTOR`` times the TTL): every path walk looks up each directory on the way, the
+kernel again each TTL, and directories change rarely (their times kept by this mount apart)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .metadata import Attr
 __all__ = ["MetaCache", "parent_of", "drop_tree"]
 
 MAX_ENTRIES = 100_000
+DIR_TTL_FACTOR = 30
 
 
 def parent_of(path: str) -> tuple[str, str]:
@@ -38,8 +41,9 @@ class MetaCache:
         self._attrs: dict[str, tuple[float, Attr | None]] = {}
         self._listings: dict[str, tuple[float, dict[str, bool]]] = {}  # dir -> {name: is_dir}
 
-    def _fresh(self, stamp: float) -> bool:
-        return self._clock() - stamp < self.ttl_s
+    def _fresh(self, stamp: float, attr: Attr | None = None) -> bool:
+        ttl = self.ttl_s * DIR_TTL_FACTOR if attr is not None and attr.is_dir else self.ttl_s
+        return self._clock() - stamp < ttl
 
     def _trim(self, table: dict[str, tuple[float, object]]) -> None:
         if len(table) < MAX_ENTRIES:
@@ -55,7 +59,7 @@ class MetaCache:
         """(found, attr): found with None means the name is known not to exist."""
         with self._lock:
             entry = self._attrs.get(path)
-            if entry is None or not self._fresh(entry[0]):
+            if entry is None or not self._fresh(*entry):
                 return False, None
             return True, entry[1].copy() if entry[1] else None
 

@@ -21,7 +21,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from .metadata import Attr
 from .ranges import RangeSet
@@ -36,6 +39,9 @@ MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3's smallest part but the last
 MAX_PARTS = 10_000
 FILL_CHUNK = 4 * MIB
+RANDOM_CHUNK = 8 * MIB  # what a random read brings into the local file, around it
+RANDOM_PIECE = 2 * MIB  # in requests of this size, in parallel
+UPLOAD_AHEAD = 4  # parts of one file sent but not yet answered, at most (their bytes stay in the local file)
 _FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -86,21 +92,37 @@ class CacheBudget:
 
 @dataclass
 class _Stream:
-    """A multipart upload started before the file was closed, because the cache was full."""
+    """A multipart upload started while a new file is being written: each part is sent (on
+    the upload pool, a few at once) as soon as the writer has moved past it."""
 
     upload_id: str
     part_size: int
-    etags: list[str] = field(default_factory=list)
+    parts: list[Future[str]] = field(default_factory=list)  # part n+1 is parts[n]
 
     @property
     def done(self) -> int:
-        return len(self.etags) * self.part_size
+        return len(self.parts) * self.part_size
+
+    def drop_from(self, number: int) -> None:
+        """Parts ``number``+1 on change: wait until they are sent (a new upload of the same part
+        must come after), then forget them."""
+        wait(self.parts[number:])
+        del self.parts[number:]
+
+    def sent(self) -> int:
+        """Bytes from the start that are surely in the upload (every part before done)."""
+        count = 0
+        for part in self.parts:
+            if not part.done() or part.exception() is not None:
+                break
+            count += 1
+        return count * self.part_size
 
 
 class OpenFile:
     def __init__(self, client: S3Client, key: str, attr: Attr, exists: bool, tuning: Tuning,
-                 budget: CacheBudget) -> None:
-        self.client, self.tuning, self.budget = client, tuning, budget
+                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None) -> None:
+        self.client, self.tuning, self.budget, self.pool = client, tuning, budget, pool
         self.key: str | None = key  # None once unlinked: the handles keep the data, nothing is uploaded
         self.attr = attr
         self.remote_size = attr.size if exists else 0
@@ -147,6 +169,45 @@ class OpenFile:
                     raise OSError(errno.EIO, f"{self.key} is shorter than it was when opened")
         self._account()
 
+    def _fill_chunks(self, start: int, end: int) -> None:
+        """Random reads of a file not changed here: bring the aligned chunks around [start, end)
+        into the local file, their pieces fetched in parallel, so that the reads that follow
+        nearby are local. Made room for by dropping what the local file held before, if the
+        cache is full (it holds nothing that is not in the object)."""
+        first = start - start % RANDOM_CHUNK
+        last = min(-(-end // RANDOM_CHUNK) * RANDOM_CHUNK, self.remote_size)
+        gaps = self.present.missing(first, last)
+        wanted = sum(e - s for s, e in gaps)
+        if not wanted:
+            return
+        if self.budget.used + wanted > self.budget.limit:
+            if self._fd is not None:
+                punch_hole(self._fd, 0, max(self.remote_size, 1))
+            self.present = RangeSet()
+            self._account()
+            gaps = [(first, last)]
+        fd = self._temp()
+        pieces = [(pos, min(pos + RANDOM_PIECE, gap_end)) for gap_start, gap_end in gaps
+                  for pos in range(gap_start, gap_end, RANDOM_PIECE)]
+        fetched = [self._submit_read(pos, piece_end - pos) for pos, piece_end in pieces]
+        try:
+            for (pos, piece_end), future in zip(pieces, fetched, strict=True):
+                data = future.result()
+                os.pwrite(fd, data, pos)
+                self.present.add(pos, pos + len(data))
+                if len(data) < piece_end - pos:
+                    raise OSError(errno.EIO, f"{self.key} is shorter than it was when opened")
+        finally:
+            wait(fetched)
+            self._account()
+
+    def _submit_read(self, start: int, length: int) -> Future[bytes]:
+        if self.pool is not None:
+            return self.pool.submit(self._fetch, start, length)
+        done: Future[bytes] = Future()
+        done.set_result(self._fetch(start, length))
+        return done
+
     def _check_streamed(self, start: int, end: int) -> None:
         """Parts already uploaded by a started stream and freed locally cannot be read or changed."""
         if self._stream and start < self._stream.done and not self.present.covers(start, min(end, self._stream.done)):
@@ -160,6 +221,9 @@ class OpenFile:
             end = min(offset + size, self.attr.size)
             if offset >= end:
                 return b""
+            if (self.key is not None and not self.dirty and self._stream is None and self.remote_size > offset
+                    and not ahead.sequential(offset)):
+                self._fill_chunks(offset, end)
             if self._fd is None:
                 if self.key is None:
                     return bytes(end - offset)
@@ -179,15 +243,16 @@ class OpenFile:
             if self._stream and offset < self._stream.done:
                 self._check_streamed(offset, end)
                 # An uploaded part changes: upload it again (same part numbers) from here on.
-                del self._stream.etags[offset // self._stream.part_size:]
+                self._stream.drop_from(offset // self._stream.part_size)
             os.pwrite(self._temp(), data, offset)
             self.present.add(offset, end)
             now = time.time_ns()
             self.attr.size = max(self.attr.size, end)
             self.attr.mtime_ns = self.attr.ctime_ns = now
             self.dirty = True
-            if not self._account():
-                self._relieve()
+            full = not self._account()
+            if self.pool is not None or full:
+                self._stream_parts(full)
             return len(data)
 
     def truncate(self, length: int) -> None:
@@ -197,7 +262,7 @@ class OpenFile:
             if self._stream:
                 if length < self._stream.done:
                     self._check_streamed(0, length)
-                    del self._stream.etags[length // self._stream.part_size:]
+                    self._stream.drop_from(length // self._stream.part_size)
             os.ftruncate(self._temp(), length)
             self.present.clip(length)
             self.remote_size = min(self.remote_size, length)
@@ -214,31 +279,58 @@ class OpenFile:
             headers["Content-Type"] = mimetypes.guess_type(self.key)[0] or "application/octet-stream"
         return headers
 
-    def _relieve(self) -> None:
-        """The cache is full: if this file is written from empty, upload its finished parts and free them."""
+    def _submit(self, call: Callable[..., str], *args: Any) -> Future[str]:
+        """``call(*args)`` on the upload pool (here and now without one)."""
+        if self.pool is not None:
+            return self.pool.submit(call, *args)
+        done: Future[str] = Future()
+        try:
+            done.set_result(call(*args))
+        except S3Error as exc:
+            done.set_exception(exc)
+        return done
+
+    def _send_part(self, number: int, start: int, length: int) -> Future[str]:
+        assert self.key is not None and self._stream is not None
+        return self._submit(self.client.upload_part, self.key, self._stream.upload_id, number,
+                            FileRegion(self._temp(), start, length))
+
+    def _stream_parts(self, full: bool) -> None:
+        """A file written from empty: send its finished parts while it is being written; when
+        the cache is ``full``, also wait for them and free them locally."""
         if self.key is None or self.remote_size > 0:
             return  # a change to an existing object needs its old bytes: the cache overflows instead
         if self._stream is None:
             part = self.tuning.part_size_for(0)
             if self.attr.size < 2 * part:
                 return
-            self._stream = _Stream(self.client.create_multipart(self.key, self._headers()), part)
-            log.info("%s: cache full, uploading while writing (upload %s)", self.key, self._stream.upload_id)
-        stream, fd = self._stream, self._temp()
+            try:
+                self._stream = _Stream(self.client.create_multipart(self.key, self._headers()), part)
+            except S3Error as exc:
+                raise io_error(f"upload of {self.key}", exc) from exc
+            log.debug("%s: uploading while writing (upload %s)", self.key, self._stream.upload_id)
+        stream = self._stream
         frontier = max((e for _, e in self.present), default=0)
         while stream.done + stream.part_size < frontier:  # the part after the last write stays local
             start = stream.done
             if not self.present.covers(start, start + stream.part_size):
                 break  # a hole not written yet: maybe it still will be
+            stream.parts.append(self._send_part(len(stream.parts) + 1, start, stream.part_size))
+        pending = [p for p in stream.parts if not p.done()]
+        if full or len(pending) > UPLOAD_AHEAD:
+            wait(pending[:len(pending) - (0 if full else UPLOAD_AHEAD)])
+        if any(p.done() and p.exception() is not None for p in stream.parts):
             try:
-                etag = self.client.upload_part(self.key, stream.upload_id, len(stream.etags) + 1,
-                                               FileRegion(fd, start, stream.part_size))
+                self._results(stream)
             except S3Error as exc:
                 raise io_error(f"upload of {self.key}", exc) from exc
-            stream.etags.append(etag)
-            punch_hole(fd, start, stream.part_size)
-            self.present.remove(start, start + stream.part_size)
-        self._account()
+        if full:
+            sent = stream.sent()
+            for start, end in list(self.present):
+                if start < sent:
+                    punch_hole(self._temp(), start, min(end, sent) - start)
+            self.present.remove(0, sent)
+            self._account()
 
     def upload(self) -> None:
         """Make the object hold what the file holds now (flush, fsync, release)."""
@@ -260,15 +352,26 @@ class OpenFile:
             self.attr.etag = etag
             self.remote_size, self.exists, self.dirty = size, True, False
 
+    @staticmethod
+    def _results(stream: _Stream) -> list[str]:
+        """The ETags of the parts sent; a failed part is forgotten with those after it (sent
+        again by the next attempt) and its error raised."""
+        etags: list[str] = []
+        for index, part in enumerate(stream.parts):
+            try:
+                etags.append(part.result())
+            except S3Error:
+                stream.drop_from(index)
+                raise
+        return etags
+
     def _finish_stream(self, key: str, size: int) -> str:
         stream = self._stream
         assert stream is not None
-        fd = self._temp()
         for start in range(stream.done, size, stream.part_size):
-            length = min(stream.part_size, size - start)
-            stream.etags.append(self.client.upload_part(key, stream.upload_id, len(stream.etags) + 1,
-                                                        FileRegion(fd, start, length)))
-        self.client.complete_multipart(key, stream.upload_id, stream.etags)
+            stream.parts.append(self._send_part(len(stream.parts) + 1, start, min(stream.part_size, size - start)))
+        etags = self._results(stream)
+        self.client.complete_multipart(key, stream.upload_id, etags)
         self._stream = None
         head = self.client.head(key)
         return head.etag if head else ""
@@ -276,20 +379,22 @@ class OpenFile:
     def _multipart(self, key: str, size: int) -> str:
         part = self.tuning.part_size_for(size)
         upload_id = self.client.create_multipart(key, self._headers())
-        etags: list[str] = []
+        parts: list[Future[str]] = []
         try:
             for number, start in enumerate(range(0, size, part), start=1):
                 end = min(start + part, size)
                 untouched = end <= self.remote_size and self.present.missing(start, end) == [(start, end)]
                 if untouched and self.attr.etag:
-                    etags.append(self.client.upload_part_copy(key, upload_id, number, key, start, end,
-                                                              self.attr.etag))
+                    parts.append(self._submit(self.client.upload_part_copy, key, upload_id, number, key, start,
+                                              end, self.attr.etag))
                     continue
                 self._fill(start, end)
-                etags.append(self.client.upload_part(key, upload_id, number, FileRegion(self._temp(), start,
-                                                                                        end - start)))
+                parts.append(self._submit(self.client.upload_part, key, upload_id, number,
+                                          FileRegion(self._temp(), start, end - start)))
+            etags = [p.result() for p in parts]
             self.client.complete_multipart(key, upload_id, etags)
         except BaseException:
+            wait(parts)
             try:
                 self.client.abort_multipart(key, upload_id)
             except S3Error as exc:
@@ -314,6 +419,8 @@ class OpenFile:
             self.key, self.dirty = None, False
 
     def _abort_stream(self) -> None:
+        if self._stream:
+            wait(self._stream.parts)  # no part may still read the local file once it is closed
         if self._stream and self.key:
             try:
                 self.client.abort_multipart(self.key, self._stream.upload_id)

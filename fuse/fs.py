@@ -27,7 +27,7 @@ from .dirtimes import DirTimes
 from .files import CacheBudget, Handle, OpenFile, Tuning, io_error
 from .metadata import DIR_CONTENT_TYPE, Attr, Defaults, attr_from_meta, implicit_dir
 from .readahead import ReadAhead
-from .s3client import S3Client, S3Error
+from .s3client import ListEntry, ListPage, S3Client, S3Error
 from .space import ClusterSpace
 
 __all__ = ["EdgeFS"]
@@ -39,6 +39,10 @@ KEY_MAX = 1024
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 RENAME_WORKERS = 8
+UPLOAD_WORKERS = 4
+READ_WORKERS = 4
+LOOKUP_KEYS = 16  # keys a lookup lists: `key`, and `key/` after the keys that sort between them
+OPEN_FETCH = 128 * 1024  # what an open for reading fetches with the attributes (a small file whole)
 S3FS_OLD_DIR_SUFFIX = "_$folder$"
 # libfuse renames a file unlinked while open to this, and unlinks that at the last close:
 # such names live only in this mount (the object is deleted at once).
@@ -75,6 +79,11 @@ def _key(path: str) -> str:
     return path[1:]
 
 
+def below_of(path: str) -> str:
+    """The start of the paths in directory ``path``."""
+    return "/" if path == "/" else path + "/"
+
+
 def _prefix(path: str) -> str:
     return "" if path == "/" else path[1:] + "/"
 
@@ -83,7 +92,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
     use_ns = True  # times in nanoseconds, both ways
 
     def __init__(self, client: S3Client, tuning: Tuning, ttl_s: float = 1.0, defaults: Defaults | None = None,
-                 space: ClusterSpace | None = None, dir_time_delay_s: float = 1.0) -> None:
+                 space: ClusterSpace | None = None, dir_time_delay_s: float = 5.0) -> None:
         self.client = client
         self.tuning = tuning
         self.defaults = defaults or Defaults(os.getuid(), os.getgid(), time_ns=time.time_ns())
@@ -96,6 +105,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         self._handles: dict[int, Handle] = {}
         self._fh = itertools.count(1)
         self._lock = threading.RLock()
+        self.pool = ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="upload")  # parts of large files
+        self.read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="readahead")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -111,6 +122,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                 of.upload()
             except OSError as exc:
                 log.error("unmounted with %s not uploaded: %s", of.key, exc)
+        self.pool.shutdown()
+        self.read_pool.shutdown(cancel_futures=True)
         self.client.close()
 
     # -- looking things up ----------------------------------------------------------------
@@ -123,21 +136,51 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         return attr_from_meta(key, head.meta, head.size, head.last_modified_ns, head.content_type, head.etag,
                               self.defaults)
 
+    def _attr_of_entry(self, entry: ListEntry) -> Attr | None:
+        """A listed object's attributes, if the listing carried its metadata."""
+        if entry.meta is None:
+            return None
+        return attr_from_meta(entry.key, entry.meta, entry.size, entry.last_modified_ns, entry.content_type,
+                              entry.etag, self.defaults)
+
+    def _dir_of(self, key: str, page: ListPage) -> Attr | None:
+        """The directory ``key`` as a listing of keys from ``key`` shows it: its own ``key/``
+        object (with its metadata), or keys under it (an implicit directory)."""
+        below = key + "/"
+        for entry in page.entries:
+            if entry.key == below:
+                attr = self._attr_of_entry(entry)
+                if attr is not None:
+                    return attr
+                head = self.client.head(below)
+                return self._attr_of_head(below, head) if head is not None else implicit_dir(self.defaults)
+            if entry.key.startswith(below):
+                return implicit_dir(self.defaults)
+        return implicit_dir(self.defaults) if any(p.startswith(below) for p in page.prefixes) else None
+
+    def _fetch_dir(self, key: str) -> Attr | None:
+        return self._dir_of(key, self.client.list_page(key + "/", None, max_keys=1, metadata=True))
+
     def _fetch(self, path: str, hint_dir: bool | None = None) -> Attr | None:
         """What the server has at ``path``: a file (``key``), a directory object (``key/``), keys
-        under the prefix (an implicit directory), or nothing."""
+        under the prefix (an implicit directory), or nothing. Usually one listing of the keys
+        from ``key`` on tells which, with the metadata (where the server lists it)."""
         key = _key(path)
-        if hint_dir is not True:
+        if hint_dir is True:
+            return self._fetch_dir(key)
+        page = self.client.list_page(key, None, max_keys=LOOKUP_KEYS, metadata=True)
+        entry = next((e for e in page.entries if e.key == key), None)
+        if entry is not None:
+            attr = self._attr_of_entry(entry)
+            if attr is not None:
+                return attr
             head = self.client.head(key)
             if head is not None:
                 return self._attr_of_head(key, head)
-        head = self.client.head(key + "/")
-        if head is not None:
-            return self._attr_of_head(key + "/", head)
-        page = self.client.list_page(key + "/", None, max_keys=1)
-        if page.entries or page.prefixes:
-            return implicit_dir(self.defaults)
-        return None
+        attr = self._dir_of(key, page)
+        if attr is None and page.next_token and max((e.key for e in page.entries), default="") < key + "/":
+            return self._fetch_dir(key)  # siblings such as `key.txt` filled the page before `key/`
+        return attr
 
     def _lookup(self, path: str) -> Attr | None:
         if path == "/":
@@ -184,19 +227,26 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         if names is None:
             prefix = _prefix(path)
             names = {}
-            for page in self.client.list_all(prefix):
+            attrs: dict[str, Attr] = {}
+            for page in self.client.list_all(prefix, metadata=True):
                 for entry in page.entries:
                     name = entry.key[len(prefix):]
                     if name.endswith(S3FS_OLD_DIR_SUFFIX):
                         names[name[:-len(S3FS_OLD_DIR_SUFFIX)]] = True
                     elif name and name not in (".", ".."):
                         names.setdefault(name, False)
+                        attr = self._attr_of_entry(entry)
+                        if attr is not None and not attr.is_dir:
+                            attrs[name] = attr
                 for sub in page.prefixes:
                     name = sub[len(prefix):].rstrip("/")
                     if name and "/" not in name and name not in (".", ".."):
                         names[name] = True  # a directory wins over a file of the same name
             self.cache.put_listing(path, names)
-        below = "/" if path == "/" else path + "/"
+            for name, attr in attrs.items():  # ls -l then stats them without a request each
+                if not names[name]:
+                    self.cache.put_attr(below_of(path) + name, attr)
+        below = below_of(path)
         with self._lock:
             for open_path in self._files:
                 name = open_path[len(below):]
@@ -260,7 +310,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             of.refs += 1
             fh = next(self._fh)
-            self._handles[fh] = Handle(of, flags, ReadAhead(self.tuning.readahead))
+            self._handles[fh] = Handle(of, flags, ReadAhead(self.tuning.readahead, self.read_pool))
             return fh
 
     @s3_errors
@@ -273,35 +323,48 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             if path in self._files and flags & os.O_EXCL:
                 raise _fail(errno.EEXIST)
-            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget)
+            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget, self.pool)
             self._files[path] = of
         self.cache.update_attr(path, attr)
         self._touch_parent(path, now)
         return self._new_handle(of, flags)
 
-    def _open_file(self, path: str) -> OpenFile:
-        """The file open at ``path``, or a new one from what the server says now (not the cache)."""
+    def _open_file(self, path: str, fetch: bool = False) -> tuple[OpenFile, bytes]:
+        """The file open at ``path``, or a new one from what the server says now (not the cache):
+        with ``fetch``, one GET that also brings the file's first bytes (returned beside it)."""
         with self._lock:
             of = self._files.get(path)
-        if of is None:
-            head = self.client.head(_key(path))
-            if head is None:
-                self.cache.forget(path)
-                attr = self._lookup(path)
-                raise _fail(errno.EISDIR if attr is not None and attr.is_dir else errno.ENOENT)
-            attr = self._attr_of_head(_key(path), head)
-            if attr.is_dir:
-                raise _fail(errno.EISDIR)
-            self.cache.update_attr(path, attr)
-            with self._lock:
-                of = self._files.setdefault(path, OpenFile(self.client, _key(path), attr, True, self.tuning,
-                                                           self.budget))
-        return of
+        if of is not None:
+            return of, b""
+        key, first = _key(path), b""
+        if fetch:
+            got = self.client.get_first(key, OPEN_FETCH)
+            head = got[0] if got is not None else None
+            first = got[1] if got is not None else b""
+        else:
+            head = self.client.head(key)
+        if head is None:
+            self.cache.forget(path)
+            attr = self._lookup(path)
+            raise _fail(errno.EISDIR if attr is not None and attr.is_dir else errno.ENOENT)
+        attr = self._attr_of_head(key, head)
+        if attr.is_dir:
+            raise _fail(errno.EISDIR)
+        self.cache.update_attr(path, attr)
+        with self._lock:
+            of = self._files.get(path)
+            if of is not None:
+                return of, b""
+            of = self._files[path] = OpenFile(self.client, key, attr, True, self.tuning, self.budget, self.pool)
+        return of, first
 
     @s3_errors
     def open(self, path: str, flags: int) -> int:
-        of = self._open_file(path)
+        reads = flags & os.O_ACCMODE != os.O_WRONLY and not flags & os.O_TRUNC
+        of, first = self._open_file(path, fetch=bool(reads))
         fh = self._new_handle(of, flags)
+        if first:
+            self._handles[fh].ahead.seed(0, first)
         if flags & os.O_TRUNC and of.attr.size:
             of.truncate(0)
         return fh
@@ -332,7 +395,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             return
         if path is None:
             raise _fail(errno.ENOENT)
-        of = self._open_file(path)
+        of, _ = self._open_file(path)
         with self._lock:
             of.refs += 1
         try:

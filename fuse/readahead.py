@@ -1,11 +1,14 @@
 """Reads of a remote object for one open file handle: ranged GETs, growing into a read-ahead
 window while the reads are sequential and falling back to small ranges for random access.
-At most one window is held per handle, so memory stays bounded whatever the file size."""
+While a reader goes sequentially, the window after the one it reads is fetched in the
+background (on a shared pool), so the next read finds it arrived. At most two windows are
+held per handle, so memory stays bounded whatever the file size."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["ReadAhead"]
 
@@ -15,17 +18,39 @@ Fetch = Callable[[int, int], bytes]  # (start, length) -> bytes of the object
 
 
 class ReadAhead:
-    def __init__(self, max_window: int) -> None:
+    def __init__(self, max_window: int, pool: ThreadPoolExecutor | None = None) -> None:
         self.max_window = max(max_window, MIN_FETCH)
+        self._pool = pool
         self._window = MIN_FETCH
         self._buf = b""
         self._buf_start = 0
         self._next = -1  # where a sequential reader reads next
+        self._ahead: tuple[int, int, Future[bytes]] | None = None  # (start, length, fetch) of the next window
         self._lock = threading.Lock()
 
     def drop(self) -> None:
         with self._lock:
-            self._buf, self._next = b"", -1
+            self._buf, self._next, self._ahead = b"", -1, None
+
+    def seed(self, start: int, data: bytes) -> None:
+        """Bytes of the object already fetched (with the open), as if read ahead."""
+        with self._lock:
+            self._buf, self._buf_start, self._next = data, start, start
+
+    def sequential(self, offset: int) -> bool:
+        """Whether a read at ``offset`` continues this handle's reads (or its seeded start)."""
+        with self._lock:
+            return offset == self._next or 0 <= offset - self._buf_start <= len(self._buf)
+
+    def _take_ahead(self, pos: int, want: int) -> bytes | None:
+        """The background window, if it starts at ``pos`` and is no shorter than wanted."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != pos or ahead[1] < want:
+            return None
+        try:
+            return ahead[2].result()
+        except Exception:  # noqa: BLE001 - fetched again in the foreground, where its error is raised
+            return None
 
     def read(self, fetch: Fetch, offset: int, size: int, end: int) -> bytes:
         """``size`` bytes at ``offset`` of an object of which bytes up to ``end`` are wanted."""
@@ -43,10 +68,15 @@ class ReadAhead:
                     sequential = pos == self._next or 0 <= rel <= len(self._buf)
                     self._window = min(self._window * 2, self.max_window) if sequential else MIN_FETCH
                     want = min(max(self._window, offset + size - pos), end - pos)
-                    self._buf, self._buf_start = fetch(pos, want), pos
+                    data = self._take_ahead(pos, offset + size - pos) if sequential else None
+                    self._buf, self._buf_start = data if data is not None else fetch(pos, want), pos
                     piece = self._buf[:offset + size - pos]
                     if not piece:  # the object is shorter than we were told: a short read
                         break
+                    following = pos + len(self._buf)
+                    if sequential and self._pool is not None and following < end and self._window >= self.max_window:
+                        length = min(self._window, end - following)
+                        self._ahead = (following, length, self._pool.submit(fetch, following, length))
                 out += piece
                 pos += len(piece)
             self._next = pos

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import logging
 import os
 import ssl
 import threading
@@ -25,6 +26,8 @@ from urllib.parse import quote, unquote_plus, urlsplit
 from edgestore.sigv4_client import sign_headers
 
 __all__ = ["S3Error", "S3Client", "ObjectHead", "ListEntry", "ListPage", "FileRegion"]
+
+log = logging.getLogger("edgestore.fuse")
 
 _SEND_BLOCK = 256 * 1024
 _RETRIES = 3
@@ -97,6 +100,8 @@ class ListEntry:
     size: int
     etag: str
     last_modified_ns: int
+    content_type: str = ""
+    meta: dict[str, str] | None = None  # with ``metadata=true``, where the server answers it (edgestore, MinIO)
 
 
 @dataclass
@@ -127,6 +132,27 @@ def _iso_date_ns(value: str) -> int:
 def _text(node: ET.Element, tag: str) -> str:
     found = node.find(f"{{*}}{tag}")
     return found.text or "" if found is not None else ""
+
+
+def _head_of(h: dict[str, str], size: int) -> ObjectHead:
+    meta = {name[len("x-amz-meta-"):]: value for name, value in h.items() if name.startswith("x-amz-meta-")}
+    return ObjectHead(size, h.get("etag", "").strip('"'), _http_date_ns(h.get("last-modified")),
+                      h.get("content-type", ""), meta)
+
+
+def _list_entry(node: ET.Element) -> ListEntry:
+    entry = ListEntry(unquote_plus(_text(node, "Key")), int(_text(node, "Size") or 0), _text(node, "ETag").strip('"'),
+                      _iso_date_ns(_text(node, "LastModified")))
+    user = node.find("{*}UserMetadata")
+    if user is not None:
+        entry.meta = {}
+        for item in user:
+            name = str(item.tag).rsplit("}", 1)[-1].lower()
+            if name == "content-type":
+                entry.content_type = item.text or ""
+            elif name.startswith("x-amz-meta-"):
+                entry.meta[name[len("x-amz-meta-"):]] = item.text or ""
+    return entry
 
 
 def _error_of(status: int, body: bytes) -> S3Error:
@@ -228,6 +254,7 @@ class S3Client:
                 conn.close()
             else:
                 self._give_back(conn)
+            log.debug("%s %s %s: %d", method, target, send.get("Range", ""), answer.status)
             if answer.status in ok:
                 return answer
             last = _error_of(answer.status, data if method != "HEAD" else b"")
@@ -242,10 +269,22 @@ class S3Client:
         resp = self.request("HEAD", key, ok=(200, 404))
         if resp.status == 404:
             return None
-        h = resp.headers
-        meta = {name[len("x-amz-meta-"):]: value for name, value in h.items() if name.startswith("x-amz-meta-")}
-        return ObjectHead(int(h.get("content-length", "0")), h.get("etag", "").strip('"'),
-                          _http_date_ns(h.get("last-modified")), h.get("content-type", ""), meta)
+        return _head_of(resp.headers, int(resp.headers.get("content-length", "0")))
+
+    def get_first(self, key: str, length: int) -> tuple[ObjectHead, bytes] | None:
+        """The object's attributes and its first ``length`` bytes in one request (None if it
+        does not exist): an open both revalidates and has its first read at once."""
+        resp = self.request("GET", key, headers={"Range": f"bytes=0-{length - 1}"}, ok=(200, 206, 404, 416))
+        if resp.status == 404:
+            return None
+        if resp.status == 416:  # an empty object: its attributes from a HEAD
+            head = self.head(key)
+            return (head, b"") if head is not None else None
+        size = len(resp.body)
+        if resp.status == 206:
+            total = resp.headers.get("content-range", "").rpartition("/")[2]
+            size = int(total) if total.isdigit() else size
+        return _head_of(resp.headers, size), resp.body
 
     def get(self, key: str, start: int | None = None, length: int | None = None) -> bytes:
         """The object, or ``length`` bytes of it from ``start`` (fewer at its end)."""
@@ -291,8 +330,12 @@ class S3Client:
         return failed
 
     def list_page(self, prefix: str, delimiter: str | None = "/", max_keys: int = 1000,
-                  token: str | None = None, start_after: str | None = None) -> ListPage:
+                  token: str | None = None, start_after: str | None = None, metadata: bool = False) -> ListPage:
+        """One page of ListObjectsV2; ``metadata`` asks for each object's metadata too (a
+        server that does not know the extension ignores it: entries then have no ``meta``)."""
         query = {"list-type": "2", "prefix": prefix, "max-keys": str(max_keys), "encoding-type": "url"}
+        if metadata:
+            query["metadata"] = "true"
         if delimiter:
             query["delimiter"] = delimiter
         if token:
@@ -300,16 +343,15 @@ class S3Client:
         if start_after:
             query["start-after"] = start_after
         root = ET.fromstring(self.request("GET", None, query).body)
-        entries = [ListEntry(unquote_plus(_text(c, "Key")), int(_text(c, "Size") or 0), _text(c, "ETag").strip('"'),
-                             _iso_date_ns(_text(c, "LastModified"))) for c in root.findall("{*}Contents")]
+        entries = [_list_entry(c) for c in root.findall("{*}Contents")]
         prefixes = [unquote_plus(_text(p, "Prefix")) for p in root.findall("{*}CommonPrefixes")]
         truncated = _text(root, "IsTruncated") == "true"
         return ListPage(entries, prefixes, _text(root, "NextContinuationToken") or None if truncated else None)
 
-    def list_all(self, prefix: str, delimiter: str | None = "/") -> Iterator[ListPage]:
+    def list_all(self, prefix: str, delimiter: str | None = "/", metadata: bool = False) -> Iterator[ListPage]:
         token: str | None = None
         while True:
-            page = self.list_page(prefix, delimiter, token=token)
+            page = self.list_page(prefix, delimiter, token=token, metadata=metadata)
             yield page
             if not page.next_token:
                 return

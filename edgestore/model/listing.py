@@ -4,6 +4,7 @@ object count and bytes from the replicas' counters, without listing it."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import AsyncGenerator
@@ -17,6 +18,8 @@ __all__ = ["ListedObject", "ListedPrefix", "list_bucket", "bucket_usage"]
 
 # The value fields a listing shows, in the order the rows carry them.
 FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
+# ...and the user metadata too, when a listing shows it (MinIO's `metadata=true`).
+FIELDS_WITH_META = FIELDS + ("meta",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class ListedObject:
     last_modified: float
     content_type: str
     listed_size: int   # what a Swift listing shows: an SLO's assembled size, else `size`
+    meta: dict[str, str] | None = None  # user metadata, when asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +41,34 @@ class ListedPrefix:
 
 async def list_bucket(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
                       after: str | None = None, delimiter: str = "",
-                      page_size: int = 1000) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
+                      page_size: int = 1000, with_meta: bool = False
+                      ) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
     """Live objects of a bucket in key order from `after` (exclusive; past a whole common
-    prefix when `after` is one), with a delimiter rolled up into common prefixes."""
+    prefix when `after` is one), with a delimiter rolled up into common prefixes, and each
+    object's user metadata if `with_meta`."""
     base = f"{account}/{bucket}/"
     cut = len(base)
     now = time.time()
     async for item in coordinator.iter_listing(KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix,
                                                base + after if after is not None else None, delimiter,
-                                               FIELDS, page_size, now):
+                                               FIELDS_WITH_META if with_meta else FIELDS, page_size, now):
         if isinstance(item, CommonPrefix):
             yield ListedPrefix(item.name[cut:])
             continue
-        name, ts, _, deleted, size, etag, content_type, mtime_ts, delete_at, slo_size = item
+        name, ts, _, deleted, size, etag, content_type, mtime_ts, delete_at, slo_size = item[:10]
         if deleted or (delete_at is not None and delete_at <= now):
             continue
         yield ListedObject(name[cut:], int(size), str(etag), ts_to_seconds(mtime_ts if mtime_ts is not None else ts),
-                           content_type or "binary/octet-stream", int(slo_size) if slo_size is not None else int(size))
+                           content_type or "binary/octet-stream", int(slo_size) if slo_size is not None else int(size),
+                           _user_meta(item[10]) if with_meta else None)
+
+
+def _user_meta(raw: object) -> dict[str, str]:
+    """A row's `meta` field: an object where a peer's SQLite wrote the page as JSON, JSON
+    text where SQLite handed it to Python (json_extract of an object), None if unset."""
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
 
 
 async def bucket_usage(coordinator: Coordinator, account: str, bucket: str) -> tuple[int, int]:

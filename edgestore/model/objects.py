@@ -320,9 +320,10 @@ class Objects:
             await asyncio.gather(*fetches, return_exceptions=True)
 
     def listing(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
-                delimiter: str = "", page_size: int = 1000) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
+                delimiter: str = "", page_size: int = 1000,
+                with_meta: bool = False) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
         """What a listing shows (model/listing.py): lean entries, common prefixes rolled up."""
-        return list_bucket(self._coordinator, account, bucket, prefix, after, delimiter, page_size)
+        return list_bucket(self._coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta)
 
     async def usage(self, account: str, bucket: str) -> tuple[int, int]:
         """(objects, bytes) of a bucket, from counters (eventually consistent)."""

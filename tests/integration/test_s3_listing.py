@@ -89,3 +89,22 @@ def test_bad_listing_arguments(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as exc:
         s3.list_objects_v2(Bucket=bucket, ContinuationToken="!!!not-a-token")
     assert exc.value.response["Error"]["Code"] == "InvalidArgument"
+
+
+def test_metadata_true_lists_each_objects_content_type_and_user_metadata(cluster: Any, s3: Any, bucket: str) -> None:
+    """MinIO's listing extension, which the FUSE mount uses to stat a directory's files with
+    one request: each Contents carries <UserMetadata>; without it, nothing more is listed."""
+    from edgestore.fuse.s3client import S3Client
+
+    s3.put_object(Bucket=bucket, Key="m/a.txt", Body=b"a", ContentType="text/plain",
+                  Metadata={"mode": "33188", "mtime": "1577836800.250000000"})
+    s3.put_object(Bucket=bucket, Key="m/plain", Body=b"")
+    client = S3Client(cluster.endpoint, bucket, *cluster.credentials)
+    try:
+        page = client.list_page("m/", None, metadata=True)
+        listed = {e.key: (e.content_type, e.meta) for e in page.entries}
+        assert listed["m/a.txt"] == ("text/plain", {"mode": "33188", "mtime": "1577836800.250000000"})
+        assert listed["m/plain"][1] == {} and listed["m/plain"][0]
+        assert all(e.meta is None for e in client.list_page("m/", None).entries)
+    finally:
+        client.close()

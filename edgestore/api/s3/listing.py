@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from edgestore.model.buckets import Bucket
 from edgestore.model.listing import ListedObject, ListedPrefix
 
 MAX_KEYS_LIMIT = 1000
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -49,14 +51,14 @@ def _encoding(req: S3Request) -> bool:
 
 
 async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_keys: int,
-               after: str | None) -> Page:
+               after: str | None, with_meta: bool = False) -> Page:
     """Up to max_keys keys and common prefixes after `after` (past all of a common prefix
     when `after` is one), in order. The replicas roll the common prefixes up."""
     page = Page()
     if max_keys == 0:
         return page
     entries = req.services.objects.listing(bucket.account, bucket.name, prefix, after, delimiter,
-                                           page_size=max_keys + 1)
+                                           page_size=max_keys + 1, with_meta=with_meta)
     async with aclosing(entries):
         async for entry in entries:
             if len(page.contents) + len(page.prefixes) >= max_keys:
@@ -70,14 +72,25 @@ async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_
     return page
 
 
-def _contents_xml(page: Page, url: bool, with_owner: bool, account: str) -> str:
+def _user_metadata_xml(info: ListedObject) -> str:
+    """MinIO's listing extension (``metadata=true``): each object's Content-Type and
+    ``x-amz-meta-*`` values, so that a client (the FUSE mount) needs no HEAD per key. A name
+    that cannot be an XML element name is left out."""
+    items = [element("Content-Type", info.content_type)]
+    items += [element(f"X-Amz-Meta-{name}", value) for name, value in sorted((info.meta or {}).items())
+              if _XML_NAME.fullmatch(name)]
+    return "<UserMetadata>" + "".join(items) + "</UserMetadata>"
+
+
+def _contents_xml(page: Page, url: bool, with_owner: bool, account: str, with_meta: bool = False) -> str:
     parts = []
     # The same for every entry: built once per page.
-    tail = element("StorageClass", "STANDARD") + (owner_xml(account) if with_owner else "") + "</Contents>"
+    tail = element("StorageClass", "STANDARD") + (owner_xml(account) if with_owner else "")
     for info in page.contents:  # element() by hand: this loop runs for every key listed
         parts.append(f"<Contents><Key>{escape_text(encode_key(info.key, url))}</Key>"
                      f"<LastModified>{iso8601(info.last_modified)}</LastModified>"
-                     f"<ETag>&quot;{escape_text(info.etag)}&quot;</ETag><Size>{info.size}</Size>{tail}")
+                     f"<ETag>&quot;{escape_text(info.etag)}&quot;</ETag><Size>{info.size}</Size>{tail}"
+                     f"{_user_metadata_xml(info) if with_meta else ''}</Contents>")
     for common in page.prefixes:
         parts.append(f"<CommonPrefixes>{element('Prefix', encode_key(common, url))}</CommonPrefixes>")
     return "".join(parts)
@@ -103,7 +116,8 @@ async def list_objects_v2(req: S3Request) -> web.StreamResponse:
     token = q.get("continuation-token")
     after = _untoken(token) if token is not None else start_after
     bucket = await req.bucket_for(Access.READ)
-    page = await walk(req, bucket, prefix, delimiter, max_keys, after)
+    with_meta = q.get("metadata") == "true"
+    page = await walk(req, bucket, prefix, delimiter, max_keys, after, with_meta)
     body = [element("Name", bucket.name), element("Prefix", encode_key(prefix, url)),
             element("KeyCount", len(page.contents) + len(page.prefixes)), element("MaxKeys", max_keys)]
     if delimiter:
@@ -117,7 +131,7 @@ async def list_objects_v2(req: S3Request) -> web.StreamResponse:
         body.append(element("StartAfter", encode_key(start_after, url)))
     if url:
         body.append(element("EncodingType", "url"))
-    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", bucket.account))
+    body.append(_contents_xml(page, url, q.get("fetch-owner") == "true", bucket.account, with_meta))
     return xml_response(document("ListBucketResult", body))
 
 
