@@ -9,13 +9,15 @@ commit should carry as many writes as are about to arrive anyway.
 
 Writes that arrive during a commit join the next one for free. Beyond that the writer
 lingers only when writes overlap (of the recent ones, some arrived while another was still
-queued or committing: several clients at once) and arrive faster than the window: it waits for the
-next one while the gap since the last stays under twice the recent mean gap, and never
-longer than the window after the batch's first write. A lone writer, even one writing back
-to back, is committed at once, so it is answered as fast as before; a busy node spends up
-to the window per write, while its CPU serves the other requests. Only writes that say
-they may wait are kept waiting: a block reference follows a 1 MiB block file whose own
-write dwarfs the pages its commit costs, and a large PUT's throughput would suffer.
+queued or committing: several clients at once) and arrive faster than the window. It waits
+for the writers it has lately seen at once (the most writes in flight together, a memory
+that fades): each client waits for its own commit before it writes again, so once that
+many are queued nobody else is coming. It also stops at a lull (no write for twice the
+recent mean gap) and at the window after the batch's first write. A lone writer, even one
+writing back to back, is committed at once; two clients make batches of two without
+waiting for a third. Only writes that say they may wait are kept waiting: a block
+reference follows a 1 MiB block file whose own write dwarfs the pages its commit costs,
+and a large PUT's throughput would suffer.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ T = TypeVar("T")
 
 # The weight of the newest sample in the running means (gaps, overlap).
 _WEIGHT = 0.25
+# How fast the remembered number of writers fades, per commit: clients that stopped writing
+# are forgotten within a few dozen commits.
+_CROWD_DECAY = 0.9
 # The running share of writes that found another in flight above which the writer lingers:
 # exactly 0 for one client writing back to back, which waiting could only slow down.
 _MIN_OVERLAP = 0.1
@@ -50,6 +55,7 @@ class Batcher(Generic[T]):
         self._in_flight = 0           # queued or being committed
         self._overlap = 0.0           # running mean share of writes that found another in flight
         self._impatient = 0           # queued writes that must not wait
+        self._crowd = 1.0             # most writes recently in flight at once, fading
 
     def add(self, item: T, patient: bool = True) -> bool:
         """Queue a write; True if the caller must schedule a `take` on the writer thread
@@ -62,6 +68,7 @@ class Batcher(Generic[T]):
             self._gap += (gap - self._gap) * _WEIGHT
             self._overlap += ((self._in_flight > 0) - self._overlap) * _WEIGHT
             self._in_flight += 1
+            self._crowd = max(self._crowd, float(self._in_flight))
             self._last_at = now
             if not self._items:
                 self._first_at = now
@@ -83,6 +90,7 @@ class Batcher(Generic[T]):
             batch, self._items = self._items, []
             self._scheduled = False
             self._impatient = 0
+            self._crowd = max(1.0, self._crowd * _CROWD_DECAY)
         return batch
 
     def lingers(self) -> bool:
@@ -91,8 +99,8 @@ class Batcher(Generic[T]):
             return self._lingers()
 
     def _lingers(self) -> bool:
-        return (not self._impatient and len(self._items) < self.max_batch and self._gap < self.window_s
-                and self._overlap >= _MIN_OVERLAP)
+        return (not self._impatient and len(self._items) < min(self.max_batch, round(self._crowd))
+                and self._gap < self.window_s and self._overlap >= _MIN_OVERLAP)
 
     def done(self, count: int) -> None:
         """`count` writes from a `take` are committed (or failed): no longer in flight."""
