@@ -310,21 +310,22 @@ class Coordinator:
                 return True
         return False
 
-    async def _counters_one(self, target: Target, bucket: str) -> tuple[int, int, int] | None:
+    async def _counters_one(self, target: Target, bucket: str, now: float) -> tuple[int, int, int] | None:
         async def remote() -> tuple[int, int, int] | None:
             status, payload = await self.client.request_json(
-                "GET", target.url, f"/_internal/{target.device.device}/counters", {"bucket": bucket})
+                "GET", target.url, f"/_internal/{target.device.device}/counters", {"bucket": bucket, "now": repr(now)})
             if status != 200:
                 raise PeerError(target.url, f"counters answered {status}", status)
             return (int(payload[0]), int(payload[1]), int(payload[2])) if payload else None
-        return await self._call(target, lambda dev: dev.meta.bucket_counters(bucket), remote)
+        return await self._call(target, lambda dev: dev.meta.bucket_counters(bucket, now), remote)
 
     async def bucket_counters(self, path: str, bucket: str) -> tuple[int, int]:
         """(objects, bytes) of a bucket, as kept by each replica's triggers: from the replica
         of a quorum that applied the newest change (eventually consistent, as Swift's
-        container counters are: a replica that missed a write until repair may undercount)."""
+        container counters are: a replica that missed a write until repair may undercount).
+        Objects already expired are left out, as listings leave them out."""
         answers = await self._ask_quorum(path, f"count {bucket}",
-                                         functools.partial(self._counters_one, bucket=bucket))
+                                         functools.partial(self._counters_one, bucket=bucket, now=time.time()))
         best = max((a.value for a in answers if a.value is not None), key=lambda c: (c[2], c[0], c[1]),
                    default=None)
         return (best[0], best[1]) if best is not None else (0, 0)

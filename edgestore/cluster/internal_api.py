@@ -137,7 +137,11 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
 
     async def bucket_counters(request: web.Request) -> web.Response:
         device = device_of(request)
-        counters = await device.meta.bucket_counters(request.query.get("bucket", ""))
+        try:
+            now = float(request.query.get("now", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="bad now\n") from None
+        counters = await device.meta.bucket_counters(request.query.get("bucket", ""), now)
         return web.json_response(list(counters) if counters is not None else None)
 
     async def put_block(request: web.Request) -> web.Response:

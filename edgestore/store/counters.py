@@ -5,8 +5,9 @@ HEAD reads two numbers instead of listing the container.
 A bucket's name is the first two segments of an object record's name ("account/bucket").
 `changed_ts` is the newest record timestamp applied to the bucket here: of the replicas
 asked, the one with the newest change has most likely seen every write (see
-Coordinator.bucket_stats). Expired objects still count until the expirer deletes them,
-as in Swift.
+Coordinator.bucket_counters). Objects that expire (Swift's X-Delete-At) are also tallied
+by their expiry second, so a read at time `now` leaves out those already expired, as
+listings do, before the expirer has deleted them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,23 @@ def _add(row: str, sign: int) -> str:
     return _ADD.format(bucket=_BUCKET.format(n=f"{row}.name"), sign=sign, r=row)
 
 
+_DELETE_AT = "json_extract({r}.value, '$.delete_at')"
+_EXPIRING = """
+CREATE TRIGGER IF NOT EXISTS records_expiring_{name} AFTER {event} ON records
+WHEN {r}.kind = 'object' AND {r}.deleted = 0 AND {delete_at} IS NOT NULL BEGIN
+    INSERT INTO bucket_expiring VALUES ({bucket}, {delete_at}, {sign},
+        {sign} * coalesce(json_extract({r}.value, '$.size'), 0))
+    ON CONFLICT (bucket, delete_at) DO UPDATE SET objects = objects + excluded.objects,
+        bytes = bytes + excluded.bytes;
+    DELETE FROM bucket_expiring WHERE bucket = {bucket} AND delete_at = {delete_at} AND objects = 0;
+END;"""
+
+
+def _expiring(name: str, event: str, row: str, sign: int) -> str:
+    return _EXPIRING.format(name=name, event=event, r=row, sign=sign, bucket=_BUCKET.format(n=f"{row}.name"),
+                            delete_at=_DELETE_AT.format(r=row))
+
+
 COUNTERS_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS bucket_counters (
     bucket TEXT PRIMARY KEY,      -- "account/bucket"
@@ -43,6 +61,17 @@ END;
 CREATE TRIGGER IF NOT EXISTS records_count_drop AFTER DELETE ON records WHEN OLD.kind = 'object' BEGIN
     {_add("OLD", -1)}
 END;
+CREATE TABLE IF NOT EXISTS bucket_expiring (  -- of those live objects, the ones that expire
+    bucket TEXT NOT NULL,
+    delete_at INTEGER NOT NULL,   -- unix seconds
+    objects INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (bucket, delete_at)
+);
+{_expiring("add", "INSERT", "NEW", 1)}
+{_expiring("change_old", "UPDATE", "OLD", -1)}
+{_expiring("change_new", "UPDATE", "NEW", 1)}
+{_expiring("drop", "DELETE", "OLD", -1)}
 """
 
 # Counters for the rows already there, when a database gains the table (a migration).
@@ -52,4 +81,9 @@ INSERT INTO bucket_counters
     SELECT {_BUCKET.format(n="name")} AS b, sum(1 - deleted),
            sum((1 - deleted) * coalesce(json_extract(value, '$.size'), 0)), max(ts)
     FROM records WHERE kind = 'object' GROUP BY b;
+DELETE FROM bucket_expiring;
+INSERT INTO bucket_expiring
+    SELECT {_BUCKET.format(n="name")} AS b, json_extract(value, '$.delete_at') AS d, count(*),
+           sum(coalesce(json_extract(value, '$.size'), 0))
+    FROM records WHERE kind = 'object' AND deleted = 0 AND d IS NOT NULL GROUP BY b, d;
 """

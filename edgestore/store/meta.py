@@ -448,12 +448,17 @@ class MetaStore:
         return await self._read(lambda conn: list_rows_json_sync(conn, kind, prefix, after, limit, delimiter,
                                                                  fields, now))
 
-    async def bucket_counters(self, bucket: str) -> tuple[int, int, int] | None:
-        """(objects, bytes, changed_ts) of a bucket ("account/bucket") here, if it has any rows."""
+    async def bucket_counters(self, bucket: str, now: float = 0.0) -> tuple[int, int, int] | None:
+        """(objects, bytes, changed_ts) of a bucket ("account/bucket") here, if it has any rows;
+        objects expired at `now` (unix seconds) left out."""
         def fn(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
             row = conn.execute("SELECT objects, bytes, changed_ts FROM bucket_counters WHERE bucket = ?",
                                (bucket,)).fetchone()
-            return (int(row[0]), int(row[1]), int(row[2])) if row is not None else None
+            if row is None:
+                return None
+            expired = conn.execute("SELECT coalesce(sum(objects), 0), coalesce(sum(bytes), 0) FROM bucket_expiring "
+                                   "WHERE bucket = ? AND delete_at <= ?", (bucket, now)).fetchone()
+            return (int(row[0]) - int(expired[0]), int(row[1]) - int(expired[1]), int(row[2]))
         return await self._read(fn)
 
 

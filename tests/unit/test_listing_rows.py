@@ -118,20 +118,23 @@ def test_counters_follow_writes_overwrites_deletes_and_reclaim(tmp_path: Path) -
 def test_counters_are_computed_for_a_database_written_before_they_existed(tmp_path: Path) -> None:
     async def go() -> None:
         meta = MetaStore(tmp_path / "meta.db")
-        await meta.merge([obj("x", 1, size=10), obj("y", 2, deleted=True), obj("z", 3, size=4)])
+        await meta.merge([obj("x", 1, size=10), obj("y", 2, deleted=True), obj("z", 3, size=4, delete_at=50)])
         meta.close()
         conn = sqlite3.connect(tmp_path / "meta.db")   # back to a version-2 database
-        for name in ("records_count_add", "records_count_change", "records_count_drop"):
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+                                    "(name LIKE 'records_count%' OR name LIKE 'records_expiring%')").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP TABLE bucket_counters")
+        conn.execute("DROP TABLE bucket_expiring")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         conn.commit()
         conn.close()
         reopened = MetaStore(tmp_path / "meta.db")
         try:
             assert await reopened.bucket_counters("a/b") == (2, 14, 3)
+            assert await reopened.bucket_counters("a/b", now=60) == (1, 10, 3)
             await reopened.merge([obj("w", 4, size=1)])
-            assert await reopened.bucket_counters("a/b") == (3, 15, 4)
+            assert await reopened.bucket_counters("a/b", now=60) == (2, 11, 4)
         finally:
             reopened.close()
     run(go())
@@ -148,6 +151,24 @@ def test_the_json_page_for_a_peer_is_the_page(tmp_path: Path) -> None:
                 page = await meta.list_rows("object", prefix, after, 10, delimiter, fields, 0.0)
                 text = await meta.list_rows_json("object", prefix, after, 10, delimiter, fields, 0.0)
                 assert json.loads(text) == page, (prefix, after, delimiter)
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_counters_leave_out_objects_expired_at_the_time_asked(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([obj("keep", 1, size=10), obj("soon", 1, size=5, delete_at=100),
+                              obj("later", 1, size=3, delete_at=200)])
+            assert await meta.bucket_counters("a/b", now=99) == (3, 18, 1)
+            assert await meta.bucket_counters("a/b", now=100) == (2, 13, 1)
+            await meta.merge([obj("later", 2, size=4)])               # its expiry removed by a POST
+            assert await meta.bucket_counters("a/b", now=500) == (2, 14, 2)
+            await meta.merge([obj("soon", 3, deleted=True)])          # the expirer's delete
+            assert await meta.bucket_counters("a/b", now=500) == (2, 14, 3)
+            assert await meta.bucket_counters("a/b", now=0) == (2, 14, 3)
         finally:
             meta.close()
     run(go())
