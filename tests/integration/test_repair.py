@@ -24,7 +24,6 @@ from opslib import (
     missing_copies,
     repair_until_converged,
     status,
-    summary,
 )
 
 REPAIR_INTERVAL_S = 5   # long enough that polling status sees each pass's backlog
@@ -114,12 +113,12 @@ def test_handoffs_hand_partitions_back_after_the_node_returns(cluster: LocalClus
         assert held > 0, "writes with a node down left nothing on handoffs"
     finally:
         cluster.restart(3)
-    text = cli(cluster, "repair", "--now")
-    assert text.startswith("repair done in")
-    assert summary(text)["partitions dropped"] > 0
-    # Nodes repair in parallel (and on their schedule too), so one pass can still find a pair
-    # that another node's push was about to fix; a later pass must find nothing left.
+    # Nodes repair in parallel and on their 5 s schedule too, so which pass hands a
+    # partition back (and whether `repair --now` or a scheduled one drops it) is up to
+    # timing; what must hold is that, once repair has converged, no handoff holds anything.
     repair_until_converged(cluster)
+    held = sum(n["repair"]["handoff_partitions"] for n in status(cluster)["nodes"] if n.get("up"))
+    assert held == 0, f"{held} partitions still on handoffs after the node came back"
     assert missing_copies(cluster, "handback", keys) == []
     model.check(s3, "handback")
 
