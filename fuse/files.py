@@ -121,8 +121,12 @@ class _Stream:
 
 class OpenFile:
     def __init__(self, client: S3Client, key: str, attr: Attr, exists: bool, tuning: Tuning,
-                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None) -> None:
+                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None,
+                 upload_pool: ThreadPoolExecutor | None = None) -> None:
+        """``pool`` fetches the pieces of random reads in parallel; with an ``upload_pool``, a
+        new file's parts are sent while it is written (else at close, one after the other)."""
         self.client, self.tuning, self.budget, self.pool = client, tuning, budget, pool
+        self.upload_pool = upload_pool
         self.key: str | None = key  # None once unlinked: the handles keep the data, nothing is uploaded
         self.attr = attr
         self.remote_size = attr.size if exists else 0
@@ -251,7 +255,7 @@ class OpenFile:
             self.attr.mtime_ns = self.attr.ctime_ns = now
             self.dirty = True
             full = not self._account()
-            if self.pool is not None or full:
+            if self.upload_pool is not None or full:
                 self._stream_parts(full)
             return len(data)
 
@@ -281,8 +285,8 @@ class OpenFile:
 
     def _submit(self, call: Callable[..., str], *args: Any) -> Future[str]:
         """``call(*args)`` on the upload pool (here and now without one)."""
-        if self.pool is not None:
-            return self.pool.submit(call, *args)
+        if self.upload_pool is not None:
+            return self.upload_pool.submit(call, *args)
         done: Future[str] = Future()
         try:
             done.set_result(call(*args))

@@ -8,15 +8,21 @@ written by s3fs looks right through our mount and the other way round:
   dot as a count of nanoseconds, so they must be nine);
 - a directory is a ``dir/`` object of Content-Type ``application/x-directory``; a prefix with
   keys under it and no such object is a directory too (an implicit one);
-- a symbolic link is an object whose mode has ``S_IFLNK`` and whose body is the target.
+- a symbolic link is an object whose mode has ``S_IFLNK`` and whose body is the target;
+- extended attributes are ``x-amz-meta-xattr``: a JSON object of name to base64 value,
+  percent-encoded (``{"user.a":"dmFsdWU="}``), as s3fs writes them.
 
 Objects written by other clients carry none of this: they get the mount's defaults.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, unquote
 
 __all__ = ["Attr", "Defaults", "DIR_CONTENT_TYPE", "format_time", "parse_time", "attr_from_meta", "implicit_dir"]
 
@@ -79,6 +85,7 @@ class Attr:
     content_type: str = ""
     etag: str = ""
     explicit: bool = True  # a directory with its own `dir/` object (False: made of a prefix)
+    xattrs: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def is_dir(self) -> bool:
@@ -89,7 +96,7 @@ class Attr:
         return stat.S_ISLNK(self.mode)
 
     def copy(self) -> Attr:
-        return replace(self)
+        return replace(self, xattrs=dict(self.xattrs))
 
     def stat(self) -> dict[str, int]:
         """The stat(2) fields, times in nanoseconds (the operations class sets use_ns)."""
@@ -106,9 +113,29 @@ class Attr:
             "x-amz-meta-mtime": format_time(self.mtime_ns), "x-amz-meta-ctime": format_time(self.ctime_ns),
             "x-amz-meta-atime": format_time(self.atime_ns),
         }
+        if self.xattrs:
+            headers["x-amz-meta-xattr"] = format_xattrs(self.xattrs)
         headers["Content-Type"] = DIR_CONTENT_TYPE if self.is_dir else (
             self.content_type or "application/octet-stream")
         return headers
+
+
+def format_xattrs(xattrs: dict[str, bytes]) -> str:
+    """s3fs' ``x-amz-meta-xattr`` value."""
+    doc = json.dumps({name: base64.b64encode(value).decode() for name, value in sorted(xattrs.items())},
+                     ensure_ascii=False, separators=(",", ":"))
+    return quote(doc, safe="")
+
+
+def parse_xattrs(value: str | None) -> dict[str, bytes]:
+    """Extended attributes from ``x-amz-meta-xattr`` (none if it is absent or unreadable)."""
+    if not value:
+        return {}
+    try:
+        doc = json.loads(unquote(value))
+        return {str(name): base64.b64decode(str(data)) for name, data in doc.items()}
+    except (ValueError, AttributeError, binascii.Error):
+        return {}
 
 
 def attr_from_meta(key: str, meta: dict[str, str], size: int, last_modified_ns: int, content_type: str,
@@ -129,7 +156,8 @@ def attr_from_meta(key: str, meta: dict[str, str], size: int, last_modified_ns: 
     ctime = parse_time(meta.get("ctime")) or mtime
     atime = parse_time(meta.get("atime")) or mtime
     return Attr(mode, defaults.uid if uid is None else uid, defaults.gid if gid is None else gid,
-                0 if directory else size, atime, mtime, ctime, content_type, etag)
+                0 if directory else size, atime, mtime, ctime, content_type, etag,
+                xattrs=parse_xattrs(meta.get("xattr")))
 
 
 def implicit_dir(defaults: Defaults) -> Attr:

@@ -3,14 +3,17 @@ driven with ordinary system calls, and what it stored checked object by object w
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
+import json
 import os
 import shutil
 import stat
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -362,6 +365,30 @@ def test_chmod_chown_and_utimensat_are_kept_with_nanoseconds(mounted: tuple[Path
     assert f.read_bytes() == b"keep these bytes"
     os.utime(f, ns=(atime_ns, 1_700_000_000_000_000_000))  # whole seconds: written as s3fs does
     assert boto.head_object(Bucket=bucket, Key=prefix + "meta")["Metadata"]["mtime"] == "1700000000"
+
+
+def test_extended_attributes_are_kept_in_the_objects_metadata_as_s3fs_keeps_them(
+        mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) -> None:
+    _, bucket = mounted
+    d, prefix = here
+    f = d / "tagged"
+    f.write_bytes(b"data")
+    os.setxattr(f, "user.color", b"blue")
+    os.setxattr(f, "user.raw", bytes(range(64)))
+    (d / "sub").mkdir()
+    os.setxattr(d / "sub", "user.dir", b"yes")
+    assert errno_of(os.setxattr, f, "user.color", b"red", os.XATTR_CREATE) == errno.EEXIST
+    assert errno_of(os.setxattr, f, "user.none", b"x", os.XATTR_REPLACE) == errno.ENODATA
+    assert errno_of(os.getxattr, f, "user.none") == errno.ENODATA
+    os.removexattr(f, "user.raw")
+    assert errno_of(os.removexattr, f, "user.raw") == errno.ENODATA
+    time.sleep(TTL_S * 2)  # from the server, not the cache
+    assert os.listxattr(f) == ["user.color"]
+    assert os.getxattr(f, "user.color") == b"blue"
+    assert os.getxattr(d / "sub", "user.dir") == b"yes"
+    assert f.read_bytes() == b"data"
+    stored = boto.head_object(Bucket=bucket, Key=prefix + "tagged")["Metadata"]["xattr"]
+    assert json.loads(urllib.parse.unquote(stored)) == {"user.color": base64.b64encode(b"blue").decode()}
 
 
 def test_modes_are_enforced_for_another_user(here: tuple[Path, str]) -> None:
