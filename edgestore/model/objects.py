@@ -295,7 +295,7 @@ class Objects:
 
     async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes start..end (inclusive) of an object, a block at a time, the next
-        block fetched while this one is sent."""
+        block fetched while this one is sent: two blocks of memory per reader."""
         end = info.size - 1 if end is None else end
         if end < start:
             return
@@ -322,7 +322,10 @@ class Objects:
                     fetches.append(asyncio.ensure_future(
                         self._coordinator.get_block(wanted[i + len(fetches)][0])))
                 data = await fetches.pop(0)
-                yield data[lo:hi + 1] if (lo, hi) != (0, len(data) - 1) else data
+                piece = data[lo:hi + 1] if (lo, hi) != (0, len(data) - 1) else data
+                del data
+                yield piece
+                del piece  # sent: let it go before the next fetch is started
         finally:
             for task in fetches:
                 task.cancel()
