@@ -155,8 +155,25 @@ async def send_body(http: web.Request, response: web.StreamResponse, pieces: Asy
     on_started()
     await response.prepare(http)
     if pieces is not None:
-        await response.write(first)
+        await _write(response, first)
+        del first  # each piece may be a whole block: hold none while the next is read
         async for piece in pieces:
-            await response.write(piece)
+            await _write(response, piece)
+            del piece
     await response.write_eof()
     return response
+
+
+# A piece is written in slices of this size, each drained before the next: a 1 MiB block
+# handed to the transport at once would be copied into its buffer whole when the client
+# reads slower than we send, for every response in flight.
+WRITE_SLICE_BYTES = 256 * 1024
+
+
+async def _write(response: web.StreamResponse, piece: bytes) -> None:
+    if len(piece) <= WRITE_SLICE_BYTES:
+        await response.write(piece)
+        return
+    view = memoryview(piece)
+    for offset in range(0, len(view), WRITE_SLICE_BYTES):
+        await response.write(view[offset:offset + WRITE_SLICE_BYTES])

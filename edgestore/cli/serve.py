@@ -10,6 +10,7 @@ from edgestore.cli import CliError
 from edgestore.cluster.join import join_cluster
 from edgestore.config import load_config
 from edgestore.errors import ConfigError, DeviceInUse
+from edgestore.malloc import limit_malloc_arenas
 from edgestore.node import run_node
 from edgestore.ring import RingError
 
@@ -30,6 +31,7 @@ def serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         if args.join:
             config = join_cluster(config, args.join)
+        limit_malloc_arenas()
         asyncio.run(run_node(config))
     except (ConfigError, DeviceInUse) as exc:
         raise CliError(str(exc)) from exc

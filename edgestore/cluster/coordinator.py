@@ -350,11 +350,13 @@ class Coordinator:
                             lambda t: self._put_block_one(t, block, data, ref, ts))
 
     async def get_block(self, block: str) -> bytes:
-        """A block's bytes from the first replica that has them intact."""
-        ring = self.ring_state.ring
-        for attempt, target in enumerate(self.candidates(block_path(block))):
-            if attempt >= ring.replicas * 3:
-                break
+        """A block's bytes from the first replica that has them intact, this node's own
+        first: in a small cluster most blocks have a replica here (3 of 4 with 4 nodes and
+        3 replicas), and reading it costs no hop through a peer and one hash, not two."""
+        replicas = self.replicas
+        candidates = self.candidates(block_path(block))
+        first = sorted(itertools.islice(candidates, replicas), key=lambda t: t.local is None)
+        for target in itertools.islice(itertools.chain(first, candidates), replicas * 3):
             try:
                 return await self._call(target, lambda dev: dev.blocks.get(block),
                                         functools.partial(self._fetch_block, target, block))

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from edgestore.clock import Clock, seconds_to_ts
 from edgestore.cluster.rpc import BODY_HEADER, TIME_HEADER, body_digest, verify_signature
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
-from edgestore.store.blocks import BLOCK_ID
+from edgestore.store.blocks import BLOCK_ID, BlockTooLarge
 from edgestore.store.device import LocalDevice
 from edgestore.store.listing import FIELD_PATH
 from edgestore.store.meta import BlockRef
@@ -149,9 +149,17 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         block = request.match_info["block"]
         if not BLOCK_ID.match(block) or request.headers[BODY_HEADER] != block:
             raise web.HTTPBadRequest(text="bad block id\n")
-        data = await _read_signed_body(request, MAX_BLOCK_BODY)
-        await device.store_block(block, data, BlockRef(block, request.query.get("ref", ""),
-                                                      int_param(request, "part"), int_param(request, "ts")))
+        if request.content_length is not None and request.content_length > MAX_BLOCK_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BLOCK_BODY, actual_size=request.content_length)
+        ref = BlockRef(block, request.query.get("ref", ""), int_param(request, "part"), int_param(request, "ts"))
+        # Streamed to disk as it arrives; the signed digest is the block id, which the
+        # store checks on the bytes it wrote before it keeps them.
+        try:
+            await device.receive_block(block, request.content.iter_any(), ref, MAX_BLOCK_BODY)
+        except CorruptBlock:
+            raise web.HTTPBadRequest(text="body does not match its signed digest\n") from None
+        except BlockTooLarge:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BLOCK_BODY, actual_size=MAX_BLOCK_BODY + 1) from None
         return web.Response(status=201)
 
     async def check_record(request: web.Request) -> web.Response:

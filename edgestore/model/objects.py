@@ -261,32 +261,42 @@ class Objects:
         ref = f"{name}#{data_id}"
         md5 = hashlib.md5()
         size = 0
-        buf = bytearray()
+        pending: list[bytes] = []  # the block being filled, as the pieces that came in
+        filled = 0
+        # A body past inline_max is cut into blocks; the first is never cut before it.
+        cut = max(self._block_size, self._inline_max + 1)
         uploads = _BlockUploads(self._coordinator, self._node_blocks, self._per_request, ref, self._clock)
         try:
             async for chunk in body:
-                md5.update(chunk)
                 size += len(chunk)
-                buf += chunk
-                while len(buf) > self._inline_max and len(buf) >= self._block_size:
-                    piece = bytes(buf[:self._block_size])
-                    del buf[:self._block_size]
-                    await uploads.add(piece)
-            inline = allow_inline and not uploads.started and len(buf) <= self._inline_max
-            if not inline and buf:
-                await uploads.add(bytes(buf))
-                buf = bytearray()
+                while chunk:
+                    if filled + len(chunk) > self._inline_max:
+                        # No longer inline: the block being filled counts against the
+                        # memory bounds before it grows, not only once it is sent.
+                        await uploads.reserve()
+                    piece = chunk[:cut - filled]
+                    chunk = chunk[len(piece):]
+                    pending.append(piece)
+                    filled += len(piece)
+                    if filled >= cut:
+                        await uploads.add(md5, b"".join(pending))
+                        pending, filled = [], 0
+            data = b"".join(pending)
+            inline = allow_inline and not uploads.started and filled <= self._inline_max
+            if inline:
+                md5.update(data)
+            elif data:
+                await uploads.add(md5, data)
             blocks = await uploads.finish()
         finally:
             await uploads.cancel()
         if expected_md5 is not None and md5.digest() != expected_md5:
             raise DigestMismatch(expected_md5, md5.digest())
-        return StoredBody(size, md5.digest(), data_id, None if inline else blocks,
-                          bytes(buf) if inline else None)
+        return StoredBody(size, md5.digest(), data_id, None if inline else blocks, data if inline else None)
 
     async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes start..end (inclusive) of an object, a block at a time, the next
-        block fetched while this one is sent."""
+        block fetched while this one is sent: two blocks of memory per reader."""
         end = info.size - 1 if end is None else end
         if end < start:
             return
@@ -313,7 +323,10 @@ class Objects:
                     fetches.append(asyncio.ensure_future(
                         self._coordinator.get_block(wanted[i + len(fetches)][0])))
                 data = await fetches.pop(0)
-                yield data[lo:hi + 1] if (lo, hi) != (0, len(data) - 1) else data
+                piece = data[lo:hi + 1] if (lo, hi) != (0, len(data) - 1) else data
+                del data
+                yield piece
+                del piece  # sent: let it go before the next fetch is started
         finally:
             for task in fetches:
                 task.cancel()
@@ -341,7 +354,8 @@ class Objects:
 
 
 class _BlockUploads:
-    """The blocks of one body, uploaded concurrently but within the memory bounds."""
+    """The blocks of one body, uploaded concurrently but within the memory bounds: a
+    block holds a place in both bounds from when it starts filling until it is stored."""
 
     def __init__(self, coordinator: Coordinator, node_blocks: asyncio.Semaphore, per_request: int,
                  ref: str, clock: Clock) -> None:
@@ -351,12 +365,17 @@ class _BlockUploads:
         self._ref = ref
         self._clock = clock
         self._tasks: list[asyncio.Task[list[Any]]] = []
+        self._reserved = False
+        self._last_hashed: asyncio.Event | None = None
 
     @property
     def started(self) -> bool:
         return bool(self._tasks)
 
-    async def add(self, data: bytes) -> None:
+    async def reserve(self) -> None:
+        """Hold a place for the next block (a no-op while one is held)."""
+        if self._reserved:
+            return
         for task in self._tasks:  # fail fast: do not read more of a body we cannot store
             if task.done() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -366,22 +385,49 @@ class _BlockUploads:
         except BaseException:
             self._mine.release()
             raise
-        self._tasks.append(asyncio.ensure_future(self._upload(data)))
+        self._reserved = True
 
-    async def _upload(self, data: bytes) -> list[Any]:
+    async def add(self, md5: Any, data: bytes) -> None:
+        """Send the next block of the body; it goes into the body's MD5 after the one before."""
+        await self.reserve()
+        self._reserved = False  # the upload task owns the place now, and frees it
+        hashed = asyncio.Event()
+        self._tasks.append(asyncio.ensure_future(self._upload(md5, data, self._last_hashed, hashed)))
+        self._last_hashed = hashed
+
+    def _release(self) -> None:
+        self._node_blocks.release()
+        self._mine.release()
+
+    async def _upload(self, md5: Any, data: bytes, after: asyncio.Event | None, hashed: asyncio.Event) -> list[Any]:
         try:
-            block = await asyncio.to_thread(block_hash, data)
+            try:
+                if after is not None:
+                    await after.wait()
+                # Both hashes in one thread hop, off the event loop, which stays free to
+                # move the bytes of every request in flight.
+                block = await asyncio.to_thread(_hash_block_sync, md5, data)
+            finally:
+                hashed.set()
             await self._coordinator.put_block(block, data, self._ref, self._clock.now())
             return [block, len(data)]
         finally:
-            self._node_blocks.release()
-            self._mine.release()
+            self._release()
 
     async def finish(self) -> list[list[Any]]:
         return list(await asyncio.gather(*self._tasks))
 
     async def cancel(self) -> None:
+        if self._reserved:
+            self._reserved = False
+            self._release()
         pending = [t for t in self._tasks if not t.done()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _hash_block_sync(md5: Any, data: bytes) -> str:
+    """Add a block to its body's MD5 (the ETag) and return its id."""
+    md5.update(data)
+    return block_hash(data)

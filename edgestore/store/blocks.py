@@ -15,16 +15,37 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any, AsyncIterator, BinaryIO, NoReturn
 
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
 
-__all__ = ["BlockStore", "block_hash", "BLOCK_ID"]
+__all__ = ["BlockStore", "BlockTooLarge", "block_hash", "BLOCK_ID"]
 
 BLOCK_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def block_hash(data: bytes | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+# `receive` hands the bytes to its writer thread in batches of about this size: fewer
+# thread hops than one per network read, and still little memory per block.
+RECEIVE_BATCH_BYTES = 256 * 1024
+
+
+class BlockTooLarge(StoreError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"block body larger than {limit} bytes")
+        self.limit = limit
+
+
+def _write_hashed_sync(file: BinaryIO, hasher: Any, pieces: list[bytes], last: bool = False) -> None:
+    for piece in pieces:
+        hasher.update(piece)
+        file.write(piece)
+    if last:
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -54,23 +75,80 @@ class BlockStore:
         await asyncio.to_thread(self._put_sync, block, data)
 
     def _put_sync(self, block: str, data: bytes) -> None:
-        final = self.path_of(block)
-        if final.exists():
+        if self.path_of(block).exists():
             return  # content-addressed: the same name means the same bytes
-        tmp = self.tmp / f"{block}.{secrets.token_hex(8)}"
+        tmp = self._new_temp(block)
         try:
-            self._make_dirs_sync(final.parent)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+        except OSError as exc:
+            self._failed(tmp, block, exc)
+        self.place_sync(block, tmp)
+
+    async def receive(self, block: str, pieces: AsyncIterator[bytes], limit: int) -> Path:
+        """Write a block's bytes to a temp file as they arrive, hashing them on the way,
+        and fsync it: only a piece or two is ever in memory, and the hash and the write
+        run in a thread beside the loop. Returns the temp file for `place`; CorruptBlock
+        if the bytes are not the block, BlockTooLarge past `limit` bytes."""
+        tmp = self._new_temp(block)
+        try:
+            file = await asyncio.to_thread(open, tmp, "wb")
+        except OSError as exc:
+            self._failed(tmp, block, exc)
+        hasher = hashlib.blake2b(digest_size=32)
+        try:
+            with file:
+                size = 0
+                batch: list[bytes] = []
+                batched = 0
+                async for piece in pieces:
+                    size += len(piece)
+                    if size > limit:
+                        raise BlockTooLarge(limit)
+                    batch.append(piece)
+                    batched += len(piece)
+                    if batched >= RECEIVE_BATCH_BYTES:
+                        await asyncio.to_thread(_write_hashed_sync, file, hasher, batch)
+                        batch, batched = [], 0
+                await asyncio.to_thread(_write_hashed_sync, file, hasher, batch, True)
+            if hasher.hexdigest() != block:
+                raise CorruptBlock(block, self.device_name)
+        except OSError as exc:
+            self._failed(tmp, block, exc)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    async def place(self, block: str, tmp: Path) -> None:
+        """Move a temp file that `receive` wrote into place, durably."""
+        await asyncio.to_thread(self.place_sync, block, tmp)
+
+    def place_sync(self, block: str, tmp: Path) -> None:
+        final = self.path_of(block)
+        try:
+            if final.exists():
+                tmp.unlink()
+                return
+            self._make_dirs_sync(final.parent)
             os.replace(tmp, final)
             _fsync_dir(final.parent)
         except OSError as exc:
-            # A full disk (ENOSPC) lands here: the replica fails, the coordinator takes a
-            # handoff, and the partial temp file must not keep the space it took.
-            tmp.unlink(missing_ok=True)
-            raise StoreError(f"device {self.device_name}: cannot write block {block}: {exc}") from exc
+            self._failed(tmp, block, exc)
+
+    def discard(self, tmp: Path) -> None:
+        tmp.unlink(missing_ok=True)
+
+    def _new_temp(self, block: str) -> Path:
+        return self.tmp / f"{block}.{secrets.token_hex(8)}"
+
+    def _failed(self, tmp: Path, block: str, exc: OSError) -> NoReturn:
+        # A full disk (ENOSPC) lands here: the replica fails, the coordinator takes a
+        # handoff, and the partial temp file must not keep the space it took.
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"device {self.device_name}: cannot write block {block}: {exc}") from exc
 
     def _make_dirs_sync(self, directory: Path) -> None:
         """Create a block's fan-out directories durably: a new directory's entry in its

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import AsyncIterator
 
 from edgestore.errors import DeviceInUse, StoreError
 from edgestore.store.blocks import BlockStore
@@ -89,6 +90,17 @@ class LocalDevice:
         async with self.block_lock(block):
             await self.blocks.put(block, data)
             await self.meta.add_block_refs([ref])
+
+    async def receive_block(self, block: str, pieces: AsyncIterator[bytes], ref: BlockRef, limit: int) -> None:
+        """Store a block as its bytes arrive (a peer's upload): written and fsynced to a
+        temp file outside the lock, which only covers putting it in place with its reference."""
+        tmp = await self.blocks.receive(block, pieces, limit)
+        try:
+            async with self.block_lock(block):
+                await self.blocks.place(block, tmp)
+                await self.meta.add_block_refs([ref])
+        finally:
+            self.blocks.discard(tmp)  # a no-op once placed
 
     async def collect_block(self, block: str, dead_refs: set[str]) -> bool:
         """Delete a block whose references were all found dead, unless a new one arrived."""

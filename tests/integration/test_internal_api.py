@@ -63,3 +63,20 @@ def test_body_must_match_its_signed_digest(cluster: Any, secret: bytes) -> None:
     assert call(cluster.url(0) + path, "POST", headers, body) == 400
     headers = signed_headers(secret, "POST", path, body_digest(body))
     assert call(cluster.url(0) + path, "POST", headers, body) == 200
+
+
+def block_files(cluster: Any, block: str) -> list[Path]:
+    blocks = Path(cluster.node(0)["data_dir"]) / "d1" / "blocks"
+    return [blocks / block[:2] / block[2:4] / block] + list((blocks / "tmp").glob(block + ".*"))
+
+
+def test_a_block_is_kept_only_when_its_bytes_are_its_name(cluster: Any, secret: bytes) -> None:
+    data = b"block bytes " * 50_000   # several network reads: hashed as it streams to disk
+    block = body_digest(data)
+    path = f"/_internal/d1/block/{block}?part=0&ref=test%23x&ts=1"
+    headers = signed_headers(secret, "PUT", path, block)
+    assert call(cluster.url(0) + path, "PUT", headers, data[:-1] + b"?") == 400
+    assert not any(p.exists() for p in block_files(cluster, block))   # neither kept nor left as a temp
+    assert call(cluster.url(0) + path, "PUT", headers, data) == 201
+    stored = block_files(cluster, block)
+    assert stored[0].read_bytes() == data and stored[1:] == []   # in place, no temp file left

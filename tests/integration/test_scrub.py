@@ -138,3 +138,22 @@ def test_a_damaged_database_file_is_quarantined_and_refilled(cluster: LocalClust
     for key in ("obj-0", "obj-10", "obj-20", "obj-5"):
         assert all_intact(locate(cluster, bucket, key)), key
     read_everywhere(cluster, model, bucket)
+
+
+def test_a_node_reads_its_own_replica_first_and_skips_it_when_rotten(cluster: LocalCluster, bucket: str) -> None:
+    s3, model = make_s3(cluster.url(0), *cluster.credentials), Model()
+    model.put(s3, bucket, "local", os.urandom(6 * 1024 * 1024 + 5))
+    quarantine = device_dir(cluster, 0) / "blocks" / "quarantine"
+    before = len(list(quarantine.iterdir()))
+    damaged = 0
+    for block in locate(cluster, bucket, "local")["blocks"]:
+        if any(node_index(cluster, r["node"]) == 0 for r in block["replicas"]):
+            flip(device_dir(cluster, 0) / "blocks" / block["block"][:2] / block["block"][2:4] / block["block"], 7)
+            damaged += 1
+    assert damaged > 0
+    model.check(s3, bucket)   # the right bytes, from another replica
+    # Node 0 went to its own copy of each of those blocks first, whatever the ring order,
+    # found it rotten and took it out of service.
+    assert len(list(quarantine.iterdir())) - before == damaged
+    cli(cluster, "scrub", "--now")
+    assert all_intact(locate(cluster, bucket, "local"))
