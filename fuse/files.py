@@ -41,7 +41,6 @@ MAX_PARTS = 10_000
 FILL_CHUNK = 4 * MIB
 RANDOM_CHUNK = 8 * MIB  # what a random read brings into the local file, around it
 RANDOM_PIECE = 2 * MIB  # in requests of this size, in parallel
-UPLOAD_AHEAD = 4  # parts of one file sent but not yet answered, at most (their bytes stay in the local file)
 _FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -92,8 +91,8 @@ class CacheBudget:
 
 @dataclass
 class _Stream:
-    """A multipart upload started while a new file is being written: each part is sent (on
-    the upload pool, a few at once) as soon as the writer has moved past it."""
+    """A multipart upload started while a file is being written, once the cache is full:
+    each part is sent as soon as the writer has moved past it."""
 
     upload_id: str
     part_size: int
@@ -121,12 +120,11 @@ class _Stream:
 
 class OpenFile:
     def __init__(self, client: S3Client, key: str, attr: Attr, exists: bool, tuning: Tuning,
-                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None,
-                 upload_pool: ThreadPoolExecutor | None = None) -> None:
-        """``pool`` fetches the pieces of random reads in parallel; with an ``upload_pool``, a
-        new file's parts are sent while it is written (else at close, one after the other)."""
+                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None) -> None:
+        """``pool`` fetches the pieces of random reads in parallel. A changed file's parts are
+        sent at close, one after the other (sending them while writing measured slower here:
+        docs/mounts.md), unless the cache fills first."""
         self.client, self.tuning, self.budget, self.pool = client, tuning, budget, pool
-        self.upload_pool = upload_pool
         self.key: str | None = key  # None once unlinked: the handles keep the data, nothing is uploaded
         self.attr = attr
         self.remote_size = attr.size if exists else 0
@@ -254,9 +252,8 @@ class OpenFile:
             self.attr.size = max(self.attr.size, end)
             self.attr.mtime_ns = self.attr.ctime_ns = now
             self.dirty = True
-            full = not self._account()
-            if self.upload_pool is not None or full:
-                self._stream_parts(full)
+            if not self._account():
+                self._stream_parts()
             return len(data)
 
     def truncate(self, length: int) -> None:
@@ -284,9 +281,7 @@ class OpenFile:
         return headers
 
     def _submit(self, call: Callable[..., str], *args: Any) -> Future[str]:
-        """``call(*args)`` on the upload pool (here and now without one)."""
-        if self.upload_pool is not None:
-            return self.upload_pool.submit(call, *args)
+        """``call(*args)`` here and now, its outcome as a settled future (what _Stream keeps)."""
         done: Future[str] = Future()
         try:
             done.set_result(call(*args))
@@ -299,9 +294,9 @@ class OpenFile:
         return self._submit(self.client.upload_part, self.key, self._stream.upload_id, number,
                             FileRegion(self._temp(), start, length))
 
-    def _stream_parts(self, full: bool) -> None:
-        """A file written from empty: send its finished parts while it is being written; when
-        the cache is ``full``, also wait for them and free them locally."""
+    def _stream_parts(self) -> None:
+        """The cache is full and this file was written from empty: send its finished parts
+        now, and free them locally once they are in the upload."""
         if self.key is None or self.remote_size > 0:
             return  # a change to an existing object needs its old bytes: the cache overflows instead
         if self._stream is None:
@@ -320,21 +315,18 @@ class OpenFile:
             if not self.present.covers(start, start + stream.part_size):
                 break  # a hole not written yet: maybe it still will be
             stream.parts.append(self._send_part(len(stream.parts) + 1, start, stream.part_size))
-        pending = [p for p in stream.parts if not p.done()]
-        if full or len(pending) > UPLOAD_AHEAD:
-            wait(pending[:len(pending) - (0 if full else UPLOAD_AHEAD)])
+        wait([p for p in stream.parts if not p.done()])
         if any(p.done() and p.exception() is not None for p in stream.parts):
             try:
                 self._results(stream)
             except S3Error as exc:
                 raise io_error(f"upload of {self.key}", exc) from exc
-        if full:
-            sent = stream.sent()
-            for start, end in list(self.present):
-                if start < sent:
-                    punch_hole(self._temp(), start, min(end, sent) - start)
-            self.present.remove(0, sent)
-            self._account()
+        sent = stream.sent()
+        for start, end in list(self.present):
+            if start < sent:
+                punch_hole(self._temp(), start, min(end, sent) - start)
+        self.present.remove(0, sent)
+        self._account()
 
     def upload(self) -> None:
         """Make the object hold what the file holds now (flush, fsync, release)."""
