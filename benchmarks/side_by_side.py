@@ -184,6 +184,19 @@ async def prefill(target: Target, settings: Settings) -> float:
         await target.close()
 
 
+# What follows this line in the report file was measured by other means (write
+# amplification, by hand): a new run replaces the tables above it and keeps the rest.
+KEEP_MARKER = "<!-- measured by other scripts: side_by_side.py keeps what follows -->"
+
+
+def kept_sections(out: Path) -> str:
+    if not out.exists():
+        return ""
+    text = out.read_text()
+    at = text.find(KEEP_MARKER)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--swift-base", type=Path, default=Path("/tmp/swift-baseline"))
@@ -233,7 +246,7 @@ def main() -> int:
         report = render(rows, idle, peaks, load_before, os.getloadavg(), args)
         print(report)
         if not args.no_write:
-            args.out.write_text(report)
+            args.out.write_text(report + kept_sections(args.out))
             print(f"written to {args.out}")
     finally:
         os.killpg(up.pid, signal.SIGTERM)

@@ -416,6 +416,8 @@ class MetaStore:
             return fn(self._lconn)  # one primary-key lookup: cheaper here than a thread hop
         except sqlite3.OperationalError:
             return await self._read(fn)  # busy (a checkpoint, a recovery): not on the loop
+        except sqlite3.Error as exc:  # a damaged file: this replica fails, as _read would say
+            raise StoreError(f"{self.path}: {exc}") from exc
 
     async def list_rows(self, kind: str, prefix: str, after: str | None, limit: int, delimiter: str = "",
                         fields: Sequence[str] = (), now: float = 0.0) -> list[list[Any]]:
