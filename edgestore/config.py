@@ -101,6 +101,9 @@ class NodeConfig:
     # Blocks in flight per request and in total: caps the node's buffer memory.
     blocks_in_flight_per_request: int = 4
     blocks_in_flight_total: int = 16
+    # How long a record write may wait for overlapping ones to share its commit (fewer
+    # bytes written per object on an SD card, some latency under concurrency); 0: never.
+    group_commit_window_ms: float = 50.0
     s3_domain: str | None = None
     region: str = "us-east-1"
     # The region Keystone's service catalog names for the object store ([swift] region).
@@ -148,6 +151,13 @@ def _get(table: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any
     if not isinstance(value, kind):
         raise ConfigError(f"{key!r} must be a {kind.__name__}")
     return value
+
+
+def _store_window_ms(store: dict[str, Any]) -> float:
+    value = store.get("group_commit_window_ms", NodeConfig.group_commit_window_ms)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
+        raise ConfigError("[store] group_commit_window_ms must be a number of milliseconds from 0 to 1000")
+    return float(value)
 
 
 def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = None) -> NodeConfig:
@@ -206,6 +216,7 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
         blocks_in_flight_per_request=_get(store, "blocks_in_flight_per_request", int,
                                           NodeConfig.blocks_in_flight_per_request),
         blocks_in_flight_total=_get(store, "blocks_in_flight_total", int, NodeConfig.blocks_in_flight_total),
+        group_commit_window_ms=_store_window_ms(store),
         s3_domain=_get(s3, "domain", str, None),
         region=_get(s3, "region", str, "us-east-1"),
         swift_region=_get(raw.get("swift", {}), "region", str, NodeConfig.swift_region),

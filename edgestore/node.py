@@ -63,7 +63,8 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.ring_state = RingState.load(config.ring_path)
-        self.devices = {d.name: LocalDevice(d.name, d.path) for d in config.devices}
+        window_s = config.group_commit_window_ms / 1000
+        self.devices = {d.name: LocalDevice(d.name, d.path, window_s) for d in config.devices}
         local = {(config.advertise_ip, config.advertise_port, name): dev
                  for name, dev in self.devices.items()}
         in_ring = {(d.ip, d.port, d.device) for d in self.ring_state.ring.devices}

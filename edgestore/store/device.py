@@ -13,7 +13,7 @@ from typing import AsyncIterator
 
 from edgestore.errors import DeviceInUse, StoreError
 from edgestore.store.blocks import BlockStore
-from edgestore.store.meta import BlockRef, MetaStore, PartitionIndex
+from edgestore.store.meta import GROUP_COMMIT_WINDOW_S, BlockRef, MetaStore, PartitionIndex
 
 __all__ = ["LocalDevice"]
 
@@ -24,9 +24,10 @@ class LocalDevice:
     """A device directory, held with an exclusive lock: two node processes on one device
     (a unit started twice, a stray `serve`) would clean each other's temp files."""
 
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(self, name: str, path: Path, group_commit_window_s: float = GROUP_COMMIT_WINDOW_S) -> None:
         self.name = name
         self.path = path
+        self._group_commit_window_s = group_commit_window_s
         self._block_locks = [asyncio.Lock() for _ in range(256)]
         self._open()
 
@@ -40,12 +41,12 @@ class LocalDevice:
             raise DeviceInUse(self.name, self.path) from None
         self._lock = lock
         try:
-            self.meta = MetaStore(self.path / "meta.db")
+            self.meta = MetaStore(self.path / "meta.db", self._group_commit_window_s)
         except (sqlite3.DatabaseError, StoreError) as exc:
             # Too damaged to open (a rotten header page): start afresh beside the wreck.
             log.error("device %s: database cannot be opened (%s): quarantining it", self.name, exc)
             self._move_database_aside()
-            self.meta = MetaStore(self.path / "meta.db")
+            self.meta = MetaStore(self.path / "meta.db", self._group_commit_window_s)
         self.blocks = BlockStore(self.path / "blocks", self.name)
         self._identity = self._current_identity()
 
@@ -60,7 +61,7 @@ class LocalDevice:
         (block files stay; their references come back with anti-entropy)."""
         self.meta.close()
         self._move_database_aside()
-        self.meta = MetaStore(self.path / "meta.db")
+        self.meta = MetaStore(self.path / "meta.db", self._group_commit_window_s)
         self._identity = self._current_identity()
 
     def _current_identity(self) -> tuple[int, int] | None:
