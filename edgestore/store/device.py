@@ -41,14 +41,17 @@ class LocalDevice:
             raise DeviceInUse(self.name, self.path) from None
         self._lock = lock
         try:
-            self.meta = MetaStore(self.path / "meta.db", self._group_commit_window_s)
+            self.meta = self._open_meta()
         except (sqlite3.DatabaseError, StoreError) as exc:
             # Too damaged to open (a rotten header page): start afresh beside the wreck.
             log.error("device %s: database cannot be opened (%s): quarantining it", self.name, exc)
             self._move_database_aside()
-            self.meta = MetaStore(self.path / "meta.db", self._group_commit_window_s)
+            self.meta = self._open_meta()
         self.blocks = BlockStore(self.path / "blocks", self.name)
         self._identity = self._current_identity()
+
+    def _open_meta(self) -> MetaStore:
+        return MetaStore(self.path / "meta.db", self._group_commit_window_s)
 
     def _move_database_aside(self) -> None:
         aside = self.path / "quarantine" / f"meta-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
@@ -61,7 +64,7 @@ class LocalDevice:
         (block files stay; their references come back with anti-entropy)."""
         self.meta.close()
         self._move_database_aside()
-        self.meta = MetaStore(self.path / "meta.db", self._group_commit_window_s)
+        self.meta = self._open_meta()
         self._identity = self._current_identity()
 
     def _current_identity(self) -> tuple[int, int] | None:
