@@ -128,6 +128,13 @@ async def _exchange(conn: _Conn, message: bytes, method: str) -> tuple[int, byte
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await _read_chunks(reader)
+    except asyncio.LimitOverrunError as exc:  # a chunk-size or trailer line without end
+        raise PeerHttpError("chunk line too long") from exc
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
     body = bytearray()
     while True:
         size_line = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()

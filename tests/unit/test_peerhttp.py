@@ -123,3 +123,28 @@ def test_a_server_error_is_a_peer_error_with_its_status() -> None:
             await client.close()
             await runner.cleanup()
     run(go())
+
+
+@pytest.mark.parametrize("chunked_body", [b"zz\r\n", b"1" * (80 * 1024) + b"\r\n"],
+                         ids=["bad-size", "endless-size-line"])
+def test_a_malformed_chunked_answer_is_a_peer_failure(chunked_body: bytes) -> None:
+    """A peer answering garbage must fail like a dead peer (the quorum moves on to another
+    replica), not raise something the request handler would turn into a 500."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_body)
+        await writer.drain()
+        writer.close()
+
+    async def go() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        peers = PeerConnections(connect_s=2.0, per_peer=4)
+        try:
+            with pytest.raises(PeerHttpError):
+                await peers.request(("127.0.0.1", port), "GET", "/", {}, b"")
+        finally:
+            peers.close()
+            server.close()
+            await server.wait_closed()
+    run(go())
