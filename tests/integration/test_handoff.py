@@ -48,8 +48,12 @@ def test_write_with_a_primary_down_lands_on_the_first_handoff(cluster: Any) -> N
         s3.put_object(Bucket=bucket, Key="key", Body=b"written while a primary was down")
         on_handoff = read_record(f"http://{handoff.ip}:{handoff.port}", handoff.device, secret, "object", name)
         assert on_handoff is not None and not on_handoff["deleted"]
-        for device in primaries[1:]:
-            assert read_record(f"http://{device.ip}:{device.port}", device.device, secret, "object", name)
+        # The write went to the handoff and the two live primaries; an acknowledgement needs
+        # two of the three, and a straggler past the grace period is cancelled (anti-entropy
+        # finishes it), so on a loaded machine only one primary is certain to have it yet.
+        on_primaries = [read_record(f"http://{d.ip}:{d.port}", d.device, secret, "object", name)
+                        for d in primaries[1:]]
+        assert any(on_primaries)
     finally:
         cluster.restart(dead)
     # The primary that missed the write is still served the newest version by any node.
