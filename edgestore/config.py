@@ -25,7 +25,9 @@ from typing import Any
 from edgestore.errors import ConfigError
 
 __all__ = ["DeviceConfig", "GossipConfig", "NodeConfig", "RepairConfig", "TlsConfig", "Timeouts", "load_config",
-           "parse_config"]
+           "parse_config", "MAX_GROUP_COMMIT_WINDOW_MS"]
+
+MAX_GROUP_COMMIT_WINDOW_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,9 @@ def _get(table: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any
 
 def _store_window_ms(store: dict[str, Any]) -> float:
     value = store.get("group_commit_window_ms", NodeConfig.group_commit_window_ms)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
-        raise ConfigError("[store] group_commit_window_ms must be a number of milliseconds from 0 to 1000")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GROUP_COMMIT_WINDOW_MS:
+        raise ConfigError("[store] group_commit_window_ms must be a number of milliseconds from 0 to "
+                          f"{MAX_GROUP_COMMIT_WINDOW_MS}")
     return float(value)
 
 

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from edgestore.cli import CliError
 from edgestore.cluster.rpc import EMPTY_DIGEST, body_digest, signed_headers
+from edgestore.config import MAX_GROUP_COMMIT_WINDOW_MS, NodeConfig
 from edgestore.ring import RingBuilder, save_builder
 
 DEFAULT_ACCOUNT = "default"
@@ -56,10 +57,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         "(needs the openssl command); cluster.json names it as ca_file")
     p.add_argument("--repair-interval", type=float, default=None, metavar="SECONDS",
                    help="seconds between anti-entropy passes, for a new cluster (default 30)")
+    p.add_argument("--group-commit-window-ms", type=float, default=None, metavar="MS",
+                   help="[store] group_commit_window_ms of every node, for a new cluster: how long a "
+                        "metadata write may wait to share its commit with overlapping ones (0: commit "
+                        f"at once; default {NodeConfig.group_commit_window_ms:g})")
     p.set_defaults(func=up)
 
 
-def _node_config(data: Path, index: int, port: int, tls_port: int | None, repair_interval_s: float | None) -> str:
+def _node_config(data: Path, index: int, port: int, tls_port: int | None, repair_interval_s: float | None,
+                 group_commit_window_ms: float | None = None) -> str:
     text = (
         f'# Node {index} of the local cluster made by `edgestore up`.\n'
         f'[node]\nid = "node{index}"\nlisten = "127.0.0.1:{port}"\n'
@@ -68,6 +74,8 @@ def _node_config(data: Path, index: int, port: int, tls_port: int | None, repair
         '# Virtual-hosted-style requests: http://BUCKET.localhost:PORT/KEY (curl resolves *.localhost).\n'
         '[s3]\ndomain = "localhost"\n'
     )
+    if group_commit_window_ms is not None:
+        text += f'\n[store]\ngroup_commit_window_ms = {float(group_commit_window_ms)}\n'
     if repair_interval_s is not None:
         text += f'\n[repair]\ninterval_s = {float(repair_interval_s)}\n'
     if tls_port is not None:
@@ -94,9 +102,12 @@ def _make_certificate(directory: Path) -> Path:
 
 
 def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: int,
-            tls: bool, repair_interval_s: float | None) -> dict[str, Any]:
+            tls: bool, repair_interval_s: float | None, group_commit_window_ms: float | None = None) -> dict[str, Any]:
     if nodes < 1 or not 1 <= replicas <= nodes:
         raise CliError(f"need 1 <= --replicas <= --nodes (got {replicas} replicas, {nodes} nodes)")
+    if group_commit_window_ms is not None and not 0 <= group_commit_window_ms <= MAX_GROUP_COMMIT_WINDOW_MS:
+        raise CliError(f"--group-commit-window-ms must be from 0 to {MAX_GROUP_COMMIT_WINDOW_MS:g} "
+                       f"(got {group_commit_window_ms:g})")
     if not 1 <= base_port <= 65535 - (2 if tls else 1) * nodes + 1:
         raise CliError(f"--port {base_port} leaves no room for {nodes} nodes")
     (data / "conf").mkdir(parents=True, exist_ok=True)
@@ -128,7 +139,7 @@ def _create(data: Path, nodes: int, replicas: int, base_port: int, part_power: i
         conf = data / "conf" / f"node{i}.toml"
         port = base_port + i - 1
         tls_port = base_port + nodes + i - 1 if tls else None
-        conf.write_text(_node_config(data, i, port, tls_port, repair_interval_s))
+        conf.write_text(_node_config(data, i, port, tls_port, repair_interval_s, group_commit_window_ms))
         state["nodes"].append({
             "id": f"node{i}",
             "url": f"http://127.0.0.1:{port}",
@@ -235,9 +246,14 @@ def up(args: argparse.Namespace) -> int:
         if args.nodes is not None and args.nodes != len(state["nodes"]):
             raise CliError(f"{data} holds a {len(state['nodes'])}-node cluster; "
                            f"use another --data for a {args.nodes}-node one")
+        if args.group_commit_window_ms is not None:
+            # Not applied silently to nodes whose configs may have been edited since.
+            raise CliError(f"--group-commit-window-ms is for a new cluster; for the one in {data}, set "
+                           "[store] group_commit_window_ms in its conf/nodeN.toml files")
     else:
         nodes = 4 if args.nodes is None else args.nodes
-        state = _create(data, nodes, args.replicas, args.port, args.part_power, args.tls, args.repair_interval)
+        state = _create(data, nodes, args.replicas, args.port, args.part_power, args.tls, args.repair_interval,
+                        args.group_commit_window_ms)
     secret = (data / "secret").read_text().strip().encode()
     lock = _lock_data_dir(data)
 

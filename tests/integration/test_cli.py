@@ -353,6 +353,15 @@ def test_up_refuses_another_node_count_on_existing_data(cluster: LocalCluster) -
     assert all(healthy(n["health_url"]) for n in cluster.info["nodes"])
 
 
+def test_up_refuses_a_group_commit_window_for_existing_data(cluster: LocalCluster) -> None:
+    # The node configs of an existing cluster may have been edited: not rewritten silently.
+    before = [Path(n["config"]).read_bytes() for n in cluster.info["nodes"]]
+    result = run_up_expecting_refusal(cluster.data, "--group-commit-window-ms", "0")
+    assert_one_line_error(result, "up", "group_commit_window_ms")
+    assert [Path(n["config"]).read_bytes() for n in cluster.info["nodes"]] == before
+    assert all(healthy(n["health_url"]) for n in cluster.info["nodes"])
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_to_up_stops_every_node(tmp_path: Path, sig: int) -> None:
     local = LocalCluster(tmp_path / "data")

@@ -94,6 +94,24 @@ def test_bad_missing_forged_and_expired_tokens_are_401(cluster: LocalCluster, lo
     assert requests.head(url, headers={"X-Auth-Token": good}, timeout=TIMEOUT_S).status_code == 204
 
 
+def test_a_token_is_refused_once_its_users_swift_key_changes(cluster: LocalCluster) -> None:
+    # The node remembers tokens it has checked; a new key must still revoke them. The user
+    # is re-created through the node that serves the token (cluster.endpoint), which
+    # refreshes its user record at once (other nodes within their users cache's lifetime).
+    account, access = f"rek{TAG}", f"REKEY{TAG}"
+    create_user(cluster, account, "rex", "--access-key", access, "--secret-key", "rex-secret-0123",
+                "--swift-key", "first-key")
+    r = requests.get(cluster.endpoint + "/auth/v1.0", timeout=TIMEOUT_S,
+                     headers={"X-Auth-User": f"{account}:rex", "X-Auth-Key": "first-key"})
+    assert r.status_code == 200
+    url, token = r.headers["X-Storage-Url"], r.headers["X-Auth-Token"]
+    for _ in range(2):  # checked, then answered from what the node remembers
+        assert requests.head(url, headers={"X-Auth-Token": token}, timeout=TIMEOUT_S).status_code == 204
+    create_user(cluster, account, "rex", "--access-key", access, "--secret-key", "rex-secret-0123",
+                "--swift-key", "second-key")
+    assert requests.head(url, headers={"X-Auth-Token": token}, timeout=TIMEOUT_S).status_code == 401
+
+
 def test_token_of_one_account_is_403_on_another_unless_admin(cluster: LocalCluster, sw: Swift) -> None:
     created = create_user(cluster, f"swa{TAG}", "ann", "--swift-key", "ann-swift-key")
     assert created["swift_key"] == "ann-swift-key" and created["swift_user"] == f"swa{TAG}:ann"

@@ -24,6 +24,13 @@ __all__ = ["TOKEN_LIFETIME_S", "make_token", "token_access_key", "login", "user_
 TOKEN_LIFETIME_S = 24 * 3600
 TOKEN_PREFIX = "AUTH_tk"
 _DOMAIN = b"edgestore swift token v1\x00"
+# Tokens whose signature was checked, with the secret and the user record it was checked
+# against. A hit needs the very record Users.get returns now: a changed key, a deleted user
+# or a re-read record misses and is checked afresh, so a token is refused exactly when it
+# would be without this (within the users cache's own lifetime), and no HMAC is computed
+# on every request of a session.
+_verified: dict[str, tuple[bytes, User]] = {}
+_VERIFIED_MAX = 10_000
 
 
 def _signature(secret: bytes, access_key: str, expires: int, swift_key: str) -> str:
@@ -59,9 +66,16 @@ async def user_for_token(users: Users, secret: bytes, token: str, now: float) ->
     if expires <= now:
         raise SwiftError(401)
     user = await users.get(access_key)
-    if user is None or not hmac.compare_digest(sig, _signature(secret, access_key, expires,
-                                                                   user.effective_swift_key)):
+    if user is None:
         raise SwiftError(401)
+    checked = _verified.get(token)
+    if checked is not None and checked[0] == secret and checked[1] is user:
+        return user
+    if not hmac.compare_digest(sig, _signature(secret, access_key, expires, user.effective_swift_key)):
+        raise SwiftError(401)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[token] = (secret, user)
     return user
 
 
