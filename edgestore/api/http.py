@@ -156,8 +156,10 @@ async def send_body(http: web.Request, response: web.StreamResponse, pieces: Asy
     # Hold the headers until the first piece (or the end, for HEAD), as aiohttp does for a
     # web.Response: a small object leaves in one send instead of two. On loopback each send
     # costs the sender the receiver's TCP work too; py-spy put socket writes at a quarter of
-    # a coordinator's CPU under small GETs. (An aiohttp without the switch sends them at once.)
-    response._send_headers_immediately = False
+    # a coordinator's CPU under small GETs. StreamResponse has __slots__: an aiohttp without
+    # the switch would refuse the attribute, so it is set only where it exists.
+    if hasattr(response, "_send_headers_immediately"):
+        response._send_headers_immediately = False
     await response.prepare(http)
     if pieces is not None:
         await _write(response, first)
