@@ -15,6 +15,7 @@ compacted (compaction.py) and unlinked. Files are named by their id, zero-padded
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections import OrderedDict
@@ -76,14 +77,18 @@ class SegmentStore:
             self._roll()
         assert self._active is not None
         offset = self._size
-        os.pwrite(self._fd, body, offset)
+        if os.pwrite(self._fd, body, offset) != len(body):   # a full disk writes short
+            raise OSError(errno.ENOSPC, f"{self.file(self._active)}: short write")
         self._size += len(body)
         self._dirty = True
         return self._active, offset
 
     def _roll(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)   # sealed: its bytes were synced with the batch that wrote them
+            if self._dirty:   # this batch's bodies in it must be as durable as the rest
+                os.fdatasync(self._fd)
+                self._dirty = False
+            os.close(self._fd)
         self._active, self._next_id = self._next_id, self._next_id + 1
         self._fd = os.open(self.file(self._active), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._size = 0
