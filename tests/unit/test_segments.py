@@ -196,3 +196,23 @@ def test_compaction_reclaims_dead_segments_and_keeps_every_live_body_readable(tm
         finally:
             device.close()
     run(go())
+
+
+def test_a_batch_that_fills_segments_names_every_body_in_the_segment_it_landed_in(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    bodies = {f"k{i}": os.urandom(4096) for i in range(5)}
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        meta.segments.max_bytes = 10 * 1024     # two bodies a segment: one batch spans three
+        await meta.merge([(rec(name, 1, body), 3) for name, body in bodies.items()])
+        meta.close()
+        meta = MetaStore(db)
+        try:
+            for name, body in bodies.items():
+                assert (await meta.get("object", f"acct/bkt/{name}")).data == body
+            assert sorted(live for _, live, _ in await meta.segment_usage()) == [4096, 8192, 8192]
+        finally:
+            meta.close()
+    run(go())
+    assert len(segment_files(db)) == 3
