@@ -14,7 +14,9 @@ node processes wrote to disk (/proc/PID/io write_bytes) per byte stored, with ev
 device's SQLite WAL checkpointed at the start and at the end: a page is written once in
 the WAL and again into the database at checkpoint, and leaving the second write out
 would make the figure lie. The checkpoint runs in this process, so its own write_bytes
-over the checkpoint is added. Also reported: node CPU seconds per PUT (utime + stime).
+over the checkpoint is added. Small bodies appended to segment files (store/segments.py)
+are written by the nodes and counted with the rest; benchmarks/wa_breakdown.py shows where
+one device's bytes go, commit by commit. Also reported: node CPU seconds per PUT (utime + stime).
 """
 
 from __future__ import annotations

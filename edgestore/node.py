@@ -47,6 +47,7 @@ from edgestore.repair.antientropy import AntiEntropy
 from edgestore.repair.gc import GarbageCollector
 from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.scrub import Scrub
+from edgestore.store.compaction import SegmentCompaction
 from edgestore.store.device import LocalDevice
 
 __all__ = ["Node", "run_node"]
@@ -100,6 +101,7 @@ class Node:
             self.scrub,
             self.gc,
             ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
+            SegmentCompaction(self.devices.values()),
             self.gossip,
         ])
 

@@ -16,6 +16,13 @@ references, blocks known lost), kept current by triggers inside the same transac
 the change. Two replicas of a partition hold the same rows exactly when their digests
 match (up to a 64-bit collision), so anti-entropy compares one number per partition and
 looks closer only where the numbers differ.
+
+Small bodies live in append-only segment files beside the database (segments.py), not in
+their row: written once there instead of twice (WAL, checkpoint) with overflow pages. The
+row names where the body is (seg, seg_off, seg_len) and its checksum covers value and
+body as before; rows written before schema 4 keep their body in `data` and read as ever.
+Per segment, the bytes rows still name are counted (`segments.live`, by triggers in the
+same transaction), so compaction (compaction.py) knows which segments are mostly dead.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 import xxhash
 
@@ -35,6 +42,7 @@ from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
 from edgestore.store.groupcommit import Batcher
 from edgestore.store.listing import list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
+from edgestore.store.segments import SegmentStore
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
 
@@ -43,8 +51,10 @@ T = TypeVar("T")
 # How long a write may wait for others to share its commit, when writes arrive faster
 # than this (groupcommit.py): each commit rewrites a handful of shared pages.
 GROUP_COMMIT_WINDOW_S = 0.050
+# Bodies moved per commit by segment compaction: small enough not to hold up client writes.
+COMPACT_BATCH = 64
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -58,7 +68,11 @@ CREATE TABLE IF NOT EXISTS records (
     check_xxh3 INTEGER NOT NULL, -- checksum of value and data (row_check), re-verified on read and by scrub
     PRIMARY KEY (kind, name)
 );
-CREATE INDEX IF NOT EXISTS records_by_part ON records (part, kind, name);
+-- By partition only (databases made before version 4 have (part, kind, name), which works
+-- alike): a new row's entry then goes at the end of its partition's run, not at a random
+-- name's place, so a commit of many writes touches a page or two of this index, not one
+-- per write. Queries that want name order sort a partition's rows.
+CREATE INDEX IF NOT EXISTS records_by_part ON records (part);
 CREATE TABLE IF NOT EXISTS block_refs (
     block TEXT NOT NULL,
     ref TEXT NOT NULL,           -- the object version that uses the block
@@ -149,6 +163,40 @@ END;
 """
 
 
+# Version 4: bodies in segment files. ALTER TABLE ADD COLUMN rewrites no rows, so old
+# databases upgrade at once and their inline bodies stay where they are.
+_SEGMENT_COLUMNS = (
+    "seg INTEGER",       # the body's segment file (NULL: the body is in `data`, or there is none)
+    "seg_off INTEGER",
+    "seg_len INTEGER",
+)
+_SEGMENTS = """
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    live INTEGER NOT NULL         -- bytes of it that rows still name
+);
+CREATE TRIGGER IF NOT EXISTS records_seg_add AFTER INSERT ON records WHEN NEW.seg IS NOT NULL BEGIN
+    UPDATE segments SET live = live + NEW.seg_len WHERE id = NEW.seg;
+END;
+CREATE TRIGGER IF NOT EXISTS records_seg_change AFTER UPDATE OF seg ON records
+WHEN OLD.seg IS NOT NULL OR NEW.seg IS NOT NULL BEGIN
+    UPDATE segments SET live = live - OLD.seg_len WHERE id = OLD.seg;
+    UPDATE segments SET live = live + NEW.seg_len WHERE id = NEW.seg;
+END;
+CREATE TRIGGER IF NOT EXISTS records_seg_drop AFTER DELETE ON records WHEN OLD.seg IS NOT NULL BEGIN
+    UPDATE segments SET live = live - OLD.seg_len WHERE id = OLD.seg;
+END;
+"""
+
+
+def _segments_schema(conn: sqlite3.Connection) -> str:
+    """The statements that give a records table its segment columns (those it lacks) and
+    the table and triggers that count live bytes."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+    columns = "".join(f"ALTER TABLE records ADD COLUMN {c};" for c in _SEGMENT_COLUMNS if c.split()[0] not in have)
+    return columns + _SEGMENTS
+
+
 def row_check(value: str, data: bytes | None) -> int:
     """The checksum of a record row's content: SQLite keeps no checksums of its own, and a
     flipped bit in a value or in inline data must be caught, not served."""
@@ -162,12 +210,13 @@ def row_hash(*fields: Any) -> int:
 # Last writer wins, in SQL: an incoming row replaces the stored one only if its
 # (ts, node) is larger, so applying the same record twice or out of order is harmless.
 _MERGE = """
-INSERT INTO records (kind, name, part, ts, node, deleted, value, data, check_xxh3)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO records (kind, name, part, ts, node, deleted, value, data, check_xxh3, seg, seg_off, seg_len)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, name) DO UPDATE SET
     part = excluded.part, ts = excluded.ts, node = excluded.node,
     deleted = excluded.deleted, value = excluded.value,
-    data = excluded.data, check_xxh3 = excluded.check_xxh3
+    data = excluded.data, check_xxh3 = excluded.check_xxh3,
+    seg = excluded.seg, seg_off = excluded.seg_off, seg_len = excluded.seg_len
 WHERE excluded.ts > records.ts OR (excluded.ts = records.ts AND excluded.node > records.node)
 """
 
@@ -190,7 +239,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.create_function("es_rowhash", -1, row_hash, deterministic=True)
     conn.create_aggregate("es_xor", 1, _XorAggregate)
     conn.create_function("es_rowcheck", 2, row_check, deterministic=True)
+    # Small pages for a new database (an existing one keeps its own): every commit writes
+    # each page it touched to the WAL, a handful of index and counter pages whatever the
+    # batch, and with bodies in segments rows are a few hundred bytes. 1 KiB pages write a
+    # quarter of the bytes of 4 KiB ones per commit (benchmarks/wa_breakdown.py).
+    conn.execute("PRAGMA page_size=1024")
     conn.execute("PRAGMA journal_mode=WAL")
+    # Checkpoint at about 4 MiB of WAL, as the default did with 4 KiB pages: a page written
+    # by many commits in between goes to the database once per checkpoint.
+    conn.execute("PRAGMA wal_autocheckpoint=4000")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     # A small page cache: a Pi has little RAM and the OS caches the file anyway.
@@ -200,13 +257,14 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _fetch_row(conn: sqlite3.Connection, kind: str, name: str) -> tuple[Any, ...] | None:
     row: tuple[Any, ...] | None = conn.execute(
-        f"SELECT {_COLUMNS}, data, check_xxh3 FROM records WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        f"SELECT {_COLUMNS}, data, check_xxh3, seg, seg_off, seg_len FROM records WHERE kind = ? AND name = ?",
+        (kind, name)).fetchone()
     return row
 
 
-def _row_intact(row: tuple[Any, ...]) -> bool:
-    """Does a row from _fetch_row still match its checksum?"""
-    return bool(row[7] == row_check(row[5], row[6]))
+def _row_intact(row: tuple[Any, ...], body: bytes | None) -> bool:
+    """Does a row from _fetch_row, with its body, still match its checksum?"""
+    return bool(row[7] == row_check(row[5], body))
 
 
 def _row_to_record(row: tuple[Any, ...], data: bytes | None = None) -> Record:
@@ -221,6 +279,8 @@ class MetaStore:
     def __init__(self, path: Path, group_commit_window_s: float = GROUP_COMMIT_WINDOW_S) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Named after the database, so that moving "meta.db*" aside takes its bodies along.
+        self.segments = SegmentStore(path.with_name(path.name + ".segments"))
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"meta-w-{path.parent.name}")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"meta-r-{path.parent.name}")
         self._wconn = self._writer.submit(self._open_writer_sync).result()
@@ -237,7 +297,7 @@ class MetaStore:
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema {row[0]}, newer than this edgestore knows")
         if row is None:
-            conn.executescript(f"""BEGIN IMMEDIATE; {_DIGESTS} {COUNTERS_SCHEMA}
+            conn.executescript(f"""BEGIN IMMEDIATE; {_DIGESTS} {COUNTERS_SCHEMA} {_segments_schema(conn)}
                 INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
             return self._finish_open_sync(conn)
         if int(row[0]) < 2:
@@ -258,11 +318,23 @@ class MetaStore:
             # Version 2 had no bucket counters: count the rows already there once, in the
             # transaction that creates the triggers that keep them from then on.
             conn.executescript(f"""BEGIN IMMEDIATE; {COUNTERS_SCHEMA} {COUNTERS_FILL}
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '3'); COMMIT;""")
+        if int(row[0]) < 4:
+            conn.executescript(f"""BEGIN IMMEDIATE; {_segments_schema(conn)}
                 INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
         return self._finish_open_sync(conn)
 
     def _finish_open_sync(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.executescript(f"BEGIN IMMEDIATE; {_GC_TRIGGERS} COMMIT;")
+        # A segment file the database does not know was made just before a crash, before
+        # the commit of its first rows: nothing names its bytes. A known segment whose
+        # file is gone with nothing left in it was unlinked by compaction before a crash.
+        on_disk = set(self.segments.ids_on_disk())
+        known = {seg for (seg,) in conn.execute("SELECT id FROM segments")}
+        self.segments.forget_unknown(known)
+        gone = [(seg,) for seg in known - on_disk]
+        conn.executemany("DELETE FROM segments WHERE id = ? AND live <= 0", gone)
+        self.segments.start_after(max(known | on_disk, default=0))
         return conn
 
     def close(self) -> None:
@@ -271,6 +343,7 @@ class MetaStore:
         self._lconn.close()
         self._writer.shutdown()
         self._reader.shutdown()
+        self.segments.close()
 
     # -- writes: queued, group-committed -------------------------------------------
 
@@ -293,12 +366,13 @@ class MetaStore:
                 try:
                     results.append((fut, op(conn), None))
                     conn.execute("RELEASE op")
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, OSError) as exc:   # OSError: a body's append (a full disk)
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, None, StoreError(f"{self.path}: {exc}")))
+            self.segments.sync()   # the bodies the rows name are durable before the rows are
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             # A full disk fails the commit (SQLITE_FULL), or a statement, after which SQLite
             # may have rolled back already. Every waiter must still get its error: a
             # ROLLBACK that fails too must not leave their futures unsettled for ever.
@@ -323,13 +397,20 @@ class MetaStore:
             rows.append((r.kind, r.name, part, r.ts, r.node, int(r.deleted), value, r.data, row_check(value, r.data)))
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
-            conn.executemany(_MERGE, rows)
             newer = {}
-            for kind, name, _, ts, node, *_rest in rows:
+            for kind, name, part, ts, node, deleted, value, data, check in rows:
                 stored = conn.execute("SELECT ts, node FROM records WHERE kind = ? AND name = ?",
                                       (kind, name)).fetchone()
-                if stored is not None and (stored[0], stored[1]) > (ts, node):
-                    newer[name] = int(stored[0])
+                if stored is not None and (stored[0], stored[1]) >= (ts, node):
+                    # Lost to (or is) the stored version: neither row nor body is written.
+                    if (stored[0], stored[1]) > (ts, node):
+                        newer[name] = int(stored[0])
+                    continue
+                seg = off = None
+                if data:
+                    seg, off = self._append_body(conn, data)
+                conn.execute(_MERGE, (kind, name, part, ts, node, deleted, value, None if data else data, check,
+                                      seg, off, len(data) if data else None))
             return newer
 
         # Patient: records are what small objects are made of, and they gain most from
@@ -382,22 +463,48 @@ class MetaStore:
                          "(SELECT block FROM block_refs WHERE part = ?)", (part, part))
         await self._write(op)
 
+    def _append_body(self, conn: sqlite3.Connection, body: bytes) -> tuple[int, int]:
+        """On the writer thread: a body appended to the active segment, which the
+        database then knows (its live bytes count from the rows that name it)."""
+        seg, off = self.segments.append(body)
+        conn.execute("INSERT OR IGNORE INTO segments VALUES (?, 0)", (seg,))
+        return seg, off
+
     # -- reads -------------------------------------------------------------------------
+
+    def _load(self, conn: sqlite3.Connection, kind: str, name: str) -> tuple[tuple[Any, ...], bytes | None] | None:
+        """A row (from _fetch_row) and its body, wherever it lives. A segment that is gone
+        was compacted between the row's read and the body's: the row, read again, names
+        the new place; gone still, the body reads as empty and fails its checksum."""
+        for attempt in range(2):
+            row = _fetch_row(conn, kind, name)
+            if row is None:
+                return None
+            if row[8] is None:
+                return row, row[6]
+            try:
+                return row, self.segments.read(row[8], row[9], row[10])
+            except FileNotFoundError:
+                if attempt:
+                    return row, b""
+        raise AssertionError("unreachable")
+
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._reader, fn, self._rconn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
     async def check(self, kind: str, name: str) -> tuple[Record | None, bool]:
         """A record (without data) and whether it still matches its checksum."""
         def fn(conn: sqlite3.Connection) -> tuple[Record | None, bool]:
-            row = _fetch_row(conn, kind, name)
-            if row is None:
+            loaded = self._load(conn, kind, name)
+            if loaded is None:
                 return None, False
-            if not _row_intact(row):
+            row, body = loaded
+            if not _row_intact(row, body):
                 return Record(kind, name, row[2], row[3], bool(row[4])), False
             return _row_to_record(row), True
         return await self._read(fn)
@@ -406,17 +513,18 @@ class MetaStore:
         """A record; one that fails its checksum raises StoreError (the coordinator then
         reads another replica, and scrub replaces this one)."""
         def fn(conn: sqlite3.Connection) -> Record | None:
-            row = _fetch_row(conn, kind, name)
-            if row is None:
+            loaded = self._load(conn, kind, name)
+            if loaded is None:
                 return None
-            if not _row_intact(row):
+            row, body = loaded
+            if not _row_intact(row, body):
                 raise StoreError(f"{self.path}: {kind} {name!r} fails its checksum")
-            return _row_to_record(row, row[6] if with_data else None)
+            return _row_to_record(row, body if with_data else None)
         try:
             return fn(self._lconn)  # one primary-key lookup: cheaper here than a thread hop
         except sqlite3.OperationalError:
             return await self._read(fn)  # busy (a checkpoint, a recovery): not on the loop
-        except sqlite3.Error as exc:  # a damaged file: this replica fails, as _read would say
+        except (sqlite3.Error, OSError) as exc:  # a damaged file: this replica fails, as _read would say
             raise StoreError(f"{self.path}: {exc}") from exc
 
     async def list_rows(self, kind: str, prefix: str, after: str | None, limit: int, delimiter: str = "",
@@ -489,8 +597,17 @@ class MetaStore:
         def fn(conn: sqlite3.Connection) -> tuple[Sequence[tuple[str, str]], int]:
             damaged: list[tuple[str, str]] = []
             size = 0
-            for kind, name, value, data, check in conn.execute(
-                    "SELECT kind, name, value, data, check_xxh3 FROM records WHERE part = ?", (part,)):
+            for kind, name, value, data, check, seg, off, length in conn.execute(
+                    "SELECT kind, name, value, data, check_xxh3, seg, seg_off, seg_len FROM records WHERE part = ?",
+                    (part,)):
+                if seg is not None:
+                    try:
+                        data = self.segments.read(seg, off, length)
+                    except FileNotFoundError:
+                        loaded = self._load(conn, kind, name)   # compacted meanwhile?
+                        if loaded is None:
+                            continue
+                        value, check, data = loaded[0][5], loaded[0][7], loaded[1]
                 size += len(value) + len(data or b"")
                 if check != row_check(value, data):
                     damaged.append((kind, name))
@@ -508,6 +625,61 @@ class MetaStore:
         def fn(conn: sqlite3.Connection) -> Sequence[str]:
             return [str(row[0]) for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
         return await self._read(fn)
+
+    # -- segment compaction ----------------------------------------------------------------
+
+    async def segment_usage(self) -> Sequence[tuple[int, int, int]]:
+        """(segment, live bytes, file bytes) of every sealed segment."""
+        def fn(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+            return [(int(seg), int(live)) for seg, live in conn.execute("SELECT id, live FROM segments ORDER BY id")]
+        active = self.segments.active
+        return [(seg, live, self.segments.size(seg)) for seg, live in await self._read(fn) if seg != active]
+
+    async def compact_segment(self, seg: int, pace: Callable[[int], Awaitable[None]],
+                              batch: int = COMPACT_BATCH) -> int:
+        """Copy the live bodies of a sealed segment to the active one, repoint their rows,
+        and unlink the segment once nothing names it. A body that fails its checksum stays
+        (the segment with it): scrub replaces that record. `pace(bytes)` is awaited before
+        each batch is copied. Returns the bytes copied."""
+        def named(conn: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
+            # A full scan, not an index on seg: an index would cost a page per commit of
+            # every write, this costs reads now and then.
+            return conn.execute("SELECT kind, name, seg_off, seg_len FROM records WHERE seg = ?", (seg,)).fetchall()
+
+        def move(rows: list[tuple[str, str, int, int]]) -> Callable[[sqlite3.Connection], int]:
+            def op(conn: sqlite3.Connection) -> int:
+                copied = 0
+                for kind, name, off, length in rows:
+                    current = conn.execute("SELECT value, check_xxh3 FROM records WHERE kind = ? AND name = ? "
+                                           "AND seg = ? AND seg_off = ?", (kind, name, seg, off)).fetchone()
+                    if current is None:
+                        continue   # overwritten or deleted since
+                    body = self.segments.read(seg, off, length)
+                    if current[1] != row_check(current[0], body):
+                        continue
+                    new_seg, new_off = self._append_body(conn, body)
+                    conn.execute("UPDATE records SET seg = ?, seg_off = ? WHERE kind = ? AND name = ?",
+                                 (new_seg, new_off, kind, name))
+                    copied += length
+                return copied
+            return op
+
+        rows = await self._read(named)
+        copied = 0
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            await pace(sum(length for *_, length in chunk))
+            copied += await self._write(move(chunk), patient=True)
+
+        def drop(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT live FROM segments WHERE id = ?", (seg,)).fetchone()
+            if row is None or row[0] > 0:
+                return False
+            conn.execute("DELETE FROM segments WHERE id = ?", (seg,))
+            return True
+        if await self._write(drop):
+            self.segments.unlink(seg)   # after the commit: no row names it, even after a crash
+        return copied
 
     # -- garbage collection --------------------------------------------------------------
 
@@ -571,9 +743,9 @@ class MetaStore:
         def fn(conn: sqlite3.Connection) -> list[Record]:
             found = []
             for kind, name in wanted:
-                row = _fetch_row(conn, kind, name)
-                if row is not None and _row_intact(row):
-                    found.append(_row_to_record(row, row[6]))
+                loaded = self._load(conn, kind, name)
+                if loaded is not None and _row_intact(*loaded):
+                    found.append(_row_to_record(*loaded))
             return found
         return await self._read(fn)
 

@@ -1,5 +1,5 @@
-"""Bytes rot on one node's card — in a block file, in an inline object inside the metadata
-database, in the database's own structure: clients keep getting the right bytes from the
+"""Bytes rot on one node's card — in a block file, in a small object's body in a segment
+file, in the metadata database's own structure: clients keep getting the right bytes from the
 other replicas, `edgestore scrub --now` finds each damage, takes it out of service and
 restores it, and every copy is present and intact afterwards."""
 
@@ -62,6 +62,19 @@ def checkpoint(db: Path) -> None:
         conn.close()
 
 
+def record_pages(db: Path) -> list[tuple[int, int]]:
+    """(offset, length) of the records table's pages but its root, whatever the page size
+    and wherever the schema's own pages lie between them."""
+    conn = sqlite3.connect(db)
+    try:
+        size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = conn.execute("SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype != 'internal' "
+                             "AND pageno != (SELECT rootpage FROM sqlite_schema WHERE name = 'records')").fetchall()
+        return [((page - 1) * size, size) for (page,) in pages]
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def bucket(cluster: LocalCluster, request: pytest.FixtureRequest) -> str:
     name = unique_bucket_name("rot", request)
@@ -91,7 +104,7 @@ def test_a_rotten_block_file_is_never_served_and_scrub_restores_it(cluster: Loca
     read_everywhere(cluster, model, bucket)
 
 
-def test_rotten_inline_object_bytes_in_the_database_are_caught(cluster: LocalCluster, bucket: str) -> None:
+def test_rotten_small_object_bytes_in_a_segment_file_are_caught(cluster: LocalCluster, bucket: str) -> None:
     s3, model = make_s3(cluster.endpoint, *cluster.credentials), Model()
     body = b"sensor reading " + os.urandom(1500) + b" end of reading"
     model.put(s3, bucket, "small", body)
@@ -100,10 +113,10 @@ def test_rotten_inline_object_bytes_in_the_database_are_caught(cluster: LocalClu
     cluster.kill(victim)
     db = device_dir(cluster, victim) / "meta.db"
     checkpoint(db)
-    raw = db.read_bytes()
-    offset = raw.find(body[:64])
-    assert offset >= 0, "the inline body is not in the database file"
-    flip(db, offset + 20)
+    assert body[:64] not in db.read_bytes(), "a small body is in the database, not in a segment"
+    holding = [(seg, seg.read_bytes().find(body[:64])) for seg in (db.parent / "meta.db.segments").glob("*.seg")]
+    seg, offset = next((seg, offset) for seg, offset in holding if offset >= 0)
+    flip(seg, offset + 20)
     cluster.restart(victim)
     read_everywhere(cluster, model, bucket)
     where = locate(cluster, bucket, "small")
@@ -123,10 +136,12 @@ def test_a_damaged_database_file_is_quarantined_and_refilled(cluster: LocalClust
     cluster.kill(victim)
     db = device_dir(cluster, victim) / "meta.db"
     checkpoint(db)
-    size = db.stat().st_size
-    with open(db, "r+b") as f:   # garbage over a stretch of pages (or over the header)
-        f.seek(0 if where == "header" else min(8192, size // 2))
-        f.write(os.urandom(100 if where == "header" else min(16384, size // 3)))
+    stretches = [(0, 100)] if where == "header" else record_pages(db)
+    assert stretches
+    with open(db, "r+b") as f:   # garbage over the records' pages (or over the header)
+        for offset, length in stretches:
+            f.seek(offset)
+            f.write(os.urandom(length))
     cluster.restart(victim)
     read_everywhere(cluster, model, bucket)
     scrub = summary(cli(cluster, "scrub", "--now"))

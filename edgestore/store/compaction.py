@@ -1,0 +1,71 @@
+"""Segment compaction: the space of overwritten and deleted small bodies comes back.
+
+A segment file (segments.py) is never rewritten in place. Once most of a sealed segment's
+bytes are dead (no row names them), its live bodies are copied into the active segment,
+their rows repointed in a commit, and the file unlinked, so disk use stays within about
+twice the live bytes. Copies go at a limited byte rate, as every background pass here
+does: an SD card's writes are what this saves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+from edgestore.errors import StoreError
+from edgestore.repair.limiter import ByteRateLimiter
+from edgestore.repair.progress import PassProgress, running_pass
+from edgestore.store.device import LocalDevice
+
+__all__ = ["SegmentCompaction", "CompactionProgress", "DEAD_SHARE"]
+
+log = logging.getLogger(__name__)
+
+# A sealed segment is compacted once at least this share of its bytes is dead: copying its
+# live rest then costs at most as many bytes as it frees.
+DEAD_SHARE = 0.5
+INTERVAL_S = 600.0
+BYTES_PER_S = 2 * 1024 * 1024
+
+
+@dataclass
+class CompactionProgress(PassProgress):
+    segments_checked: int = 0
+    segments_compacted: int = 0
+    bytes_copied: int = 0
+    bytes_freed: int = 0
+    errors: int = 0
+
+
+class SegmentCompaction:
+    name = "compaction"
+
+    def __init__(self, devices: Iterable[LocalDevice], interval_s: float = INTERVAL_S,
+                 limiter: ByteRateLimiter | None = None) -> None:
+        self._devices = list(devices)
+        self.interval_s = interval_s
+        self._limiter = limiter or ByteRateLimiter(BYTES_PER_S)
+        self.progress = CompactionProgress()
+
+    async def run_once(self, dead_share: float = DEAD_SHARE, **_: Any) -> dict[str, Any]:
+        with running_pass(CompactionProgress(), self.progress) as progress:
+            self.progress = progress
+            for device in self._devices:
+                try:
+                    await self._compact_device(device, float(dead_share), progress)
+                except StoreError as exc:
+                    log.warning("compaction of device %s: %s", device.name, exc)
+                    progress.errors += 1
+        return asdict(progress)
+
+    async def _compact_device(self, device: LocalDevice, dead_share: float, progress: CompactionProgress) -> None:
+        meta = device.meta
+        for seg, live, size in await meta.segment_usage():
+            progress.segments_checked += 1
+            if size > 0 and live > size * (1 - dead_share):
+                continue
+            progress.bytes_copied += await meta.compact_segment(seg, self._limiter.take)
+            if seg not in meta.segments.ids_on_disk():
+                progress.segments_compacted += 1
+                progress.bytes_freed += size

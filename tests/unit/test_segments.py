@@ -1,0 +1,218 @@
+"""Small bodies in segment files beside the metadata database, on a real directory with real
+SQLite: where the bytes go, old inline rows, damaged segments, leftovers of a crash, and
+compaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edgestore.errors import StoreError
+from edgestore.store.compaction import SegmentCompaction
+from edgestore.store.counters import COUNTERS_SCHEMA
+from edgestore.store.device import LocalDevice
+from edgestore.store.meta import _DIGESTS, _SCHEMA, MetaStore, _connect, row_check
+from edgestore.store.records import Record
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def rec(name: str, ts: int, data: bytes | None, deleted: bool = False) -> Record:
+    return Record("object", f"acct/bkt/{name}", ts, "n1", deleted, {"size": len(data or b"")}, data)
+
+
+def segment_files(db: Path) -> list[Path]:
+    return sorted((db.parent / "meta.db.segments").glob("*.seg"))
+
+
+def checkpointed_bytes(db: Path) -> bytes:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return db.read_bytes()
+
+
+def test_bodies_are_in_segment_files_not_in_the_database_and_survive_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    body = b"reading " + os.urandom(4000)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        await meta.merge([(rec("k", 1, body), 3), (rec("empty", 1, b""), 3)])
+        meta.close()
+        meta = MetaStore(db)
+        try:
+            assert (await meta.get("object", "acct/bkt/k")).data == body
+            assert (await meta.get("object", "acct/bkt/empty")).data == b""
+            assert (await meta.records_by_key([("object", "acct/bkt/k")]))[0].data == body
+            assert await meta.damaged_rows(3) == ([], pytest.approx(len(body), abs=200))
+        finally:
+            meta.close()
+    run(go())
+    assert body[:64] not in checkpointed_bytes(db)
+    assert [f.read_bytes() for f in segment_files(db)] == [body]
+
+
+def make_schema_3_database(db: Path, body: bytes) -> None:
+    """A database as edgestore wrote it before segments: the body inside the row."""
+    conn = _connect(db)
+    conn.executescript(_SCHEMA)
+    conn.executescript(f"""BEGIN IMMEDIATE; {_DIGESTS} {COUNTERS_SCHEMA}
+        INSERT INTO meta VALUES ('schema_version', '3'); COMMIT;""")
+    value = json.dumps({"size": len(body)}, separators=(",", ":"))
+    conn.execute("INSERT INTO records (kind, name, part, ts, node, deleted, value, data, check_xxh3) "
+                 "VALUES ('object', 'acct/bkt/old', 3, 1, 'n1', 0, ?, ?, ?)", (value, body, row_check(value, body)))
+    conn.close()
+
+
+def test_an_old_format_database_with_bodies_in_rows_still_reads(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    old_body, new_body = os.urandom(3000), os.urandom(3000)
+    make_schema_3_database(db, old_body)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        try:
+            assert (await meta.get("object", "acct/bkt/old")).data == old_body
+            assert (await meta.check("object", "acct/bkt/old"))[1]
+            assert (await meta.damaged_rows(3))[0] == []
+            before = await meta.digests()
+            await meta.merge([(rec("old", 2, new_body), 3)])   # an overwrite goes to a segment
+            assert (await meta.get("object", "acct/bkt/old")).data == new_body
+            assert await meta.digests() != before
+        finally:
+            meta.close()
+    run(go())
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+    assert conn.execute("SELECT data IS NULL, seg_len FROM records").fetchone() == (1, 3000)
+    conn.close()
+
+
+def test_a_corrupt_body_in_a_segment_is_detected_on_read_and_by_scrub(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    good, bad = os.urandom(4096), os.urandom(4096)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        await meta.merge([(rec("good", 1, good), 3), (rec("bad", 1, bad), 3)])
+        meta.close()
+        seg = segment_files(db)[0]
+        raw = bytearray(seg.read_bytes())
+        raw[raw.find(bad) + 100] ^= 0x01
+        seg.write_bytes(raw)
+        meta = MetaStore(db)
+        try:
+            with pytest.raises(StoreError):
+                await meta.get("object", "acct/bkt/bad")
+            assert (await meta.check("object", "acct/bkt/bad"))[1] is False
+            assert [r.name for r in await meta.records_by_key([("object", "acct/bkt/bad")])] == []
+            assert (await meta.damaged_rows(3))[0] == [("object", "acct/bkt/bad")]
+            assert (await meta.get("object", "acct/bkt/good")).data == good
+            await meta.remove_rows([("object", "acct/bkt/bad")])   # what scrub does with it
+            assert await meta.get("object", "acct/bkt/bad") is None
+            assert [live for _, live, _ in await meta.segment_usage()] == [4096]
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_leftovers_of_a_crash_before_the_commit_are_ignored_and_cleaned(tmp_path: Path) -> None:
+    """Appended and synced, then killed before the commit: bytes at a segment's tail that no
+    row names, and a segment file the database never heard of."""
+    db = tmp_path / "meta.db"
+    body = os.urandom(4096)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        await meta.merge([(rec("k", 1, body), 3)])
+        meta.close()
+        known = segment_files(db)[0]
+        with open(known, "ab") as f:
+            f.write(os.urandom(1000))
+        orphan = known.with_name(f"{int(known.stem) + 1:010d}.seg")
+        orphan.write_bytes(os.urandom(2000))
+        meta = MetaStore(db)
+        try:
+            assert not orphan.exists()
+            assert (await meta.get("object", "acct/bkt/k")).data == body
+            await meta.merge([(rec("k2", 1, body), 3)])
+            assert (await meta.get("object", "acct/bkt/k2")).data == body
+            assert len(segment_files(db)) == 2   # a new segment after every open
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_compaction_reclaims_dead_segments_and_keeps_every_live_body_readable(tmp_path: Path) -> None:
+    bodies = {f"k{i:03d}": os.urandom(4096) for i in range(120)}
+
+    async def go() -> None:
+        device = LocalDevice("d1", tmp_path / "d1")
+        meta = device.meta
+        meta.segments.max_bytes = 64 * 1024    # 16 bodies a segment
+        db = meta.path
+        try:
+            for name, body in bodies.items():
+                await meta.merge([(rec(name, 1, body), 3)])
+            for i, name in enumerate(sorted(bodies)):
+                if i % 4 == 0:
+                    continue       # a quarter stays as written
+                if i % 2:
+                    await meta.merge([(rec(name, 2, None, deleted=True), 3)])
+                    bodies[name] = b""
+                else:
+                    bodies[name] = os.urandom(4096)
+                    await meta.merge([(rec(name, 2, bodies[name]), 3)])
+            digests = await meta.digests()
+            before = sum(f.stat().st_size for f in segment_files(db))
+            result = await SegmentCompaction([device]).run_once()
+            after = sum(f.stat().st_size for f in segment_files(db))
+            assert result["segments_compacted"] >= 5 and result["errors"] == 0, result
+            live = sum(len(b) for b in bodies.values())
+            assert after < before and after <= 2 * live + meta.segments.max_bytes, (before, after, live)
+            assert await meta.digests() == digests   # anti-entropy sees the same rows
+            assert (await meta.damaged_rows(3))[0] == []
+            for name, body in bodies.items():
+                got = await meta.get("object", f"acct/bkt/{name}")
+                assert got is not None and (got.deleted if not body else got.data == body), name
+            conn = sqlite3.connect(db)
+            assert conn.execute("SELECT sum(live) FROM segments").fetchone()[0] == live   # counted exactly
+            conn.close()
+        finally:
+            device.close()
+        device = LocalDevice("d1", tmp_path / "d1")   # and after a reopen
+        try:
+            for name, body in bodies.items():
+                if body:
+                    assert (await device.meta.get("object", f"acct/bkt/{name}")).data == body
+        finally:
+            device.close()
+    run(go())
+
+
+def test_a_batch_that_fills_segments_names_every_body_in_the_segment_it_landed_in(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    bodies = {f"k{i}": os.urandom(4096) for i in range(5)}
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        meta.segments.max_bytes = 10 * 1024     # two bodies a segment: one batch spans three
+        await meta.merge([(rec(name, 1, body), 3) for name, body in bodies.items()])
+        meta.close()
+        meta = MetaStore(db)
+        try:
+            for name, body in bodies.items():
+                assert (await meta.get("object", f"acct/bkt/{name}")).data == body
+            assert sorted(live for _, live, _ in await meta.segment_usage()) == [4096, 8192, 8192]
+        finally:
+            meta.close()
+    run(go())
+    assert len(segment_files(db)) == 3
