@@ -44,10 +44,10 @@ from edgestore.model.objects import Objects
 from edgestore.model.users import Users
 from edgestore.model.versions import Versions
 from edgestore.repair.antientropy import AntiEntropy
+from edgestore.repair.compaction import SegmentCompaction
 from edgestore.repair.gc import GarbageCollector
 from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.scrub import Scrub
-from edgestore.store.compaction import SegmentCompaction
 from edgestore.store.device import LocalDevice
 
 __all__ = ["Node", "run_node"]

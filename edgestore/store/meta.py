@@ -22,7 +22,7 @@ their row: written once there instead of twice (WAL, checkpoint) with overflow p
 row names where the body is (seg, seg_off, seg_len) and its checksum covers value and
 body as before; rows written before schema 4 keep their body in `data` and read as ever.
 Per segment, the bytes rows still name are counted (`segments.live`, by triggers in the
-same transaction), so compaction (compaction.py) knows which segments are mostly dead.
+same transaction), so compaction (repair/compaction.py) knows which segments are mostly dead.
 """
 
 from __future__ import annotations

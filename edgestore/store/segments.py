@@ -10,7 +10,7 @@ unreferenced bytes at a segment's tail.
 
 A segment is sealed (never appended to again) once it reaches `max_bytes` and at every
 open: the next append starts a new file. Segments whose bodies are mostly dead are
-compacted (compaction.py) and unlinked. Files are named by their id, zero-padded.
+compacted (repair/compaction.py) and unlinked. Files are named by their id, zero-padded.
 """
 
 from __future__ import annotations

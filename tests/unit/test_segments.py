@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgestore.errors import StoreError
-from edgestore.store.compaction import SegmentCompaction
+from edgestore.repair.compaction import SegmentCompaction
 from edgestore.store.counters import COUNTERS_SCHEMA
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import _DIGESTS, _SCHEMA, MetaStore, _connect, row_check
