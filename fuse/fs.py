@@ -46,6 +46,7 @@ XATTR_META_MAX = 2048  # S3's limit on all user metadata of an object
 REQUESTS_XATTR = "user.edgestore.requests"
 RENAME_WORKERS = 8
 READ_WORKERS = 4
+UPLOAD_WORKERS = 4  # parts of one file sent at once at close (s3fs sends five)
 LOOKUP_KEYS = 16  # keys a lookup lists: `key`, and `key/` after the keys that sort between them
 SCAN_PAGES = 1  # a lookup lists a whole directory if it fits in this many pages (else it asks for the name)
 MAX_LARGE = 10_000  # directories remembered as too large for that
@@ -126,9 +127,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         self._fh = itertools.count(1)
         self._lock = threading.RLock()
         self._large: dict[str, float] = {}  # directory -> when a lookup found it over SCAN_PAGES
-        # Reads ahead and pieces of random reads. Uploads go one part after the other: sending
-        # parts in parallel while writing measured no faster (A/B, 128 MiB, CPU-bound cluster).
+        # Reads ahead and pieces of random reads; the parts of multipart uploads at close.
         self.read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="fetch")
+        self.upload_pool = ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="upload")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -145,6 +146,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             except OSError as exc:
                 log.error("unmounted with %s not uploaded: %s", of.key, exc)
         self.read_pool.shutdown(cancel_futures=True)
+        self.upload_pool.shutdown()
         self.client.close()
 
     # -- looking things up ----------------------------------------------------------------
@@ -394,7 +396,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             if path in self._files and flags & os.O_EXCL:
                 raise _fail(errno.EEXIST)
-            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget, self.read_pool)
+            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget, self.read_pool,
+                          self.upload_pool)
             self._files[path] = of
         self.cache.update_attr(path, attr)
         self._touch_parent(path, now)
@@ -426,7 +429,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             of = self._files.get(path)
             if of is not None:
                 return of, b""
-            of = self._files[path] = OpenFile(self.client, key, attr, True, self.tuning, self.budget, self.read_pool)
+            of = self._files[path] = OpenFile(self.client, key, attr, True, self.tuning, self.budget, self.read_pool,
+                                                  self.upload_pool)
         return of, first
 
     @s3_errors
