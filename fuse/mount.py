@@ -20,6 +20,8 @@ from typing import Any
 
 import mfusepy
 
+from edgestore.malloc import limit_malloc_arenas
+
 from .files import Tuning
 from .fs import EdgeFS
 from .metadata import Defaults
@@ -176,6 +178,8 @@ class _Ready(EdgeFS):
 
 
 def _serve(opts: MountOptions, ready_fd: int | None) -> int:
+    # libfuse's threads and our pools each got a heap arena of their own, keeping what they freed.
+    limit_malloc_arenas()
     client = S3Client(opts.endpoint, opts.bucket, opts.access_key, opts.secret_key, opts.region,
                       ca_file=opts.ca_file)
     tuning = Tuning(part_size=opts.part_size, readahead=opts.readahead, cache_bytes=opts.cache_size,
