@@ -12,7 +12,7 @@ and `ls -lR` start from a fresh mount (unmounted, cache directory emptied), so n
 from a local copy or the kernel's page cache. A step that fails or takes longer than
 --step-timeout is recorded as such (a stuck mount is taken away, which ends the stuck call)
 and the run goes on. Prints the table and writes it, with the machine and the commands, to
-docs/mounts.md.
+docs/mounts.md (keeping its hand-written `## ` sections after the table).
 
     sudo .venv/bin/python benchmarks/mount_workload.py      # root: FUSE mounts, allow_other
     .venv/bin/python benchmarks/mount_workload.py --small-count 100 --large-mib 16 --tar-files 200 --no-write
@@ -542,7 +542,9 @@ def main() -> int:
                         (load_before, os.getloadavg()[0]))
         print(report)
         if not args.no_write:
-            args.out.write_text(report)
+            old = args.out.read_text() if args.out.exists() else ""
+            kept = old[old.find("\n## ") + 1:] if "\n## " in old else ""  # the hand-written sections
+            args.out.write_text(report + ("\n" + kept if kept else ""))
             print(f"written to {args.out}")
     finally:
         os.killpg(up.pid, signal.SIGTERM)
