@@ -186,7 +186,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         and is kept, so that the readdir and the lookups under it that usually follow need no
         request of their own; a directory known to be larger lists one key."""
         if not self._is_large("/" + key):
-            return self._scan("/" + key, SCAN_PAGES, denies=False).own
+            return self._scan("/" + key, SCAN_PAGES, denies=False, own=True).own
         return self._dir_of(key, self.client.list_page(key + "/", None, max_keys=1, metadata=True))
 
     def _fetch(self, path: str, hint_dir: bool | None = None) -> Attr | None:
@@ -261,10 +261,11 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- directories ----------------------------------------------------------------------
 
-    def _scan(self, path: str, max_pages: int | None, denies: bool) -> Scan:
+    def _scan(self, path: str, max_pages: int | None, denies: bool, own: bool = False) -> Scan:
         """List directory ``path`` (up to ``max_pages`` pages): its names are cached if that was
-        all of them (see ``MetaCache.put_listing`` for ``denies``), its files' attributes when
-        the listing carries them, and its own, which are returned."""
+        all of them (see ``MetaCache.put_listing`` for ``denies``), and its files' attributes
+        when the listing carries them; with ``own``, its own attributes are returned too (a
+        HEAD of its ``dir/`` object if the listing did not carry them)."""
         prefix = _prefix(path)
         scan = Scan({}, True, None)
         attrs: dict[str, Attr] = {}
@@ -297,12 +298,14 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         for name, attr in attrs.items():  # ls -l then stats them without a request each
             if not scan.names[name]:
                 self.cache.put_attr(below + name, attr)
-        if marker is not None and path != "/":
+        if not own or path == "/":
+            return scan
+        if marker is not None:
             scan.own = self._attr_of_entry(marker)
             if scan.own is None:
                 head = self.client.head(marker.key)
                 scan.own = self._attr_of_head(marker.key, head) if head is not None else None
-        if scan.own is None and scan.names and path != "/":
+        if scan.own is None and scan.names:
             scan.own = implicit_dir(self.defaults)
         return scan
 
