@@ -12,7 +12,7 @@ and `ls -lR` start from a fresh mount (unmounted, cache directory emptied), so n
 from a local copy or the kernel's page cache. A step that fails or takes longer than
 --step-timeout is recorded as such (a stuck mount is taken away, which ends the stuck call)
 and the run goes on. Prints the table and writes it, with the machine and the commands, to
-docs/mounts.md.
+docs/mounts.md (keeping its hand-written `## ` sections after the table).
 
     sudo .venv/bin/python benchmarks/mount_workload.py      # root: FUSE mounts, allow_other
     .venv/bin/python benchmarks/mount_workload.py --small-count 100 --large-mib 16 --tar-files 200 --no-write
@@ -62,6 +62,8 @@ class Mount:
     shown: str
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     peak_rss_kib: int = 0
+    cpu_s: dict[str, float] = field(default_factory=dict)  # step -> CPU seconds of the mount process
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> requests sent, by kind
 
     @property
     def mnt(self) -> Path:
@@ -115,6 +117,23 @@ class Mount:
 def mounted(path: Path) -> bool:
     with open("/proc/mounts") as mounts:
         return any(len(f := line.split()) > 1 and f[1] == str(path) for line in mounts)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def requests_sent(mnt: Path) -> dict[str, int]:
+    """What edgestore mount has sent, by kind (its root's read-only xattr); {} for other mounts."""
+    try:
+        return dict(json.loads(os.getxattr(mnt, "user.edgestore.requests")))
+    except (OSError, ValueError):
+        return {}
 
 
 def rss_peak_kib(pid: int) -> int:
@@ -384,8 +403,16 @@ def run_mount(mount: Mount, work: Workload, s3: Any, timeout_s: float) -> dict[s
             except Exception as exc:
                 cells[step.name] = f"FAILED in its set-up: {str(exc)[:160]}"
             else:
+                pid, sent = mount.pid(), requests_sent(mount.mnt)
+                cpu = cpu_seconds(pid)
                 cells[step.name] = timed(mount, functools.partial(step.run, mount.mnt, barrier), timeout_s)
-            print(f"  {mount.name}: {step.name}: {cells[step.name]}", flush=True)
+                mount.cpu_s[step.name] = cpu_seconds(pid) - cpu
+                after = requests_sent(mount.mnt)
+                if after:
+                    mount.requests[step.name] = {k: n - sent.get(k, 0) for k, n in after.items() if n > sent.get(k, 0)}
+            print(f"  {mount.name}: {step.name}: {cells[step.name]} (CPU {mount.cpu_s.get(step.name, 0):.1f} s"
+                  f"{', requests ' + str(mount.requests[step.name]) if step.name in mount.requests else ''})",
+                  flush=True)
     finally:
         mount.down()
     return cells
@@ -450,6 +477,20 @@ def render(mounts: list[Mount], table: dict[str, dict[str, str]], steps: list[st
         lines.append(f"| {step} | " + " | ".join(table[m.name].get(step, "-") for m in mounts) + " |")
     lines.append("| peak RSS of the mount process (MiB) | "
                  + " | ".join(f"{m.peak_rss_kib / 1024:.0f}" for m in mounts) + " |")
+    lines += ["", "CPU seconds of the mount process per step (utime + stime, from /proc; less noisy than the "
+              "wall clock on a shared machine, but not counting the work each mount leaves to the cluster):", "",
+              "| step | " + " | ".join(m.name for m in mounts) + " |", "|---|" + "---:|" * len(mounts)]
+    for step in steps:
+        lines.append(f"| {step} | " + " | ".join(f"{m.cpu_s[step]:.1f}" if step in m.cpu_s else "-" for m in mounts)
+                     + " |")
+    counted = [m for m in mounts if m.requests]
+    for m in counted:
+        kinds = sorted({k for per in m.requests.values() for k in per})
+        lines += ["", f"Requests {m.name} sent per step (counted by its S3 client):", "",
+                  "| step | all | " + " | ".join(kinds) + " |", "|---|---:|" + "---:|" * len(kinds)]
+        for step in steps:
+            per = m.requests.get(step, {})
+            lines.append(f"| {step} | {sum(per.values())} | " + " | ".join(str(per.get(k, 0)) for k in kinds) + " |")
     lines += ["", "Commands:", "", "    sudo .venv/bin/python benchmarks/mount_workload.py"
               + (f" {' '.join(args.argv)}" if args.argv else ""), ""]
     lines += [f"- {m.name}: `{m.shown}`" for m in mounts]
@@ -501,7 +542,9 @@ def main() -> int:
                         (load_before, os.getloadavg()[0]))
         print(report)
         if not args.no_write:
-            args.out.write_text(report)
+            old = args.out.read_text() if args.out.exists() else ""
+            kept = old[old.find("\n## ") + 1:] if "\n## " in old else ""  # the hand-written sections
+            args.out.write_text(report + ("\n" + kept if kept else ""))
             print(f"written to {args.out}")
     finally:
         os.killpg(up.pid, signal.SIGTERM)

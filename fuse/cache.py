@@ -1,9 +1,10 @@
 """The mount's cache of attributes and directory listings: entries live for a short TTL, so
 changes made by other clients show up within it; the mount's own changes update it at once.
 Negative entries (no such name) are cached too. Opening a file re-validates it (close-to-open
-consistency), whatever the cache holds. A directory's attributes live longer
-(``DIR_TTL_FACTOR`` times the TTL): every path walk looks up each directory on the way, the
-kernel again each TTL, and directories change rarely (their times kept by this mount apart)."""
+consistency), whatever the cache holds. A directory's attributes live longer (``dir_ttl_s``,
+by default ``DIR_TTL_FACTOR`` times the TTL): every path walk looks up each directory on the
+way, the kernel again each TTL, and directories change rarely (their times kept by this mount
+apart). The price: another mount's chmod, chown or removal of a directory shows here that late."""
 
 from __future__ import annotations
 
@@ -34,15 +35,18 @@ def drop_tree(table: dict[str, Any], path: str) -> None:
 
 
 class MetaCache:
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic,
+                 dir_ttl_s: float | None = None) -> None:
         self.ttl_s = ttl_s
+        self.dir_ttl_s = ttl_s * DIR_TTL_FACTOR if dir_ttl_s is None else dir_ttl_s
         self._clock = clock
         self._lock = threading.Lock()
         self._attrs: dict[str, tuple[float, Attr | None]] = {}
         self._listings: dict[str, tuple[float, dict[str, bool]]] = {}  # dir -> {name: is_dir}
+        self._partial: set[str] = set()  # listings that may not answer "no such name" (see put_listing)
 
     def _fresh(self, stamp: float, attr: Attr | None = None) -> bool:
-        ttl = self.ttl_s * DIR_TTL_FACTOR if attr is not None and attr.is_dir else self.ttl_s
+        ttl = self.dir_ttl_s if attr is not None and attr.is_dir else self.ttl_s
         return self._clock() - stamp < ttl
 
     def _trim(self, table: dict[str, tuple[float, object]]) -> None:
@@ -52,6 +56,7 @@ class MetaCache:
             del table[path]
         if len(table) >= MAX_ENTRIES:
             table.clear()
+        self._partial.intersection_update(self._listings)
 
     # -- attributes -----------------------------------------------------------------------
 
@@ -64,9 +69,10 @@ class MetaCache:
             return True, entry[1].copy() if entry[1] else None
 
     def put_attr(self, path: str, attr: Attr | None) -> None:
-        if self.ttl_s <= 0:
-            return
         with self._lock:
+            if (self.dir_ttl_s if attr is not None and attr.is_dir else self.ttl_s) <= 0:
+                self._attrs.pop(path, None)  # (what was cached before is no longer true either)
+                return
             self._trim(self._attrs)  # type: ignore[arg-type]
             self._attrs[path] = (self._clock(), attr.copy() if attr else None)
 
@@ -91,12 +97,26 @@ class MetaCache:
                 return None
             return dict(entry[1])
 
-    def put_listing(self, path: str, names: dict[str, bool]) -> None:
+    def denies(self, path: str, name: str) -> bool:
+        """Whether the fresh listing of directory ``path`` says that ``name`` is not in it."""
+        with self._lock:
+            entry = self._listings.get(path)
+            return (entry is not None and self._fresh(entry[0]) and path not in self._partial
+                    and name not in entry[1])
+
+    def put_listing(self, path: str, names: dict[str, bool], denies: bool = True) -> None:
+        """``denies=False``: a listing made to answer a lookup of one name, which serves readdir and
+        the other names it holds, but whose absent names are looked up again: a name another
+        mount created since shows at once (close-to-open), as before the listing was made."""
         if self.ttl_s <= 0:
             return
         with self._lock:
             self._trim(self._listings)  # type: ignore[arg-type]
             self._listings[path] = (self._clock(), dict(names))
+            if denies:
+                self._partial.discard(path)
+            else:
+                self._partial.add(path)
 
     def forget(self, path: str) -> None:
         """Drop what is known of ``path``, of everything under it, and its parent's listing."""
@@ -104,3 +124,4 @@ class MetaCache:
             drop_tree(self._attrs, path)
             drop_tree(self._listings, path)
             self._listings.pop(parent_of(path)[0], None)
+            self._partial.intersection_update(self._listings)

@@ -1,8 +1,10 @@
-"""Directories' mtime and ctime, which change on every create, unlink and rename in them.
+"""Directories' mtime and ctime, which change on every create, unlink and rename in them, and
+the attributes a chmod, chown or utimensat gives a directory.
 
-The change is visible through the mount at once (an overlay on the directory's attributes)
-and written to the directory's ``dir/`` object a moment later, so that creating a thousand
-files in one directory rewrites its metadata once, not a thousand times. The root, and
+A change is visible through the mount at once (an overlay on the directory's attributes)
+and written to the directory's ``dir/`` object a moment later (``delay_s``), so that creating
+a thousand files in one directory rewrites its metadata once, not a thousand times, and tar's
+utimensat, chown and chmod of a directory it extracted are one request. The root, and
 directories that are only prefixes, have no object: their times stay in the overlay."""
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ __all__ = ["DirTimes"]
 
 log = logging.getLogger("edgestore.fuse")
 
+MIN_DELAY_S = 0.1
+
 
 class DirTimes:
-    def __init__(self, write: Callable[[str, int], bool], delay_s: float = 1.0) -> None:
-        """``write(path, ns)`` stores the time in the directory's object; False if it has none."""
+    def __init__(self, write: Callable[[str, int, Attr | None], bool], delay_s: float = 1.0) -> None:
+        """``write(path, ns, attr)`` stores the time (and ``attr``, if given, as the directory's
+        attributes) in the directory's object; False if it has none."""
         self._write = write
-        self._delay_s = delay_s
+        self.delay_s = delay_s
         self._pending: dict[str, int] = {}
+        self._attrs: dict[str, Attr] = {}  # attributes set here, not written yet
         self._kept: dict[str, int] = {}  # directories without an object of their own
         self._lock = threading.Lock()
         self.write_lock = threading.RLock()  # held while a directory's metadata is written
@@ -39,9 +45,17 @@ class DirTimes:
         with self._lock:
             self._pending[path] = max(ns, self._pending.get(path, 0))
 
+    def defer(self, path: str, attr: Attr) -> None:
+        """``attr`` becomes the attributes of directory ``path``, written with its next time."""
+        with self._lock:
+            self._attrs[path] = attr.copy()
+            self._pending.setdefault(path, 0)
+
     def overlay(self, path: str, attr: Attr) -> Attr:
         with self._lock:
             ns = max(self._pending.get(path, 0), self._kept.get(path, 0))
+            if path in self._attrs:
+                attr = self._attrs[path].copy()
         if ns > attr.mtime_ns:
             attr = attr.copy()
             attr.mtime_ns = ns
@@ -53,36 +67,42 @@ class DirTimes:
         (holding ``write_lock``, so that no background write of an older state follows)."""
         with self._lock:
             times = [t for t in (self._pending.pop(path, None), self._kept.pop(path, None)) if t]
+            self._attrs.pop(path, None)
         return max(times) if times else None
 
     def forget(self, path: str) -> None:
         with self._lock:
             drop_tree(self._pending, path)
             drop_tree(self._kept, path)
+            drop_tree(self._attrs, path)
 
-    def flush(self) -> None:
+    def flush(self, under: str | None = None) -> None:
+        """Write what is pending (of ``under`` and the directories below it, if given)."""
+        below = (under or "").rstrip("/") + "/"
         with self._lock:
-            paths = sorted(self._pending)
+            paths = sorted(p for p in self._pending if under is None or p == under or p.startswith(below))
         for path in paths:
             with self.write_lock:
                 with self._lock:
                     ns = self._pending.get(path)
+                    attr = self._attrs.get(path)
                 if ns is None:
                     continue  # taken by a metadata change meanwhile
                 try:
-                    stored = self._write(path, ns)
+                    stored = self._write(path, ns, attr)
                 except Exception as exc:  # noqa: BLE001 - a failed metadata write is logged, never fatal
                     log.warning("mtime of directory %s not stored: %s", path, exc)
                     stored = False
                 with self._lock:
-                    if self._pending.get(path) == ns:  # (a newer change stays pending)
+                    if self._pending.get(path) == ns and self._attrs.get(path) is attr:  # (newer stays pending)
                         del self._pending[path]
-                    if not stored:
+                        self._attrs.pop(path, None)
+                    if not stored and ns:
                         self._kept[path] = max(ns, self._kept.get(path, 0))
 
     def _run(self) -> None:
         while not self._stopped:
-            self._wake.wait(self._delay_s)
+            self._wake.wait(max(self.delay_s, MIN_DELAY_S))
             self.flush()
 
     def stop(self) -> None:

@@ -120,11 +120,13 @@ class _Stream:
 
 class OpenFile:
     def __init__(self, client: S3Client, key: str, attr: Attr, exists: bool, tuning: Tuning,
-                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None) -> None:
-        """``pool`` fetches the pieces of random reads in parallel. A changed file's parts are
-        sent at close, one after the other (sending them while writing measured slower here:
-        docs/mounts.md), unless the cache fills first."""
-        self.client, self.tuning, self.budget, self.pool = client, tuning, budget, pool
+                 budget: CacheBudget, pool: ThreadPoolExecutor | None = None,
+                 uploads: ThreadPoolExecutor | None = None) -> None:
+        """``pool`` fetches the pieces of random reads in parallel; ``uploads`` sends the parts
+        of a changed file at close, several at once (each streamed from the local file). They
+        are sent at close, not while writing (which measured slower here: docs/mounts.md),
+        unless the cache fills first."""
+        self.client, self.tuning, self.budget, self.pool, self.uploads = client, tuning, budget, pool, uploads
         self.key: str | None = key  # None once unlinked: the handles keep the data, nothing is uploaded
         self.attr = attr
         self.remote_size = attr.size if exists else 0
@@ -372,6 +374,12 @@ class OpenFile:
         head = self.client.head(key)
         return head.etag if head else ""
 
+    def _send(self, call: Callable[..., str], *args: Any) -> Future[str]:
+        """``call(*args)`` on the upload pool (inline without one)."""
+        if self.uploads is None:
+            return self._submit(call, *args)
+        return self.uploads.submit(call, *args)
+
     def _multipart(self, key: str, size: int) -> str:
         part = self.tuning.part_size_for(size)
         upload_id = self.client.create_multipart(key, self._headers())
@@ -381,12 +389,12 @@ class OpenFile:
                 end = min(start + part, size)
                 untouched = end <= self.remote_size and self.present.missing(start, end) == [(start, end)]
                 if untouched and self.attr.etag:
-                    parts.append(self._submit(self.client.upload_part_copy, key, upload_id, number, key, start,
-                                              end, self.attr.etag))
+                    parts.append(self._send(self.client.upload_part_copy, key, upload_id, number, key, start,
+                                            end, self.attr.etag))
                     continue
                 self._fill(start, end)
-                parts.append(self._submit(self.client.upload_part, key, upload_id, number,
-                                          FileRegion(self._temp(), start, end - start)))
+                parts.append(self._send(self.client.upload_part, key, upload_id, number,
+                                        FileRegion(self._temp(), start, end - start)))
             etags = [p.result() for p in parts]
             self.client.complete_multipart(key, upload_id, etags)
         except BaseException:

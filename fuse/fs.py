@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import itertools
+import json
 import logging
 import mimetypes
 import os
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mfusepy
@@ -40,9 +42,14 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 XATTR_META_MAX = 2048  # S3's limit on all user metadata of an object
+# Read-only on the root: the requests this mount has sent, by kind (JSON), for benchmarks.
+REQUESTS_XATTR = "user.edgestore.requests"
 RENAME_WORKERS = 8
 READ_WORKERS = 4
+UPLOAD_WORKERS = 4  # parts of one file sent at once at close (s3fs sends five)
 LOOKUP_KEYS = 16  # keys a lookup lists: `key`, and `key/` after the keys that sort between them
+SCAN_PAGES = 1  # a lookup lists a whole directory if it fits in this many pages (else it asks for the name)
+MAX_LARGE = 10_000  # directories remembered as too large for that
 OPEN_FETCH = 128 * 1024  # what an open for reading fetches with the attributes (a small file whole)
 S3FS_OLD_DIR_SUFFIX = "_$folder$"
 # libfuse renames a file unlinked while open to this, and unlinks that at the last close:
@@ -50,6 +57,16 @@ S3FS_OLD_DIR_SUFFIX = "_$folder$"
 HIDDEN_PREFIX = ".fuse_hidden"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Scan:
+    """What one listing of a directory told: its names (all of them if ``complete``) and its
+    own attributes (None: nothing there)."""
+
+    names: dict[str, bool]
+    complete: bool
+    own: Attr | None
 
 
 def _fail(code: int) -> OSError:
@@ -93,22 +110,26 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
     use_ns = True  # times in nanoseconds, both ways
 
     def __init__(self, client: S3Client, tuning: Tuning, ttl_s: float = 1.0, defaults: Defaults | None = None,
-                 space: ClusterSpace | None = None, dir_time_delay_s: float = 5.0) -> None:
+                 space: ClusterSpace | None = None, dir_time_delay_s: float = 5.0,
+                 dir_ttl_s: float | None = None) -> None:
         self.client = client
         self.tuning = tuning
         self.defaults = defaults or Defaults(os.getuid(), os.getgid(), time_ns=time.time_ns())
-        self.cache = MetaCache(ttl_s)
+        self.cache = MetaCache(ttl_s, dir_ttl_s=dir_ttl_s)
         self.space = space or ClusterSpace(None)
         self.budget = CacheBudget(tuning.cache_bytes)
-        self.dirtimes = DirTimes(self._store_dir_time, dir_time_delay_s)
+        # Directories' metadata is written late, but no later than another mount would see it
+        # anyway (it caches directories' attributes for dir_ttl).
+        self.dirtimes = DirTimes(self._store_dir_time, min(dir_time_delay_s, self.cache.dir_ttl_s))
         self._root = implicit_dir(self.defaults)
         self._files: dict[str, OpenFile] = {}
         self._handles: dict[int, Handle] = {}
         self._fh = itertools.count(1)
         self._lock = threading.RLock()
-        # Reads ahead and pieces of random reads. Uploads go one part after the other: sending
-        # parts in parallel while writing measured no faster (A/B, 128 MiB, CPU-bound cluster).
+        self._large: dict[str, float] = {}  # directory -> when a lookup found it over SCAN_PAGES
+        # Reads ahead and pieces of random reads; the parts of multipart uploads at close.
         self.read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="fetch")
+        self.upload_pool = ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="upload")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -125,6 +146,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             except OSError as exc:
                 log.error("unmounted with %s not uploaded: %s", of.key, exc)
         self.read_pool.shutdown(cancel_futures=True)
+        self.upload_pool.shutdown()
         self.client.close()
 
     # -- looking things up ----------------------------------------------------------------
@@ -160,6 +182,11 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         return implicit_dir(self.defaults) if any(p.startswith(below) for p in page.prefixes) else None
 
     def _fetch_dir(self, key: str) -> Attr | None:
+        """A directory's attributes. Its listing (one page) has them (its own ``key/`` first)
+        and is kept, so that the readdir and the lookups under it that usually follow need no
+        request of their own; a directory known to be larger lists one key."""
+        if not self._is_large("/" + key):
+            return self._scan("/" + key, SCAN_PAGES, denies=False, own=True).own
         return self._dir_of(key, self.client.list_page(key + "/", None, max_keys=1, metadata=True))
 
     def _fetch(self, path: str, hint_dir: bool | None = None) -> Attr | None:
@@ -194,7 +221,18 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         if not found:
             parent, name = parent_of(path)
             listing = self.cache.listing(parent)
-            if listing is not None and name not in listing:
+            if listing is None and not self._is_large(parent):
+                # One listing of the parent answers this lookup and those of its siblings
+                # (a walk of the tree looks them all up, one after the other). It is as fresh
+                # as a request for this name would be, so this name's absence is believed.
+                scan = self._scan(parent, SCAN_PAGES, denies=False)
+                listing = scan.names
+                found, attr = self.cache.attr(path)
+                if not found and scan.complete and name not in scan.names:
+                    found, attr = True, None
+                    self.cache.put_attr(path, None)
+        if not found:
+            if self.cache.denies(parent, name):
                 attr = None
             else:
                 attr = self._fetch(path, listing.get(name) if listing else None)
@@ -223,30 +261,63 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- directories ----------------------------------------------------------------------
 
+    def _scan(self, path: str, max_pages: int | None, denies: bool, own: bool = False) -> Scan:
+        """List directory ``path`` (up to ``max_pages`` pages): its names are cached if that was
+        all of them (see ``MetaCache.put_listing`` for ``denies``), and its files' attributes
+        when the listing carries them; with ``own``, its own attributes are returned too (a
+        HEAD of its ``dir/`` object if the listing did not carry them)."""
+        prefix = _prefix(path)
+        scan = Scan({}, True, None)
+        attrs: dict[str, Attr] = {}
+        marker: ListEntry | None = None
+        for number, page in enumerate(self.client.list_all(prefix, metadata=True), start=1):
+            for entry in page.entries:
+                name = entry.key[len(prefix):]
+                if not name:
+                    marker = entry
+                elif name.endswith(S3FS_OLD_DIR_SUFFIX):
+                    scan.names[name[:-len(S3FS_OLD_DIR_SUFFIX)]] = True
+                elif name not in (".", ".."):
+                    scan.names.setdefault(name, False)
+                    attr = self._attr_of_entry(entry)
+                    if attr is not None and not attr.is_dir:
+                        attrs[name] = attr
+            for sub in page.prefixes:
+                name = sub[len(prefix):].rstrip("/")
+                if name and "/" not in name and name not in (".", ".."):
+                    scan.names[name] = True  # a directory wins over a file of the same name
+            if page.next_token and max_pages is not None and number >= max_pages:
+                scan.complete = False
+                self._large[path] = time.monotonic()
+                if len(self._large) > MAX_LARGE:
+                    self._large.clear()
+                break
+        if scan.complete:
+            self.cache.put_listing(path, scan.names, denies)
+        below = below_of(path)
+        for name, attr in attrs.items():  # ls -l then stats them without a request each
+            if not scan.names[name]:
+                self.cache.put_attr(below + name, attr)
+        if not own or path == "/":
+            return scan
+        if marker is not None:
+            scan.own = self._attr_of_entry(marker)
+            if scan.own is None:
+                head = self.client.head(marker.key)
+                scan.own = self._attr_of_head(marker.key, head) if head is not None else None
+        if scan.own is None and scan.names:
+            scan.own = implicit_dir(self.defaults)
+        return scan
+
+    def _is_large(self, path: str) -> bool:
+        """Whether ``path`` recently listed more than a lookup lists (``SCAN_PAGES``)."""
+        stamp = self._large.get(path)
+        return stamp is not None and time.monotonic() - stamp < self.cache.dir_ttl_s
+
     def _listing(self, path: str) -> dict[str, bool]:
         names = self.cache.listing(path)
         if names is None:
-            prefix = _prefix(path)
-            names = {}
-            attrs: dict[str, Attr] = {}
-            for page in self.client.list_all(prefix, metadata=True):
-                for entry in page.entries:
-                    name = entry.key[len(prefix):]
-                    if name.endswith(S3FS_OLD_DIR_SUFFIX):
-                        names[name[:-len(S3FS_OLD_DIR_SUFFIX)]] = True
-                    elif name and name not in (".", ".."):
-                        names.setdefault(name, False)
-                        attr = self._attr_of_entry(entry)
-                        if attr is not None and not attr.is_dir:
-                            attrs[name] = attr
-                for sub in page.prefixes:
-                    name = sub[len(prefix):].rstrip("/")
-                    if name and "/" not in name and name not in (".", ".."):
-                        names[name] = True  # a directory wins over a file of the same name
-            self.cache.put_listing(path, names)
-            for name, attr in attrs.items():  # ls -l then stats them without a request each
-                if not names[name]:
-                    self.cache.put_attr(below_of(path) + name, attr)
+            names = self._scan(path, None, denies=True).names
         below = below_of(path)
         with self._lock:
             for open_path in self._files:
@@ -254,6 +325,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                 if open_path.startswith(below) and "/" not in name and not name.startswith(HIDDEN_PREFIX):
                     names[name] = False
         return names
+
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> None:
+        self.dirtimes.flush(path)  # its metadata (and that of the directories below) stored now
 
     @s3_errors
     def readdir(self, path: str, fh: int) -> list[str]:
@@ -292,11 +366,12 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         self.dirtimes.forget(path)
         self._touch_parent(path, time.time_ns())
 
-    def _store_dir_time(self, path: str, ns: int) -> bool:
-        """DirTimes' writer: the directory object's metadata with the new mtime and ctime."""
+    def _store_dir_time(self, path: str, ns: int, attr: Attr | None = None) -> bool:
+        """DirTimes' writer: the directory object's metadata (``attr``, else what is known of it)
+        with the new mtime and ctime."""
         if path == "/":
             return False
-        attr = self._lookup(path)
+        attr = attr.copy() if attr is not None else self._lookup(path)
         if attr is None or not attr.is_dir or not attr.explicit:
             return False
         attr.mtime_ns, attr.ctime_ns = max(attr.mtime_ns, ns), max(attr.ctime_ns, ns)
@@ -324,7 +399,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             if path in self._files and flags & os.O_EXCL:
                 raise _fail(errno.EEXIST)
-            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget, self.read_pool)
+            of = OpenFile(self.client, _key(path), attr, False, self.tuning, self.budget, self.read_pool,
+                          self.upload_pool)
             self._files[path] = of
         self.cache.update_attr(path, attr)
         self._touch_parent(path, now)
@@ -356,7 +432,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             of = self._files.get(path)
             if of is not None:
                 return of, b""
-            of = self._files[path] = OpenFile(self.client, key, attr, True, self.tuning, self.budget, self.read_pool)
+            of = self._files[path] = OpenFile(self.client, key, attr, True, self.tuning, self.budget, self.read_pool,
+                                                  self.upload_pool)
         return of, first
 
     @s3_errors
@@ -481,6 +558,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         src = self._need(old)
         dst = self._lookup(new)
         if src.is_dir:
+            self.dirtimes.flush(old)  # the keys are copied as they are: their metadata written first
             if dst is not None and not dst.is_dir:
                 raise _fail(errno.ENOTDIR)
             if dst is not None and self._has_children(new):
@@ -603,6 +681,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             attr.ctime_ns = time.time_ns()
             if path == "/":
                 self._root = attr
+            elif attr.is_dir and attr.explicit and self.dirtimes.delay_s > 0:
+                self.dirtimes.defer(path, attr)  # with tar's next chown, chmod or utimensat of it
             elif attr.is_dir and attr.explicit:
                 self.client.copy(_prefix(path), _prefix(path), attr.meta_headers())
             elif attr.is_dir:
@@ -647,6 +727,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
 
     @s3_errors
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if path == "/" and name == REQUESTS_XATTR:
+            return json.dumps(dict(self.client.sent), sort_keys=True).encode()
         value = self._need(path).xattrs.get(name)
         if value is None:
             raise _fail(errno.ENODATA)

@@ -20,6 +20,8 @@ from typing import Any
 
 import mfusepy
 
+from edgestore.malloc import limit_malloc_arenas
+
 from .files import Tuning
 from .fs import EdgeFS
 from .metadata import Defaults
@@ -37,7 +39,7 @@ MIN_CACHE = 16 * MIB
 _MOUNT_ONLY = {"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
                "nobootwait", "bg", "fg"}
 _OURS = {"endpoint", "access_key", "secret_key", "region", "cluster", "ca_file", "cache_dir", "cache_size",
-         "ttl", "log_file", "part_size", "readahead"}
+         "ttl", "dir_ttl", "log_file", "part_size", "readahead"}
 
 
 class MountError(Exception):
@@ -83,6 +85,7 @@ class MountOptions:
     cache_dir: Path = Path("/var/cache/edgestore" if os.geteuid() == 0 else "~/.cache/edgestore").expanduser()
     cache_size: int = 1024 * MIB
     ttl_s: float = 1.0
+    dir_ttl_s: float | None = None  # directories' attributes; None: DIR_TTL_FACTOR times ttl_s
     foreground: bool = False
     log_file: Path | None = None
     debug: bool = False
@@ -175,12 +178,14 @@ class _Ready(EdgeFS):
 
 
 def _serve(opts: MountOptions, ready_fd: int | None) -> int:
+    # libfuse's threads and our pools each got a heap arena of their own, keeping what they freed.
+    limit_malloc_arenas()
     client = S3Client(opts.endpoint, opts.bucket, opts.access_key, opts.secret_key, opts.region,
                       ca_file=opts.ca_file)
     tuning = Tuning(part_size=opts.part_size, readahead=opts.readahead, cache_bytes=opts.cache_size,
                     cache_dir=str(opts.cache_dir))
     fs = _Ready(client, tuning, opts.ttl_s, Defaults(os.getuid(), os.getgid(), time_ns=time.time_ns()),
-                ClusterSpace(opts.cluster_status))
+                ClusterSpace(opts.cluster_status), dir_ttl_s=opts.dir_ttl_s)
     fs.ready_fd = ready_fd
     log.info("mounting bucket %s of %s on %s", opts.bucket, opts.endpoint, opts.mountpoint)
     try:

@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -185,6 +186,7 @@ class S3Client:
         self._idle: list[http.client.HTTPConnection] = []
         self._pool_size = pool_size
         self._lock = threading.Lock()
+        self.sent: Counter[str] = Counter()  # requests sent, by kind (``_count``): what benchmarks count
 
     # -- connections ----------------------------------------------------------------------
 
@@ -212,6 +214,18 @@ class S3Client:
 
     # -- requests -------------------------------------------------------------------------
 
+    def _count(self, method: str, key: str | None, query: Mapping[str, str] | None,
+               headers: Mapping[str, str] | None) -> None:
+        kind = method
+        if key is None and method == "GET":
+            kind = "LIST"
+        elif headers and "x-amz-copy-source" in headers:
+            kind = "COPY"
+        elif query and ("partNumber" in query or "uploads" in query or "uploadId" in query):
+            kind = method + " multipart"
+        with self._lock:
+            self.sent[kind] += 1
+
     def _target(self, key: str | None, query: Mapping[str, str] | None) -> str:
         path = f"{self._base_path}/{quote(self.bucket, safe='')}"
         if key is not None:
@@ -230,6 +244,7 @@ class S3Client:
         payload_hash = (body.sha256() if isinstance(body, FileRegion) else
                         hashlib.sha256(body or b"").hexdigest())
         length = body.length if isinstance(body, FileRegion) else len(body or b"")
+        self._count(method, key, query, headers)
         last: S3Error | None = None
         for attempt in range(_RETRIES):
             if attempt:

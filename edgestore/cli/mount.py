@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "(default /var/cache/edgestore, or ~/.cache/edgestore)")
     p.add_argument("--cache-size", default=None, help="most bytes kept there, e.g. 512M, 2G (default 1G)")
     p.add_argument("--ttl", type=float, default=None, help="seconds attributes and listings are cached (default 1)")
+    p.add_argument("--dir-ttl", type=float, default=None,
+                   help="seconds directories' attributes are cached (default 30 times --ttl): longer means "
+                        "fewer requests on path walks, and another mount's change to a directory seen that late")
     p.add_argument("--log-file", type=Path, help="log here (default: syslog; stderr with --foreground)")
     p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground until unmounted")
     p.add_argument("--debug", action="store_true", help="log every FUSE call")
@@ -61,7 +64,8 @@ def build_options(args: argparse.Namespace) -> Any:
     ours, fuse_options = split_options(args.options)
 
     def pick(name: str) -> Any:
-        return getattr(args, name, None) or ours.get(name)
+        given = getattr(args, name, None)  # (`--ttl 0` is given: 0 is not "unset")
+        return given if given is not None else ours.get(name)
 
     cluster_path = pick("cluster")
     endpoint = pick("endpoint")
@@ -83,6 +87,8 @@ def build_options(args: argparse.Namespace) -> Any:
             opts.cache_size = parse_size(str(pick("cache_size")))
         if pick("ttl") is not None:
             opts.ttl_s = float(pick("ttl"))
+        if pick("dir_ttl") is not None:
+            opts.dir_ttl_s = float(pick("dir_ttl"))
         if pick("log_file"):
             opts.log_file = Path(pick("log_file"))
         if ours.get("part_size"):

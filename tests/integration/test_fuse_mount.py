@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -259,3 +260,63 @@ def test_the_fstab_helper_takes_the_options_mount8_passes(cluster: Any, bucket: 
     finally:
         if mounted(mnt):
             assert edgestore("umount", str(mnt)).returncode == 0
+
+
+def requests_sent(mnt: Path) -> dict[str, int]:
+    """What the mount has sent so far, by kind (its root's read-only xattr)."""
+    return dict(json.loads(os.getxattr(mnt, "user.edgestore.requests")))
+
+
+def test_lookups_of_siblings_are_answered_from_one_listing(cluster: Any, bucket: str, boto: Any,
+                                                           tmp_path: Path) -> None:
+    """A walk looks up every name of a directory: one listing answers them all, with their
+    attributes; a name another client adds after that listing is still found (close-to-open)."""
+    boto.put_object(Bucket=bucket, Key="sib/", Body=b"", ContentType="application/x-directory",
+                    Metadata={"mode": str(stat.S_IFDIR | 0o750)})
+    for i in range(20):
+        boto.put_object(Bucket=bucket, Key=f"sib/f{i:02d}", Body=b"x" * i, Metadata={"mode": str(stat.S_IFREG | 0o600)})
+    with edgestore_mount(cluster, bucket, tmp_path, "--ttl", "30") as (mnt, _):
+        before = requests_sent(mnt)
+        assert stat.S_IMODE(os.stat(mnt / "sib").st_mode) == 0o750
+        for i in range(20):
+            st = os.stat(mnt / "sib" / f"f{i:02d}")
+            assert st.st_size == i and stat.S_IMODE(st.st_mode) == 0o600
+        assert sorted(os.listdir(mnt / "sib")) == [f"f{i:02d}" for i in range(20)]
+        sent = {k: n - before.get(k, 0) for k, n in requests_sent(mnt).items() if n > before.get(k, 0)}
+        assert sent == {"LIST": 2}  # the root's (to look up `sib`) and `sib`'s, which had its own attributes
+        with pytest.raises(FileNotFoundError):
+            os.stat(mnt / "sib" / "absent")
+        boto.put_object(Bucket=bucket, Key="sib/later", Body=b"made elsewhere")
+        assert (mnt / "sib" / "later").read_bytes() == b"made elsewhere"
+
+
+def test_a_directorys_chmod_chown_and_utimensat_are_one_request(cluster: Any, bucket: str, boto: Any,
+                                                                tmp_path: Path) -> None:
+    """As tar sets them on each directory it extracted: shown at once, stored together (at
+    the latest on fsync of the directory)."""
+    stamp = 1_600_000_000_123_456_789
+    with edgestore_mount(cluster, bucket, tmp_path) as (mnt, _):
+        (mnt / "d").mkdir(mode=0o700)
+        before = requests_sent(mnt).get("COPY", 0)
+        os.utime(mnt / "d", ns=(stamp, stamp))
+        os.chown(mnt / "d", 1234, 5678)
+        os.chmod(mnt / "d", 0o751)
+        st = os.stat(mnt / "d")
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns) == (0o751, 1234, 5678, stamp)
+        fd = os.open(mnt / "d", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert requests_sent(mnt).get("COPY", 0) - before == 1
+        meta = boto.head_object(Bucket=bucket, Key="d/")["Metadata"]
+        assert (meta["mode"], meta["uid"], meta["gid"]) == (str(stat.S_IFDIR | 0o751), "1234", "5678")
+        assert meta["mtime"] == "1600000000.123456789"
+
+
+def test_dir_ttl_zero_writes_a_directorys_metadata_at_once(cluster: Any, bucket: str, boto: Any,
+                                                           tmp_path: Path) -> None:
+    with edgestore_mount(cluster, bucket, tmp_path, "-o", "dir_ttl=0") as (mnt, _):
+        (mnt / "d").mkdir(mode=0o700)
+        os.chmod(mnt / "d", 0o755)
+        assert boto.head_object(Bucket=bucket, Key="d/")["Metadata"]["mode"] == str(stat.S_IFDIR | 0o755)

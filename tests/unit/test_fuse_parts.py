@@ -1,13 +1,19 @@
-"""The mount's pure parts: byte-range sets, and attributes in s3fs-compatible metadata."""
+"""The mount's pure parts: byte-range sets, attributes in s3fs-compatible metadata, the
+attribute cache's lifetimes, and the mount options."""
 
 from __future__ import annotations
 
+import argparse
 import stat
+from pathlib import Path
 
-from edgestore.fuse.metadata import Attr, Defaults, attr_from_meta, format_time, parse_time
+from edgestore.fuse.cache import DIR_TTL_FACTOR, MetaCache
+from edgestore.fuse.metadata import Attr, Defaults, attr_from_meta, format_time, implicit_dir, parse_time
 from edgestore.fuse.ranges import RangeSet
 from hypothesis import given
 from hypothesis import strategies as st
+
+from edgestore.cli.mount import add_parser, build_options
 
 ops = st.lists(st.tuples(st.sampled_from(["add", "remove", "clip"]), st.integers(0, 100), st.integers(0, 30)),
                max_size=40)
@@ -65,3 +71,59 @@ def test_metadata_headers_round_trip() -> None:
     assert (back.mode, back.uid, back.gid, back.mtime_ns, back.ctime_ns) == (
         attr.mode, 12, 13, attr.mtime_ns, attr.ctime_ns)
     assert headers["Content-Type"] == "image/png"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def a_file() -> Attr:
+    return Attr(stat.S_IFREG | 0o644, 0, 0, 3, 1, 1, 1)
+
+
+def test_directories_attributes_live_dir_ttl_and_files_ttl() -> None:
+    clock = Clock()
+    cache = MetaCache(1.0, clock, dir_ttl_s=10.0)
+    cache.put_attr("/d", implicit_dir(Defaults(0, 0)))
+    cache.put_attr("/d/f", a_file())
+    clock.now = 5.0
+    assert cache.attr("/d")[0] and not cache.attr("/d/f")[0]
+    clock.now = 10.5
+    assert not cache.attr("/d")[0]
+    assert MetaCache(2.0).dir_ttl_s == 2.0 * DIR_TTL_FACTOR  # the default
+    zero = MetaCache(1.0, clock, dir_ttl_s=0)
+    zero.put_attr("/d", None)  # "no such name", until a mkdir made it
+    zero.put_attr("/d", implicit_dir(Defaults(0, 0)))
+    assert not zero.attr("/d")[0]
+
+
+def test_a_listing_made_for_a_lookup_does_not_deny_names() -> None:
+    """Names another mount created since are then looked up, not answered "no such file"."""
+    clock = Clock()
+    cache = MetaCache(1.0, clock)
+    cache.put_listing("/d", {"a": False}, denies=False)
+    assert cache.listing("/d") == {"a": False} and not cache.denies("/d", "b")
+    cache.put_listing("/d", {"a": False})  # a readdir's listing
+    assert cache.denies("/d", "b") and not cache.denies("/d", "a")
+    clock.now = 2.0
+    assert not cache.denies("/d", "b")  # expired
+
+
+def options(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["mount", "bkt", "/mnt", "--endpoint", "http://127.0.0.1:1", "--access-key", "k",
+                              "--secret-key", "s", *argv])
+
+
+def test_dir_ttl_option_from_the_command_line_and_o() -> None:
+    assert build_options(options()).dir_ttl_s is None
+    assert build_options(options("--dir-ttl", "7.5")).dir_ttl_s == 7.5
+    assert build_options(options("-o", "allow_other,dir_ttl=0")).dir_ttl_s == 0.0
+    opts = build_options(options("--ttl", "0", "-o", "ttl=5"))
+    assert opts.ttl_s == 0.0  # an explicit 0 on the command line is not "unset"
+    assert opts.mountpoint == Path("/mnt")
