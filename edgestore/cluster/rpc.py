@@ -5,7 +5,8 @@ an HMAC-SHA256 with the cluster secret over the method, the path with its query,
 time and the BLAKE2b-256 digest of the body (X-Edgestore-Body). The receiver refuses a
 request whose signature does not match or whose time is more than MAX_SKEW_S away from
 its own clock, and checks the body against the digest before using it. For a block the
-body digest is the block id itself, so the content check is the same hash.
+body digest is the block id itself, and the content check is the checksum the id
+carries (store/blockid.py).
 """
 
 from __future__ import annotations
