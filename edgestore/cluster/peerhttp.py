@@ -17,6 +17,7 @@ __all__ = ["PeerConnections", "PeerHttpError", "MAX_RESPONSE_BYTES"]
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # a listing page of inline records at most
 _MAX_HEAD_BYTES = 64 * 1024
+_JOIN_MAX_BYTES = 64 * 1024
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -57,7 +58,10 @@ class PeerConnections:
         head = [f"{method} {path_qs} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
         head += [f"{name}: {value}\r\n" for name, value in headers.items()]
         head.append("\r\n")
-        message = "".join(head).encode("latin-1") + body
+        head_bytes = "".join(head).encode("latin-1")
+        # A small body goes out with its head in one write; a block is not copied into a
+        # new MiB-sized buffer (page faults and all) only to be written once more.
+        message = [head_bytes + body] if len(body) <= _JOIN_MAX_BYTES else [head_bytes, body]
         slots = self._slots.get(address)
         if slots is None:
             slots = self._slots[address] = asyncio.Semaphore(self._per_peer)
@@ -96,11 +100,12 @@ class PeerConnections:
         self._idle.clear()
 
 
-async def _exchange(conn: _Conn, message: bytes, method: str) -> tuple[int, bytes, bool]:
+async def _exchange(conn: _Conn, message: list[bytes], method: str) -> tuple[int, bytes, bool]:
     """Write a request, read the answer: (status, body, whether the connection stays usable)."""
     reader, writer = conn
-    writer.write(message)
-    if len(message) > 64 * 1024:
+    for part in message:
+        writer.write(part)
+    if sum(len(part) for part in message) > _JOIN_MAX_BYTES:
         await writer.drain()
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
