@@ -2,8 +2,8 @@
 
 Any node coordinates any request. Records go to every replica of their partition and
 are acknowledged by a quorum; reads ask a quorum, return the newest version and repair
-the stale replicas they saw. Blocks are content-addressed, so a block read needs only
-one replica whose bytes still match their name. A device of this node is called
+the stale replicas they saw. A block is never rewritten and its id carries its checksum,
+so a block read needs only one replica whose bytes still match their name. A device of this node is called
 directly; a peer's over the signed internal API.
 """
 
@@ -25,7 +25,7 @@ from edgestore.cluster.rpc import InternalClient, JsonBody
 from edgestore.config import Timeouts
 from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
-from edgestore.store.blocks import block_hash
+from edgestore.store.blockid import verify_async
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record, block_path, newest, placement_path
@@ -345,14 +345,14 @@ class Coordinator:
         await self._call(target, local, remote)
 
     async def put_block(self, block: str, data: bytes, ref: str, ts: int) -> None:
-        """Store a block (its id already checked against data) on a quorum of its replicas."""
+        """Store a block (its id made from, or checked against, data) on a quorum of its replicas."""
         await self._fan_out(block_path(block), f"write block {block}",
                             lambda t: self._put_block_one(t, block, data, ref, ts))
 
     async def get_block(self, block: str) -> bytes:
         """A block's bytes from the first replica that has them intact, this node's own
         first: in a small cluster most blocks have a replica here (3 of 4 with 4 nodes and
-        3 replicas), and reading it costs no hop through a peer and one hash, not two."""
+        3 replicas), and reading it costs no hop through a peer and one check, not two."""
         replicas = self.replicas
         candidates = self.candidates(block_path(block))
         first = sorted(itertools.islice(candidates, replicas), key=lambda t: t.local is None)
@@ -371,7 +371,7 @@ class Coordinator:
             raise NoSuchBlock(block)
         if status != 200:
             raise PeerError(target.url, f"block read answered {status}", status)
-        if await asyncio.to_thread(block_hash, data) != block:
+        if not await verify_async(block, data):  # damaged on the way
             raise CorruptBlock(block, target.device.device)
         return data
 

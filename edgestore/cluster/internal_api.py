@@ -16,7 +16,8 @@ from aiohttp.typedefs import Middleware
 from edgestore.clock import Clock, seconds_to_ts
 from edgestore.cluster.rpc import BODY_HEADER, TIME_HEADER, body_digest, verify_signature
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
-from edgestore.store.blocks import BLOCK_ID, BlockTooLarge
+from edgestore.store.blockid import BLOCK_ID
+from edgestore.store.blocks import BlockTooLarge
 from edgestore.store.device import LocalDevice
 from edgestore.store.listing import FIELD_PATH
 from edgestore.store.meta import BlockRef
@@ -152,8 +153,8 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
         if request.content_length is not None and request.content_length > MAX_BLOCK_BODY:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BLOCK_BODY, actual_size=request.content_length)
         ref = BlockRef(block, request.query.get("ref", ""), int_param(request, "part"), int_param(request, "ts"))
-        # Streamed to disk as it arrives; the signed digest is the block id, which the
-        # store checks on the bytes it wrote before it keeps them.
+        # Streamed to disk as it arrives; the signed digest is the block id, whose
+        # checksum the store checks on the bytes it wrote before it keeps them.
         try:
             await device.receive_block(block, request.content.iter_any(), ref, MAX_BLOCK_BODY)
         except CorruptBlock:

@@ -1,11 +1,11 @@
-"""A lean HTTP/1.1 client for the small requests nodes send each other (record reads and
-writes): kept-alive connections per peer, the request sent in one write, the answer read
-by its Content-Length.
+"""A lean HTTP/1.1 client for the requests nodes send each other (record reads and writes,
+block transfers): kept-alive connections per peer, the request sent in one write, the
+answer read by its Content-Length.
 
 Every quorum read and write makes such requests, and aiohttp's general client spends
 more CPU on each (cookie jar, tracing, URL objects, its own parser state) than the peer
-spends answering it. Bodies here are small and whole in memory already (JSON), so
-nothing of that is needed. Blocks keep aiohttp's client.
+spends answering it. Bodies here are whole in memory already (JSON, a block of at most a
+few MiB), so nothing of that is needed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = ["PeerConnections", "PeerHttpError", "MAX_RESPONSE_BYTES"]
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # a listing page of inline records at most
 _MAX_HEAD_BYTES = 64 * 1024
+_JOIN_MAX_BYTES = 64 * 1024
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -28,9 +29,12 @@ class PeerHttpError(Exception):
 class PeerConnections:
     """Idle connections per peer, at most `per_peer` in use at once per peer."""
 
-    def __init__(self, connect_s: float, per_peer: int) -> None:
+    def __init__(self, connect_s: float, per_peer: int, buffer_bytes: int = _MAX_HEAD_BYTES) -> None:
+        """`buffer_bytes`: what a connection reads ahead (and the largest answer head); a
+        pool that reads blocks sets it above a block, so one is read without pausing."""
         self._connect_s = connect_s
         self._per_peer = per_peer
+        self._buffer_bytes = max(buffer_bytes, _MAX_HEAD_BYTES)
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._addresses: dict[str, tuple[str, int] | None] = {}
@@ -54,7 +58,10 @@ class PeerConnections:
         head = [f"{method} {path_qs} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
         head += [f"{name}: {value}\r\n" for name, value in headers.items()]
         head.append("\r\n")
-        message = "".join(head).encode("latin-1") + body
+        head_bytes = "".join(head).encode("latin-1")
+        # A small body goes out with its head in one write; a block is not copied into a
+        # new MiB-sized buffer (page faults and all) only to be written once more.
+        message = [head_bytes + body] if len(body) <= _JOIN_MAX_BYTES else [head_bytes, body]
         slots = self._slots.get(address)
         if slots is None:
             slots = self._slots[address] = asyncio.Semaphore(self._per_peer)
@@ -82,7 +89,7 @@ class PeerConnections:
     async def _open(self, host: str, port: int) -> _Conn:
         try:
             async with asyncio.timeout(self._connect_s):
-                return await asyncio.open_connection(host, port, limit=_MAX_HEAD_BYTES)
+                return await asyncio.open_connection(host, port, limit=self._buffer_bytes)
         except (OSError, TimeoutError) as exc:
             raise PeerHttpError(f"cannot connect to {host}:{port}: {type(exc).__name__}: {exc}") from exc
 
@@ -93,11 +100,12 @@ class PeerConnections:
         self._idle.clear()
 
 
-async def _exchange(conn: _Conn, message: bytes, method: str) -> tuple[int, bytes, bool]:
+async def _exchange(conn: _Conn, message: list[bytes], method: str) -> tuple[int, bytes, bool]:
     """Write a request, read the answer: (status, body, whether the connection stays usable)."""
     reader, writer = conn
-    writer.write(message)
-    if len(message) > 64 * 1024:
+    for part in message:
+        writer.write(part)
+    if sum(len(part) for part in message) > _JOIN_MAX_BYTES:
         await writer.drain()
     try:
         raw = await reader.readuntil(b"\r\n\r\n")

@@ -5,7 +5,8 @@ an HMAC-SHA256 with the cluster secret over the method, the path with its query,
 time and the BLAKE2b-256 digest of the body (X-Edgestore-Body). The receiver refuses a
 request whose signature does not match or whose time is more than MAX_SKEW_S away from
 its own clock, and checks the body against the digest before using it. For a block the
-body digest is the block id itself, so the content check is the same hash.
+body digest is the block id itself, and the content check is the checksum the id
+carries (store/blockid.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ TIME_HEADER = "X-Edgestore-Time"
 SIGNATURE_HEADER = "X-Edgestore-Signature"
 BODY_HEADER = "X-Edgestore-Body"
 EMPTY_DIGEST = hashlib.blake2b(b"", digest_size=32).hexdigest()
+# What a block connection reads ahead: more than a block (1 MiB by default), so a block
+# answer is read without the reader pausing the socket every few hundred KiB.
+BLOCK_READ_AHEAD_BYTES = 2 * 1024 * 1024
 
 
 def body_digest(body: bytes) -> str:
@@ -100,6 +104,9 @@ class InternalClient:
         self._session: aiohttp.ClientSession | None = None
         self._per_peer = per_peer_connections
         self._peers = PeerConnections(timeouts.connect_s, per_peer_connections)
+        # Blocks have a pool of their own: a large upload's transfers must not keep the
+        # record requests of every other client waiting for a connection.
+        self._block_peers = PeerConnections(timeouts.connect_s, per_peer_connections, BLOCK_READ_AHEAD_BYTES)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -111,14 +118,15 @@ class InternalClient:
             )
         return self._session
 
-    async def _small_request(self, address: tuple[str, int], method: str, base_url: str, path: str,
-                             params: dict[str, str] | None, body: bytes, digest: str) -> tuple[int, bytes]:
-        """`request`, over the lean client (peerhttp) that small record requests take."""
+    async def _lean_request(self, peers: PeerConnections, address: tuple[str, int], method: str, base_url: str,
+                            path: str, params: dict[str, str] | None, body: bytes,
+                            digest: str) -> tuple[int, bytes]:
+        """`request`, over the lean client (peerhttp) that plain-HTTP peers get."""
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         try:
             async with asyncio.timeout(self._timeouts.request_s):
-                status, payload = await self._peers.request(address, method, path_qs, headers, body)
+                status, payload = await peers.request(address, method, path_qs, headers, body)
         except (PeerHttpError, TimeoutError) as exc:
             raise PeerError(base_url, f"{type(exc).__name__}: {exc}") from exc
         if status >= 500:
@@ -127,6 +135,7 @@ class InternalClient:
 
     async def close(self) -> None:
         self._peers.close()
+        self._block_peers.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -134,11 +143,15 @@ class InternalClient:
     async def request(self, method: str, base_url: str, path: str,
                       params: dict[str, str] | None = None, body: bytes = b"",
                       digest: str | None = None) -> tuple[int, bytes]:
-        """Send one signed request; returns (status, body). Transport failures and 5xx
-        answers raise PeerError; other statuses are the caller's to interpret."""
+        """Send one signed request (a block transfer, a ring file); returns (status, body).
+        Transport failures and 5xx answers raise PeerError; other statuses are the
+        caller's to interpret."""
+        digest = digest or (body_digest(body) if body else EMPTY_DIGEST)
+        address = self._block_peers.address(base_url)
+        if address is not None:
+            return await self._lean_request(self._block_peers, address, method, base_url, path, params, body, digest)
         path_qs = path_with_query(path, params)
-        headers = signed_headers(self._secret, method, path_qs,
-                                 digest or (body_digest(body) if body else EMPTY_DIGEST))
+        headers = signed_headers(self._secret, method, path_qs, digest)
         url = URL(base_url.rstrip("/") + path_qs, encoded=True)
         try:
             async with self._get_session().request(method, url, data=body or None,
@@ -160,7 +173,8 @@ class InternalClient:
         if address is None:
             status, raw = await self.request(method, base_url, path, params, data, digest)
         else:
-            status, raw = await self._small_request(address, method, base_url, path, params, data, digest)
+            status, raw = await self._lean_request(self._peers, address, method, base_url, path, params, data,
+                                                   digest)
         try:
             return status, json.loads(raw) if raw else None
         except ValueError as exc:

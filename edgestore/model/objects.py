@@ -3,9 +3,10 @@
 A body is streamed: at most `blocks_in_flight_per_request` blocks of one request (and
 `blocks_in_flight_total` over the node) are in memory at once. A small body (up to
 `inline_max_bytes`) is stored inside its record: one SQLite row per replica instead of
-a file, which is what SD cards handle best. A larger one is cut into blocks named by
-their hash; each block goes to a quorum of its own replicas before the object record,
-which lists the blocks, is written — so an acknowledged record never names a missing block.
+a file, which is what SD cards handle best. A larger one is cut into blocks, each with a
+fresh id that carries its checksum (store/blockid.py); each block goes to a quorum of its
+own replicas before the object record, which lists the blocks, is written — so an
+acknowledged record never names a missing block.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from edgestore.errors import DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
 from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket
-from edgestore.store.blocks import block_hash
+from edgestore.store.blockid import new_block_id
 from edgestore.store.records import (
     KIND_DATAUSE,
     KIND_OBJECT,
@@ -404,8 +405,8 @@ class _BlockUploads:
             try:
                 if after is not None:
                     await after.wait()
-                # Both hashes in one thread hop, off the event loop, which stays free to
-                # move the bytes of every request in flight.
+                # The MD5 (and the block's checksum) in one thread hop, off the event
+                # loop, which stays free to move the bytes of every request in flight.
                 block = await asyncio.to_thread(_hash_block_sync, md5, data)
             finally:
                 hashed.set()
@@ -428,6 +429,6 @@ class _BlockUploads:
 
 
 def _hash_block_sync(md5: Any, data: bytes) -> str:
-    """Add a block to its body's MD5 (the ETag) and return its id."""
+    """Add a block to its body's MD5 (the ETag) and return its new id."""
     md5.update(data)
-    return block_hash(data)
+    return new_block_id(data)

@@ -1,6 +1,6 @@
 """Scrub: re-read everything a node stores, slowly, and check it against its checksum —
 SQLite's structure (quick_check), every record row (value and inline data), every block
-file a reference names (its BLAKE2b name). SD cards rot where nobody reads.
+file a reference names (against the checksum its id carries). SD cards rot where nobody reads.
 
 What fails is taken out of service at once: a damaged database is moved aside and the
 device starts afresh (as Swift quarantines a malformed container DB), a damaged row is

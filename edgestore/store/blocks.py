@@ -1,8 +1,8 @@
-"""Content-addressed block files of one device.
+"""Block files of one device.
 
-A block is named by the BLAKE2b-256 hash of its bytes, which is also its checksum: a
-read re-hashes the block and quarantines it if it no longer matches, so a rotten SD
-card sector is never served. Files are written durably: temp file in the same
+A block's id carries a checksum of its bytes (blockid.py): a read checks the block
+against its name and quarantines it if it no longer matches, so a rotten SD card
+sector is never served. Files are written durably: temp file in the same
 filesystem, fsync, rename, fsync of the directory, before the write is acknowledged.
 All I/O runs in threads, never on the event loop.
 """
@@ -10,23 +10,15 @@ All I/O runs in threads, never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import re
 import secrets
 from pathlib import Path
-from typing import Any, AsyncIterator, BinaryIO, NoReturn
+from typing import AsyncIterator, BinaryIO, NoReturn
 
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
+from edgestore.store.blockid import BlockVerifier, verify
 
-__all__ = ["BlockStore", "BlockTooLarge", "block_hash", "BLOCK_ID"]
-
-BLOCK_ID = re.compile(r"^[0-9a-f]{64}$")
-
-
-def block_hash(data: bytes | memoryview) -> str:
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
-
+__all__ = ["BlockStore", "BlockTooLarge"]
 
 # `receive` hands the bytes to its writer thread in batches of about this size: fewer
 # thread hops than one per network read, and still little memory per block.
@@ -39,13 +31,28 @@ class BlockTooLarge(StoreError):
         self.limit = limit
 
 
-def _write_hashed_sync(file: BinaryIO, hasher: Any, pieces: list[bytes], last: bool = False) -> None:
-    for piece in pieces:
-        hasher.update(piece)
-        file.write(piece)
-    if last:
-        file.flush()
-        os.fsync(file.fileno())
+class _CheckedWriter:
+    """A block's temp file, written a batch at a time in a thread and fed to the block's
+    checksum on the way. The first batch opens it: a thread hop fewer per block."""
+
+    def __init__(self, path: Path, verifier: BlockVerifier) -> None:
+        self._path = path
+        self._verifier = verifier
+        self._file: BinaryIO | None = None
+
+    def write_sync(self, pieces: list[bytes], last: bool = False) -> None:
+        if self._file is None:
+            self._file = open(self._path, "wb")
+        for piece in pieces:
+            self._verifier.update(piece)
+            self._file.write(piece)
+        if last:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -71,12 +78,12 @@ class BlockStore:
         return self.root / block[:2] / block[2:4] / block
 
     async def put(self, block: str, data: bytes) -> None:
-        """Store a block whose hash the caller has verified."""
+        """Store a block whose bytes the caller has checked against its id."""
         await asyncio.to_thread(self._put_sync, block, data)
 
     def _put_sync(self, block: str, data: bytes) -> None:
-        if self.path_of(block).exists():
-            return  # content-addressed: the same name means the same bytes
+        # A block already here is kept by place_sync (the same id means the same bytes);
+        # a fresh id, the usual case, is not looked up twice.
         tmp = self._new_temp(block)
         try:
             with open(tmp, "wb") as f:
@@ -88,18 +95,15 @@ class BlockStore:
         self.place_sync(block, tmp)
 
     async def receive(self, block: str, pieces: AsyncIterator[bytes], limit: int) -> Path:
-        """Write a block's bytes to a temp file as they arrive, hashing them on the way,
-        and fsync it: only a piece or two is ever in memory, and the hash and the write
-        run in a thread beside the loop. Returns the temp file for `place`; CorruptBlock
+        """Write a block's bytes to a temp file as they arrive, checking them on the way,
+        and fsync it: only a piece or two is ever in memory, and the checksum and the
+        write run in a thread beside the loop. Returns the temp file for `place`; CorruptBlock
         if the bytes are not the block, BlockTooLarge past `limit` bytes."""
         tmp = self._new_temp(block)
+        verifier = BlockVerifier(block)
+        writer = _CheckedWriter(tmp, verifier)
         try:
-            file = await asyncio.to_thread(open, tmp, "wb")
-        except OSError as exc:
-            self._failed(tmp, block, exc)
-        hasher = hashlib.blake2b(digest_size=32)
-        try:
-            with file:
+            try:
                 size = 0
                 batch: list[bytes] = []
                 batched = 0
@@ -110,10 +114,12 @@ class BlockStore:
                     batch.append(piece)
                     batched += len(piece)
                     if batched >= RECEIVE_BATCH_BYTES:
-                        await asyncio.to_thread(_write_hashed_sync, file, hasher, batch)
+                        await asyncio.to_thread(writer.write_sync, batch)
                         batch, batched = [], 0
-                await asyncio.to_thread(_write_hashed_sync, file, hasher, batch, True)
-            if hasher.hexdigest() != block:
+                await asyncio.to_thread(writer.write_sync, batch, True)
+            finally:
+                writer.close()
+            if not verifier.matches():
                 raise CorruptBlock(block, self.device_name)
         except OSError as exc:
             self._failed(tmp, block, exc)
@@ -174,7 +180,7 @@ class BlockStore:
             raise NoSuchBlock(block) from None
         except OSError as exc:
             raise StoreError(f"device {self.device_name}: cannot read block {block}: {exc}") from exc
-        if block_hash(data) != block:
+        if not verify(block, data):
             self._quarantine_sync(path, block)
             raise CorruptBlock(block, self.device_name)
         return data

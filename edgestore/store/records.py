@@ -134,5 +134,5 @@ def placement_path(kind: str, name: str) -> str:
 
 
 def block_path(block: str) -> str:
-    """The ring path of a content-addressed block."""
+    """The ring path of a block (its id is random enough to spread blocks evenly)."""
     return f"/.blocks/{block}"

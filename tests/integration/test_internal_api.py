@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from edgestore.cluster.rpc import EMPTY_DIGEST, body_digest, sign, signed_headers
+from edgestore.store.blockid import legacy_block_id, new_block_id
+
+
+def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
+          data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), b""
 
 
 def call(url: str, method: str = "GET", headers: dict[str, str] | None = None,
          data: bytes | None = None) -> int:
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+    return fetch(url, method, headers, data)[0]
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +77,11 @@ def block_files(cluster: Any, block: str) -> list[Path]:
     return [blocks / block[:2] / block[2:4] / block] + list((blocks / "tmp").glob(block + ".*"))
 
 
-def test_a_block_is_kept_only_when_its_bytes_are_its_name(cluster: Any, secret: bytes) -> None:
-    data = b"block bytes " * 50_000   # several network reads: hashed as it streams to disk
-    block = body_digest(data)
+@pytest.mark.parametrize("make_id", [new_block_id, legacy_block_id], ids=["new", "legacy"])
+def test_a_block_is_kept_and_served_only_while_its_bytes_match_its_id(cluster: Any, secret: bytes,
+                                                                      make_id: Callable[[bytes], str]) -> None:
+    data = os.urandom(600_000)   # several network reads: checked as it streams to disk
+    block = make_id(data)
     path = f"/_internal/d1/block/{block}?part=0&ref=test%23x&ts=1"
     headers = signed_headers(secret, "PUT", path, block)
     assert call(cluster.url(0) + path, "PUT", headers, data[:-1] + b"?") == 400
@@ -80,3 +89,11 @@ def test_a_block_is_kept_only_when_its_bytes_are_its_name(cluster: Any, secret: 
     assert call(cluster.url(0) + path, "PUT", headers, data) == 201
     stored = block_files(cluster, block)
     assert stored[0].read_bytes() == data and stored[1:] == []   # in place, no temp file left
+    read = f"/_internal/d1/block/{block}"
+    assert fetch(cluster.url(0) + read, headers=signed_headers(secret, "GET", read, EMPTY_DIGEST)) == (200, data)
+    with open(stored[0], "r+b") as f:   # a rotten sector
+        f.seek(12345)
+        f.write(b"\0" if data[12345] else b"\1")
+    assert call(cluster.url(0) + read, headers=signed_headers(secret, "GET", read, EMPTY_DIGEST)) == 404
+    assert not stored[0].exists()
+    assert (Path(cluster.node(0)["data_dir"]) / "d1" / "blocks" / "quarantine" / block).exists()

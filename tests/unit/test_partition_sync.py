@@ -7,15 +7,16 @@ import asyncio
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.partsync import push_partition
 from edgestore.repair.replicas import LocalReplica
-from edgestore.store.blocks import block_hash
+from edgestore.store.blockid import legacy_block_id, new_block_id
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef, MetaStore
 from edgestore.store.records import Record
@@ -112,8 +113,9 @@ def test_digests_are_computed_for_a_database_written_before_they_existed(tmp_pat
     run(go())
 
 
-async def _write_object(device: LocalDevice, name: str, ts: int, body: bytes) -> str:
-    block = block_hash(body)
+async def _write_object(device: LocalDevice, name: str, ts: int, body: bytes,
+                        make_id: Callable[[bytes], str] = new_block_id) -> str:
+    block = make_id(body)
     await device.blocks.put(block, body)
     await device.meta.add_block_ref(block, f"a/b/{name}#{ts}", PART, ts)
     await device.meta.merge([(Record("object", f"a/b/{name}", ts, "n1", False,
@@ -143,12 +145,14 @@ def test_push_sends_records_blocks_and_refs_until_digests_match(tmp_path: Path) 
     run(go())
 
 
-def test_a_ref_without_its_block_is_marked_lost_until_the_block_arrives(tmp_path: Path) -> None:
+@pytest.mark.parametrize("make_id", [new_block_id, legacy_block_id], ids=["new", "legacy"])
+def test_a_ref_without_its_block_is_marked_lost_until_the_block_arrives(tmp_path: Path,
+                                                                        make_id: Callable[[bytes], str]) -> None:
     async def go() -> None:
         a, b, c = (LocalDevice(n, tmp_path / n) for n in "abc")
         try:
             body = os.urandom(50_000)
-            block = await _write_object(a, "obj", 10, body)
+            block = await _write_object(a, "obj", 10, body, make_id)
             # b has the record and the ref but lost the file (a rotten card, say)
             await push_partition(a, PART, LocalReplica(b), UNLIMITED)
             await b.blocks.delete(block)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
+from typing import AsyncIterator, Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgestore.errors import CorruptBlock, NoSuchBlock
-from edgestore.store.blocks import BlockStore, block_hash
+from edgestore.store.blockid import BLOCK_ID, BlockVerifier, legacy_block_id, new_block_id, verify
+from edgestore.store.blocks import BlockStore
 from edgestore.store.meta import MetaStore, prefix_end
 from edgestore.store.records import Record, newest
 
@@ -118,13 +121,19 @@ def test_newest_is_order_independent(versions: list[tuple[int, str]]) -> None:
     assert newest(records).version == newest(list(reversed(records))).version == max(versions)
 
 
-def test_block_put_get_and_quarantine_on_corruption(tmp_path: Path) -> None:
+# Blocks this version writes, and BLAKE2b-named ones that older versions wrote.
+BLOCK_IDS = pytest.mark.parametrize("make_id", [new_block_id, legacy_block_id], ids=["new", "legacy"])
+
+
+@BLOCK_IDS
+def test_block_put_get_and_quarantine_on_corruption(tmp_path: Path, make_id: Callable[[bytes], str]) -> None:
     async def go() -> None:
         store = BlockStore(tmp_path / "blocks", "d1")
         data = b"x" * 5000
-        block = block_hash(data)
+        block = make_id(data)
         await store.put(block, data)
         assert await store.get(block) == data
+        assert await store.check(block) == (True, True)
         assert not list((tmp_path / "blocks" / "tmp").iterdir())
         path = store.path_of(block)
         path.write_bytes(b"y" + data[1:])  # a rotten sector
@@ -133,4 +142,41 @@ def test_block_put_get_and_quarantine_on_corruption(tmp_path: Path) -> None:
         assert (tmp_path / "blocks" / "quarantine" / block).exists()
         with pytest.raises(NoSuchBlock):
             await store.get(block)
+        assert await store.check(block) == (False, False)
     run(go())
+
+
+async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
+
+
+@BLOCK_IDS
+def test_received_bytes_are_kept_only_when_they_match_the_id(tmp_path: Path, make_id: Callable[[bytes], str]) -> None:
+    async def go() -> None:
+        store = BlockStore(tmp_path / "blocks", "d1")
+        data = os.urandom(700_000)   # several receive batches
+        block = make_id(data)
+        with pytest.raises(CorruptBlock):
+            await store.receive(block, _pieces(data[:-1] + bytes([data[-1] ^ 1]), 65536), 1 << 20)
+        assert not list(store.tmp.iterdir())
+        await store.place(block, await store.receive(block, _pieces(data, 65536), 1 << 20))
+        assert await store.get(block) == data
+    run(go())
+
+
+def test_new_block_ids_are_unique_and_carry_the_checksum() -> None:
+    data = b"same bytes"
+    first, second = new_block_id(data), new_block_id(data)
+    assert first != second   # no content dedup: each write is its own block
+    for block in (first, second, legacy_block_id(data)):
+        assert BLOCK_ID.match(block)
+        assert verify(block, data) and not verify(block, data + b"!")
+        streamed = BlockVerifier(block)
+        streamed.update(data[:4])
+        streamed.update(data[4:])
+        assert streamed.matches()
+    forged = first[:33] + new_block_id(b"other")[33:]
+    assert not verify(forged, data)
+    for bad in ("", first.upper(), first.replace("-", "x"), first + "0", legacy_block_id(data)[:-1], "../" + first[3:]):
+        assert not BLOCK_ID.match(bad), bad
