@@ -16,13 +16,23 @@ from pathlib import Path
 from typing import AsyncIterator, BinaryIO, NoReturn
 
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
-from edgestore.store.blockid import BlockVerifier, verify
+from edgestore.store.blockid import BlockVerifier, is_legacy, verify
 
-__all__ = ["BlockStore", "BlockTooLarge"]
+__all__ = ["BlockStore", "BlockTooLarge", "block_file"]
 
 # `receive` hands the bytes to its writer thread in batches of about this size: fewer
 # thread hops than one per network read, and still little memory per block.
 RECEIVE_BATCH_BYTES = 256 * 1024
+
+
+def block_file(root: Path, block: str) -> Path:
+    """Where a block's file lives under a device's block root. New ids fan out over 256
+    directories, which all exist after the first few thousand blocks; legacy ids over
+    65,536, each of which cost a new directory and a second directory fsync on most of a
+    device's first 65,536 block writes (most of an SD card's life)."""
+    if is_legacy(block):
+        return root / block[:2] / block[2:4] / block
+    return root / block[:2] / block
 
 
 class BlockTooLarge(StoreError):
@@ -75,7 +85,7 @@ class BlockStore:
             stale.unlink(missing_ok=True)
 
     def path_of(self, block: str) -> Path:
-        return self.root / block[:2] / block[2:4] / block
+        return block_file(self.root, block)
 
     async def put(self, block: str, data: bytes) -> None:
         """Store a block whose bytes the caller has checked against its id."""
@@ -162,7 +172,7 @@ class BlockStore:
         if directory.is_dir():
             return
         created = []
-        for path in (directory.parent, directory):
+        for path in (directory.parent, directory) if directory.parent != self.root else (directory,):
             if not path.is_dir():
                 path.mkdir(exist_ok=True)
                 created.append(path)

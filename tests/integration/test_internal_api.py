@@ -13,6 +13,7 @@ import pytest
 
 from edgestore.cluster.rpc import EMPTY_DIGEST, body_digest, sign, signed_headers
 from edgestore.store.blockid import legacy_block_id, new_block_id
+from edgestore.store.blocks import block_file
 
 
 def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
@@ -74,7 +75,7 @@ def test_body_must_match_its_signed_digest(cluster: Any, secret: bytes) -> None:
 
 def block_files(cluster: Any, block: str) -> list[Path]:
     blocks = Path(cluster.node(0)["data_dir"]) / "d1" / "blocks"
-    return [blocks / block[:2] / block[2:4] / block] + list((blocks / "tmp").glob(block + ".*"))
+    return [block_file(blocks, block)] + list((blocks / "tmp").glob(block + ".*"))
 
 
 @pytest.mark.parametrize("make_id", [new_block_id, legacy_block_id], ids=["new", "legacy"])

@@ -16,6 +16,8 @@ from clusterlib import LocalCluster
 from conftest import make_s3, unique_bucket_name
 from opslib import cli, cluster_with_repair_interval, locate, summary
 
+from edgestore.store.blocks import block_file
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
@@ -89,7 +91,7 @@ def test_a_rotten_block_file_is_never_served_and_scrub_restores_it(cluster: Loca
     damaged = 0
     for block in where["blocks"]:
         victim = node_index(cluster, block["replicas"][0]["node"])
-        path = device_dir(cluster, victim) / "blocks" / block["block"][:2] / block["block"][2:4] / block["block"]
+        path = block_file(device_dir(cluster, victim) / "blocks", block["block"])
         flip(path, 1000)
         damaged += 1
     read_everywhere(cluster, model, bucket)   # (reads may quarantine what they meet)
@@ -163,7 +165,7 @@ def test_a_node_reads_its_own_replica_first_and_skips_it_when_rotten(cluster: Lo
     damaged = 0
     for block in locate(cluster, bucket, "local")["blocks"]:
         if any(node_index(cluster, r["node"]) == 0 for r in block["replicas"]):
-            flip(device_dir(cluster, 0) / "blocks" / block["block"][:2] / block["block"][2:4] / block["block"], 7)
+            flip(block_file(device_dir(cluster, 0) / "blocks", block["block"]), 7)
             damaged += 1
     assert damaged > 0
     model.check(s3, bucket)   # the right bytes, from another replica

@@ -146,6 +146,22 @@ def test_block_put_get_and_quarantine_on_corruption(tmp_path: Path, make_id: Cal
     run(go())
 
 
+def test_new_blocks_fan_out_one_level_and_legacy_blocks_stay_where_they_were(tmp_path: Path) -> None:
+    """New ids: 256 directories (one new directory, one extra fsync, only for the first few
+    thousand blocks); legacy ids keep the two-level layout their files were written in."""
+    async def go() -> None:
+        root = tmp_path / "blocks"
+        store = BlockStore(root, "d1")
+        for make_id, depth in ((new_block_id, 1), (legacy_block_id, 2)):
+            data = os.urandom(3000)
+            block = make_id(data)
+            await store.put(block, data)
+            relative = store.path_of(block).relative_to(root)
+            assert len(relative.parts) == depth + 1 and relative.parts[0] == block[:2]
+            assert store.path_of(block).read_bytes() == data and await store.get(block) == data
+    run(go())
+
+
 async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i:i + size]
