@@ -327,7 +327,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         return names
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> None:
-        self.dirtimes.flush(path)  # its metadata (and that of the directories below) stored now
+        # Its metadata (and that of the directories below) stored now, or EIO: not stored yet.
+        if self.dirtimes.flush(path):
+            raise _fail(errno.EIO)  # (the failed write is logged, and tried again at the next tick)
 
     @s3_errors
     def readdir(self, path: str, fh: int) -> list[str]:
@@ -376,7 +378,12 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             return False
         attr.mtime_ns, attr.ctime_ns = max(attr.mtime_ns, ns), max(attr.ctime_ns, ns)
         key = _prefix(path)
-        self.client.copy(key, key, attr.meta_headers())
+        try:
+            self.client.copy(key, key, attr.meta_headers())
+        except S3Error as exc:
+            if exc.status == 404:  # removed by another client meanwhile: trying again would not help
+                return False
+            raise  # DirTimes keeps it pending: tried again
         self.cache.update_attr(path, attr)
         return True
 
