@@ -5,7 +5,8 @@ A change is visible through the mount at once (an overlay on the directory's att
 and written to the directory's ``dir/`` object a moment later (``delay_s``), so that creating
 a thousand files in one directory rewrites its metadata once, not a thousand times, and tar's
 utimensat, chown and chmod of a directory it extracted are one request. The root, and
-directories that are only prefixes, have no object: their times stay in the overlay."""
+directories that are only prefixes, have no object: their times stay in the overlay. A write
+that fails stays pending, attributes and all, and is tried again at the next tick."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class DirTimes:
         self._pending: dict[str, int] = {}
         self._attrs: dict[str, Attr] = {}  # attributes set here, not written yet
         self._kept: dict[str, int] = {}  # directories without an object of their own
+        self._failing: set[str] = set()  # whose last write failed (warned once, until one succeeds)
         self._lock = threading.Lock()
         self.write_lock = threading.RLock()  # held while a directory's metadata is written
         self._wake = threading.Event()
@@ -75,12 +77,15 @@ class DirTimes:
             drop_tree(self._pending, path)
             drop_tree(self._kept, path)
             drop_tree(self._attrs, path)
+            self._failing = {p for p in self._failing if p != path and not p.startswith(path.rstrip("/") + "/")}
 
-    def flush(self, under: str | None = None) -> None:
-        """Write what is pending (of ``under`` and the directories below it, if given)."""
+    def flush(self, under: str | None = None) -> list[str]:
+        """Write what is pending (of ``under`` and the directories below it, if given); returns
+        the directories whose write failed (still pending: tried again at the next flush)."""
         below = (under or "").rstrip("/") + "/"
         with self._lock:
             paths = sorted(p for p in self._pending if under is None or p == under or p.startswith(below))
+        failed: list[str] = []
         for path in paths:
             with self.write_lock:
                 with self._lock:
@@ -91,14 +96,25 @@ class DirTimes:
                 try:
                     stored = self._write(path, ns, attr)
                 except Exception as exc:  # noqa: BLE001 - a failed metadata write is logged, never fatal
-                    log.warning("mtime of directory %s not stored: %s", path, exc)
-                    stored = False
+                    # Kept pending, with the mode, owner and times set here: dropping them would
+                    # silently undo a chmod or chown that the mount has shown as done.
+                    with self._lock:
+                        first = path not in self._failing
+                        self._failing.add(path)
+                    if first:
+                        log.warning("metadata of directory %s not stored (tried again): %s", path, exc)
+                    failed.append(path)
+                    continue
                 with self._lock:
+                    if path in self._failing:
+                        self._failing.discard(path)
+                        log.warning("metadata of directory %s stored after all", path)
                     if self._pending.get(path) == ns and self._attrs.get(path) is attr:  # (newer stays pending)
                         del self._pending[path]
                         self._attrs.pop(path, None)
-                    if not stored and ns:
+                    if not stored and ns:  # no object of its own: the time stays in the overlay
                         self._kept[path] = max(ns, self._kept.get(path, 0))
+        return failed
 
     def _run(self) -> None:
         while not self._stopped:
@@ -110,4 +126,5 @@ class DirTimes:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        self.flush()
+        if self.flush() and self.flush():  # (once more: the last chance before the unmount)
+            log.error("unmounted with the metadata of directories not stored: %s", ", ".join(sorted(self._failing)))

@@ -184,8 +184,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
     def _fetch_dir(self, key: str) -> Attr | None:
         """A directory's attributes. Its listing (one page) has them (its own ``key/`` first)
         and is kept, so that the readdir and the lookups under it that usually follow need no
-        request of their own; a directory known to be larger lists one key."""
-        if not self._is_large("/" + key):
+        request of their own; a directory known to be larger lists one key, and so does every
+        directory when nothing is cached (a TTL of 0)."""
+        if self.cache.ttl_s > 0 and not self._is_large("/" + key):
             return self._scan("/" + key, SCAN_PAGES, denies=False, own=True).own
         return self._dir_of(key, self.client.list_page(key + "/", None, max_keys=1, metadata=True))
 
@@ -221,7 +222,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         if not found:
             parent, name = parent_of(path)
             listing = self.cache.listing(parent)
-            if listing is None and not self._is_large(parent):
+            if listing is None and self.cache.ttl_s > 0 and not self._is_large(parent):
                 # One listing of the parent answers this lookup and those of its siblings
                 # (a walk of the tree looks them all up, one after the other). It is as fresh
                 # as a request for this name would be, so this name's absence is believed.
@@ -327,7 +328,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         return names
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> None:
-        self.dirtimes.flush(path)  # its metadata (and that of the directories below) stored now
+        # Its metadata (and that of the directories below) stored now, or EIO: not stored yet.
+        if self.dirtimes.flush(path):
+            raise _fail(errno.EIO)  # (the failed write is logged, and tried again at the next tick)
 
     @s3_errors
     def readdir(self, path: str, fh: int) -> list[str]:
@@ -376,7 +379,12 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             return False
         attr.mtime_ns, attr.ctime_ns = max(attr.mtime_ns, ns), max(attr.ctime_ns, ns)
         key = _prefix(path)
-        self.client.copy(key, key, attr.meta_headers())
+        try:
+            self.client.copy(key, key, attr.meta_headers())
+        except S3Error as exc:
+            if exc.status == 404:  # removed by another client meanwhile: trying again would not help
+                return False
+            raise  # DirTimes keeps it pending: tried again
         self.cache.update_attr(path, attr)
         return True
 

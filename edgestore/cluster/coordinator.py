@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 from edgestore.clock import Clock
+from edgestore.cluster.internal_api import MAX_BLOCK_BODY
 from edgestore.cluster.listing import CommonPrefix, Row, merge_pages
 from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
@@ -366,7 +367,8 @@ class Coordinator:
 
     async def _fetch_block(self, target: Target, block: str) -> bytes:
         status, data = await self.client.request(
-            "GET", target.url, f"/_internal/{target.device.device}/block/{block}")
+            "GET", target.url, f"/_internal/{target.device.device}/block/{block}",
+            max_bytes=MAX_BLOCK_BODY)  # no block is larger: a longer answer is a broken peer
         if status == 404:
             raise NoSuchBlock(block)
         if status != 200:

@@ -38,6 +38,7 @@ class PeerConnections:
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._addresses: dict[str, tuple[str, int] | None] = {}
+        self._closed = False
 
     def address(self, base_url: str) -> tuple[str, int] | None:
         """(host, port) of a plain-HTTP peer URL; None for anything else (TLS)."""
@@ -48,11 +49,13 @@ class PeerConnections:
         return self._addresses[base_url]
 
     async def request(self, address: tuple[str, int], method: str, path_qs: str,
-                      headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """Send one request and read its answer. A kept-alive connection that fails (the
-        peer closed it while idle, or restarted) is dropped and the request sent again on
-        the next idle one or a new one: the requests sent this way are idempotent (reads,
-        and last-writer-wins merges). A new connection that fails is the peer's failure."""
+                      headers: dict[str, str], body: bytes,
+                      max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
+        """Send one request and read its answer (of at most `max_bytes`). A kept-alive
+        connection that fails (the peer closed it while idle, or restarted) is dropped and the
+        request sent again on the next idle one or a new one: the requests sent this way are
+        idempotent (reads, and last-writer-wins merges). A new connection that fails is the
+        peer's failure."""
         host, port = address
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address is bracketed
         head = [f"{method} {path_qs} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
@@ -68,10 +71,12 @@ class PeerConnections:
         async with slots:
             idle = self._idle.setdefault(address, [])
             while True:
+                while idle and idle[-1][0].at_eof():  # closed by the peer: not worth a write
+                    idle.pop()[1].close()
                 reused = bool(idle)
                 conn = idle.pop() if reused else await self._open(host, port)
                 try:
-                    status, payload, keep = await _exchange(conn, message, method)
+                    status, payload, keep = await _exchange(conn, message, method, max_bytes)
                 except (OSError, EOFError, asyncio.IncompleteReadError, PeerHttpError) as exc:
                     conn[1].close()
                     if reused:
@@ -80,7 +85,7 @@ class PeerConnections:
                 except BaseException:
                     conn[1].close()  # cancelled mid-answer: the connection's state is unknown
                     raise
-                if keep:
+                if keep and not self._closed:  # (after close, nobody would close it later)
                     idle.append(conn)
                 else:
                     conn[1].close()
@@ -94,19 +99,44 @@ class PeerConnections:
             raise PeerHttpError(f"cannot connect to {host}:{port}: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
+        self._closed = True
         for conns in self._idle.values():
             for _, writer in conns:
                 writer.close()
         self._idle.clear()
 
 
-async def _exchange(conn: _Conn, message: list[bytes], method: str) -> tuple[int, bytes, bool]:
+async def _exchange(conn: _Conn, message: list[bytes], method: str,
+                    max_bytes: int) -> tuple[int, bytes, bool]:
     """Write a request, read the answer: (status, body, whether the connection stays usable)."""
     reader, writer = conn
     for part in message:
         writer.write(part)
     if sum(len(part) for part in message) > _JOIN_MAX_BYTES:
         await writer.drain()
+    while True:
+        status, fields, keep = await _read_head(reader)
+        if not 100 <= status < 200:
+            break  # an interim answer (100 Continue, 103 Early Hints) precedes the real one
+    if method == "HEAD" or status in (204, 304):
+        return status, b"", keep
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return status, await _read_chunked(reader, max_bytes), keep
+    length = fields.get("content-length")
+    if length is None:  # delimited by the end of the connection
+        return status, await _read_to_eof(reader, max_bytes), False
+    if not _is_number(length) or int(length) > max_bytes:
+        raise PeerHttpError(f"bad Content-Length {length[:20]!r}")
+    return status, await reader.readexactly(int(length)), keep
+
+
+def _is_number(text: str) -> bool:
+    """Only ASCII digits: str.isdigit() also passes '²', which int() refuses."""
+    return text.isascii() and text.isdecimal()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bool]:
+    """An answer's status line and fields: (status, fields by lower-case name, keep-alive)."""
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
@@ -114,47 +144,46 @@ async def _exchange(conn: _Conn, message: list[bytes], method: str) -> tuple[int
     lines = raw.decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
+    if not version.startswith("HTTP/1.") or not _is_number(code):
         raise PeerHttpError(f"not an HTTP answer: {lines[0][:80]!r}")
-    status = int(code)
     fields: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if sep:
             fields[name.strip().lower()] = value.strip()
     keep = version == "HTTP/1.1" and fields.get("connection", "").lower() != "close"
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return status, b"", keep
-    if "chunked" in fields.get("transfer-encoding", "").lower():
-        return status, await _read_chunked(reader), keep
-    length = fields.get("content-length")
-    if length is None:  # delimited by the end of the connection
-        return status, await reader.read(MAX_RESPONSE_BYTES), False
-    if not length.isdigit() or int(length) > MAX_RESPONSE_BYTES:
-        raise PeerHttpError(f"bad Content-Length {length[:20]!r}")
-    return status, await reader.readexactly(int(length)), keep
+    return int(code), fields, keep
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+async def _read_to_eof(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
+    """The rest of the connection (read() alone returns only what is buffered already)."""
+    body = bytearray()
+    while piece := await reader.read(max(1, min(max_bytes + 1 - len(body), 1024 * 1024))):
+        body += piece
+        if len(body) > max_bytes:
+            raise PeerHttpError("answer too large")
+    return bytes(body)
+
+
+async def _read_chunked(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     try:
-        return await _read_chunks(reader)
+        return await _read_chunks(reader, max_bytes)
     except asyncio.LimitOverrunError as exc:  # a chunk-size or trailer line without end
         raise PeerHttpError("chunk line too long") from exc
 
 
-async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
+async def _read_chunks(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     body = bytearray()
     while True:
         size_line = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
-        try:
-            size = int(size_line, 16)
-        except ValueError as exc:
-            raise PeerHttpError("bad chunk size") from exc
+        if not size_line or size_line.strip(b"0123456789abcdefABCDEF"):  # int() takes "+1", "1_0"
+            raise PeerHttpError("bad chunk size")
+        size = int(size_line, 16)
         if size == 0:
             while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, then the end
                 pass
             return bytes(body)
-        if len(body) + size > MAX_RESPONSE_BYTES:
+        if len(body) + size > max_bytes:
             raise PeerHttpError("answer too large")
         body += await reader.readexactly(size + 2)
         del body[-2:]

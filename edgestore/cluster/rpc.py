@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
-from edgestore.cluster.peerhttp import PeerConnections, PeerHttpError
+from edgestore.cluster.peerhttp import MAX_RESPONSE_BYTES, PeerConnections, PeerHttpError
 from edgestore.config import Timeouts
 from edgestore.errors import PeerError
 
@@ -120,13 +120,13 @@ class InternalClient:
 
     async def _lean_request(self, peers: PeerConnections, address: tuple[str, int], method: str, base_url: str,
                             path: str, params: dict[str, str] | None, body: bytes,
-                            digest: str) -> tuple[int, bytes]:
+                            digest: str, max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
         """`request`, over the lean client (peerhttp) that plain-HTTP peers get."""
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         try:
             async with asyncio.timeout(self._timeouts.request_s):
-                status, payload = await peers.request(address, method, path_qs, headers, body)
+                status, payload = await peers.request(address, method, path_qs, headers, body, max_bytes)
         except (PeerHttpError, TimeoutError) as exc:
             raise PeerError(base_url, f"{type(exc).__name__}: {exc}") from exc
         if status >= 500:
@@ -142,14 +142,15 @@ class InternalClient:
 
     async def request(self, method: str, base_url: str, path: str,
                       params: dict[str, str] | None = None, body: bytes = b"",
-                      digest: str | None = None) -> tuple[int, bytes]:
+                      digest: str | None = None, max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
         """Send one signed request (a block transfer, a ring file); returns (status, body).
         Transport failures and 5xx answers raise PeerError; other statuses are the
-        caller's to interpret."""
+        caller's to interpret. A plain-HTTP peer's answer over `max_bytes` is a failure."""
         digest = digest or (body_digest(body) if body else EMPTY_DIGEST)
         address = self._block_peers.address(base_url)
         if address is not None:
-            return await self._lean_request(self._block_peers, address, method, base_url, path, params, body, digest)
+            return await self._lean_request(self._block_peers, address, method, base_url, path, params, body, digest,
+                                            max_bytes)
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         url = URL(base_url.rstrip("/") + path_qs, encoded=True)

@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 from conftest import make_s3, unique_bucket_name
+from edgestore.fuse.files import Tuning
+from edgestore.fuse.fs import EdgeFS
+from edgestore.fuse.s3client import S3Client
 from fusemount import edgestore_mount, mount_command, rss_peak_kib
 from mounts import fuse_unusable, mounted, take_down, unmount, wait_mounted
 
@@ -288,6 +291,25 @@ def test_lookups_of_siblings_are_answered_from_one_listing(cluster: Any, bucket:
             os.stat(mnt / "sib" / "absent")
         boto.put_object(Bucket=bucket, Key="sib/later", Body=b"made elsewhere")
         assert (mnt / "sib" / "later").read_bytes() == b"made elsewhere"
+
+
+def test_with_ttl_0_a_lookup_lists_only_the_name_not_its_directory(cluster: Any, bucket: str, boto: Any) -> None:
+    """A listing of the parent answers sibling lookups from the cache; with a TTL of 0 nothing
+    is cached, so a lookup sends its one listing of the name and nothing more."""
+    boto.put_object(Bucket=bucket, Key="sib/", Body=b"", ContentType="application/x-directory",
+                    Metadata={"mode": str(stat.S_IFDIR | 0o750)})
+    for i in range(20):
+        boto.put_object(Bucket=bucket, Key=f"sib/f{i:02d}", Body=b"x" * i, Metadata={"mode": str(stat.S_IFREG | 0o600)})
+    fs = EdgeFS(S3Client(cluster.endpoint, bucket, *cluster.credentials), Tuning(), ttl_s=0)
+    try:
+        for path, mode in (("/sib/f03", stat.S_IFREG | 0o600), ("/sib", stat.S_IFDIR | 0o750)):
+            before = dict(fs.client.sent)
+            assert fs.getattr(path)["st_mode"] == mode
+            assert {k: n - before.get(k, 0) for k, n in fs.client.sent.items() if n > before.get(k, 0)} == {"LIST": 1}
+        with pytest.raises(OSError):
+            fs.getattr("/sib/absent")
+    finally:
+        fs.destroy("/")
 
 
 def test_a_directorys_chmod_chown_and_utimensat_are_one_request(cluster: Any, bucket: str, boto: Any,

@@ -5,8 +5,9 @@ idle replaced, and an unreachable peer reported as a connection failure."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -147,4 +148,134 @@ def test_a_malformed_chunked_answer_is_a_peer_failure(chunked_body: bytes) -> No
             peers.close()
             server.close()
             await server.wait_closed()
+    run(go())
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_peer(handler: Handler, per_peer: int = 1) -> AsyncIterator[tuple[PeerConnections, tuple[str, int]]]:
+    """A server answering each connection with ``handler`` (crafted bytes), and a client pool."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    peers = PeerConnections(connect_s=2.0, per_peer=per_peer)
+    try:
+        yield peers, ("127.0.0.1", server.sockets[0].getsockname()[1])
+    finally:
+        peers.close()
+        server.close()
+        await server.wait_closed()
+
+
+def answering(*answers: bytes, close_after: bool = True) -> Handler:
+    """A connection handler that reads each request's head and writes the next of ``answers``
+    as it is (then closes the connection if ``close_after``, else waits for the client to)."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for raw in answers:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(raw)
+            await writer.drain()
+        if not close_after:
+            await reader.read()
+        writer.close()
+    return answer
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 2\xb200 OK\r\nContent-Length: 0\r\n\r\n",
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",
+                                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+1\r\nx\r\n0\r\n\r\n"],
+                         ids=["status", "content-length", "chunk-size"])
+def test_a_number_that_is_not_ascii_digits_is_a_peer_failure(answer: bytes) -> None:
+    """'²' (latin-1 0xB2) passes str.isdigit() but not int(): a ValueError would become a 500."""
+    async def go() -> None:
+        async with raw_peer(answering(answer)) as (peers, address):
+            with pytest.raises(PeerHttpError):
+                await peers.request(address, "GET", "/", {}, b"")
+    run(go())
+
+
+def test_an_interim_answer_is_skipped_and_the_next_request_gets_its_own() -> None:
+    handler = answering(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond", close_after=False)
+
+    async def go() -> None:
+        async with raw_peer(handler) as (peers, address):
+            assert await peers.request(address, "GET", "/1", {}, b"") == (200, b"first")
+            assert await peers.request(address, "GET", "/2", {}, b"") == (200, b"second")
+    run(go())
+
+
+def test_an_answer_delimited_by_the_connection_end_is_read_to_its_end() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart one,")
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the client has read the first piece meanwhile
+        writer.write(b"part two")
+        await writer.drain()
+        writer.close()
+
+    async def go() -> None:
+        async with raw_peer(answer) as (peers, address):
+            assert await peers.request(address, "GET", "/", {}, b"") == (200, b"part one,part two")
+            with pytest.raises(PeerHttpError):  # longer than the caller accepts
+                await peers.request(address, "GET", "/", {}, b"", max_bytes=10)
+    run(go())
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n0123456789a",
+                                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n"
+                                    b"5\r\n6789a\r\n0\r\n\r\n"],
+                         ids=["length", "chunked"])
+def test_an_answer_over_the_callers_limit_is_a_peer_failure(answer: bytes) -> None:
+    async def go() -> None:
+        async with raw_peer(answering(answer)) as (peers, address):
+            with pytest.raises(PeerHttpError):
+                await peers.request(address, "GET", "/", {}, b"", max_bytes=10)
+            assert await peers.request(address, "GET", "/", {}, b"", max_bytes=11) == (200, b"0123456789a")
+    run(go())
+
+
+def test_an_idle_connection_the_peer_closed_is_not_written_to() -> None:
+    """A block PUT (a MiB) must not be written onto a connection whose end was seen already."""
+    received: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        received.append(length)
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()  # without saying Connection: close
+
+    async def go() -> None:
+        async with raw_peer(answer) as (peers, address):
+            assert await peers.request(address, "PUT", "/a", {}, b"x") == (200, b"ok")
+            reader, writer = peers._idle[address][0]
+            while not reader.at_eof():  # until the client has seen the end
+                await asyncio.sleep(0.01)
+            writes: list[int] = []
+            original = writer.write
+            writer.write = lambda data: (writes.append(len(data)), original(data))[1]  # type: ignore[method-assign]
+            assert await peers.request(address, "PUT", "/b", {}, b"y" * (1 << 20)) == (200, b"ok")
+            assert writes == []  # nothing went to the closed connection
+            assert received == [1, 1 << 20]
+    run(go())
+
+
+def test_a_request_finishing_after_close_does_not_pool_its_connection() -> None:
+    """close() closes the idle connections; one of a request still running then (or started
+    later) is closed when the request ends, not left open in a pool nobody closes again."""
+    hung_up = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_after=False)(reader, writer)
+        hung_up.set()
+
+    async def go() -> None:
+        async with raw_peer(answer) as (peers, address):
+            peers.close()
+            assert await peers.request(address, "GET", "/", {}, b"") == (200, b"ok")
+            await asyncio.wait_for(hung_up.wait(), 10)  # (a TimeoutError: the client kept it open)
     run(go())

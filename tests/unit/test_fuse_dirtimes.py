@@ -1,0 +1,86 @@
+"""A directory's deferred chmod, chown and utimensat when the server fails to store them: the
+mount (its real S3 client) against a server answering crafted bytes. The attributes stay
+shown and pending, fsync of the directory answers EIO, and the next write stores them."""
+
+from __future__ import annotations
+
+import errno
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from edgestore.fuse.files import Tuning
+from edgestore.fuse.fs import EdgeFS
+from edgestore.fuse.metadata import DIR_CONTENT_TYPE, Attr
+from edgestore.fuse.s3client import S3Client
+
+
+class CopyServer(ThreadingHTTPServer):
+    """Answers every request with 500 while ``failing``, else a copy's 200; records the
+    metadata of the copies it answered 200."""
+    daemon_threads = True
+    failing = True
+    stored: list[dict[str, str]]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CopyServer
+
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.server.failing:
+            self.answer(500, b"<Error><Code>InternalError</Code></Error>")
+            return
+        meta = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-amz-meta-")}
+        self.server.stored.append(meta)
+        self.answer(200, b"<CopyObjectResult></CopyObjectResult>")
+
+    def answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[CopyServer]:
+    srv = CopyServer(("127.0.0.1", 0), Handler)
+    srv.stored = []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_directorys_metadata_the_server_failed_to_store_is_kept_and_stored_later(server: CopyServer) -> None:
+    client = S3Client(f"http://127.0.0.1:{server.server_address[1]}", "bucket", "key", "secret")
+    fs = EdgeFS(client, Tuning())  # not started: nothing is written but by the flushes below
+    stamp = 1_600_000_000_123_456_789
+    chmodded = Attr(stat.S_IFDIR | 0o751, 1234, 5678, 0, stamp, stamp, stamp, DIR_CONTENT_TYPE)
+    shown_before = Attr(stat.S_IFDIR | 0o700, 0, 0, 0, 1, 1, 1, DIR_CONTENT_TYPE)
+    try:
+        fs.dirtimes.defer("/d", chmodded)  # as chmod, chown and utimensat of /d leave it
+        with pytest.raises(OSError) as caught:
+            fs.fsyncdir("/d", 0, 0)
+        assert caught.value.errno == errno.EIO
+        shown = fs.dirtimes.overlay("/d", shown_before)
+        assert (shown.mode, shown.uid, shown.gid, shown.mtime_ns) == (stat.S_IFDIR | 0o751, 1234, 5678, stamp)
+        assert server.stored == []
+
+        server.failing = False
+        fs.fsyncdir("/d", 0, 0)
+        assert [(m["x-amz-meta-mode"], m["x-amz-meta-uid"], m["x-amz-meta-gid"]) for m in server.stored] == \
+            [(str(stat.S_IFDIR | 0o751), "1234", "5678")]
+        fs.fsyncdir("/d", 0, 0)  # nothing pending any more
+        assert len(server.stored) == 1
+    finally:
+        fs.destroy("/")
