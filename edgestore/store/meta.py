@@ -42,7 +42,7 @@ from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
 from edgestore.store.groupcommit import Batcher
 from edgestore.store.listing import list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
-from edgestore.store.segments import SegmentStore
+from edgestore.store.segments import SegmentStore, SegmentSyncError
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
 
@@ -367,15 +367,17 @@ class MetaStore:
                     results.append((fut, op(conn), None))
                     conn.execute("RELEASE op")
                 except (sqlite3.Error, OSError) as exc:   # OSError: a body's append (a full disk)
+                    # (Not SegmentSyncError: bodies of earlier ops may be lost with it.)
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, None, StoreError(f"{self.path}: {exc}")))
             self.segments.sync()   # the bodies the rows name are durable before the rows are
             conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, SegmentSyncError) as exc:
             # A full disk fails the commit (SQLITE_FULL), or a statement, after which SQLite
-            # may have rolled back already. Every waiter must still get its error: a
-            # ROLLBACK that fails too must not leave their futures unsettled for ever.
+            # may have rolled back already; a failed segment sync fails every op's rows.
+            # Every waiter must still get its error: a ROLLBACK that fails too must not
+            # leave their futures unsettled for ever.
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

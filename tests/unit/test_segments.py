@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,93 @@ def test_a_batch_that_fills_segments_names_every_body_in_the_segment_it_landed_i
             meta.close()
     run(go())
     assert len(segment_files(db)) == 3
+
+
+def test_a_segment_that_cannot_be_created_leaves_the_store_able_to_append_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed open of a new segment (a full disk, no fds left) fails that write only: the
+    old handle is not closed twice, and no write after it goes to a handle that is gone."""
+    db = tmp_path / "meta.db"
+    bodies = {f"k{i}": os.urandom(4096) for i in range(4)}
+    real_open = os.open
+
+    def no_new_files(path, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & os.O_CREAT and str(path).endswith(".seg"):
+            raise OSError(28, "No space left on device")
+        return real_open(path, flags, *args)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        meta.segments.max_bytes = 6 * 1024   # one body a segment: every write rolls
+        try:
+            with monkeypatch.context() as m:
+                m.setattr(os, "open", no_new_files)
+                with pytest.raises(StoreError):
+                    await meta.merge([(rec("k0", 1, bodies["k0"]), 3)])   # the first roll
+            await meta.merge([(rec("k1", 1, bodies["k1"]), 3)])
+            with monkeypatch.context() as m:
+                m.setattr(os, "open", no_new_files)
+                with pytest.raises(StoreError):
+                    await meta.merge([(rec("k2", 1, bodies["k2"]), 3)])   # a roll of a segment
+            await meta.merge([(rec("k3", 1, bodies["k3"]), 3)])
+            await meta.merge([(rec("k2", 1, bodies["k2"]), 3)])
+        finally:
+            meta.close()
+        meta = MetaStore(db)
+        try:
+            assert await meta.get("object", "acct/bkt/k0") is None
+            for name in ("k1", "k2", "k3"):
+                assert (await meta.get("object", f"acct/bkt/{name}")).data == bodies[name]
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_a_failed_segment_sync_fails_every_write_of_the_batch_and_abandons_the_segment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write 1 appends to a segment, write 2 of the same batch fills it, and the fdatasync
+    that seals it fails: write 1's bytes may be lost, so neither write may commit (Linux
+    would report success to the fdatasync at the batch's end), nor a later one rely on
+    that segment."""
+    db = tmp_path / "meta.db"
+    real_fdatasync = os.fdatasync
+    calls = 0
+    first_sync = threading.Event()
+    release = threading.Event()
+
+    def fdatasync(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:      # the first batch's: hold the writer while two writes queue
+            first_sync.set()
+            release.wait()
+        elif calls == 2:    # the roll inside the second batch
+            raise OSError(5, "Input/output error")
+        real_fdatasync(fd)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        meta.segments.max_bytes = 10 * 1024   # two bodies a segment
+        try:
+            monkeypatch.setattr(os, "fdatasync", fdatasync)
+            first = asyncio.ensure_future(meta.merge([(rec("a", 1, os.urandom(4096)), 3)]))
+            await asyncio.to_thread(first_sync.wait)
+            failing = meta.segments.active
+            second = asyncio.ensure_future(meta.merge([(rec("b", 1, os.urandom(4096)), 3)]))
+            third = asyncio.ensure_future(meta.merge([(rec("c", 1, os.urandom(4096)), 3)]))
+            for _ in range(5):
+                await asyncio.sleep(0)   # both queued behind the held commit
+            release.set()
+            await first
+            results = await asyncio.gather(second, third, return_exceptions=True)
+            assert [type(r) for r in results] == [StoreError, StoreError], results
+            assert await meta.get("object", "acct/bkt/b") is None
+            assert await meta.get("object", "acct/bkt/c") is None
+            body = os.urandom(4096)
+            await meta.merge([(rec("d", 1, body), 3)])
+            assert meta.segments.active != failing   # abandoned: nothing more goes there
+            assert (await meta.get("object", "acct/bkt/d")).data == body
+        finally:
+            meta.close()
+    run(go())
+
