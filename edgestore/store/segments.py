@@ -42,7 +42,9 @@ class SegmentStore:
     def __init__(self, path: Path, max_bytes: int = SEGMENT_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(path.parent)   # or a power cut may forget the directory, files and all
         self._active: int | None = None   # id of the segment being appended to
         self._fd = -1                     # its append handle
         self._size = 0                    # its length

@@ -19,6 +19,7 @@ from edgestore.store.counters import COUNTERS_SCHEMA
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import _DIGESTS, _SCHEMA, MetaStore, _connect, row_check
 from edgestore.store.records import Record
+from edgestore.store.segments import SegmentStore
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -307,3 +308,14 @@ def test_a_failed_segment_sync_fails_every_write_of_the_batch_and_abandons_the_s
             meta.close()
     run(go())
 
+
+def test_a_new_segments_directory_is_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    SegmentStore(tmp_path / "dev" / "meta.db.segments").close()
+    assert (tmp_path / "dev").stat().st_ino in synced
