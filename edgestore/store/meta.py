@@ -598,6 +598,7 @@ class MetaStore:
         """The records of a partition that fail their checksum, and the bytes read to know."""
         def fn(conn: sqlite3.Connection) -> tuple[Sequence[tuple[str, str]], int]:
             damaged: list[tuple[str, str]] = []
+            moved: list[tuple[str, str]] = []
             size = 0
             for kind, name, value, data, check, seg, off, length in conn.execute(
                     "SELECT kind, name, value, data, check_xxh3, seg, seg_off, seg_len FROM records WHERE part = ?",
@@ -606,12 +607,19 @@ class MetaStore:
                     try:
                         data = self.segments.read(seg, off, length)
                     except FileNotFoundError:
-                        loaded = self._load(conn, kind, name)   # compacted meanwhile?
-                        if loaded is None:
-                            continue
-                        value, check, data = loaded[0][5], loaded[0][7], loaded[1]
+                        moved.append((kind, name))   # compacted meanwhile?
+                        continue
                 size += len(value) + len(data or b"")
                 if check != row_check(value, data):
+                    damaged.append((kind, name))
+            # Only now, the scan's statement done: while it ran, every read saw its snapshot,
+            # which still names the segment compaction unlinked.
+            for kind, name in moved:
+                loaded = self._load(conn, kind, name)
+                if loaded is None:
+                    continue
+                size += len(loaded[0][5]) + len(loaded[1] or b"")
+                if not _row_intact(*loaded):
                     damaged.append((kind, name))
             return damaged, size
         return await self._read(fn)

@@ -319,3 +319,56 @@ def test_a_new_segments_directory_is_made_durable(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(os, "fsync", fsync)
     SegmentStore(tmp_path / "dev" / "meta.db.segments").close()
     assert (tmp_path / "dev").stat().st_ino in synced
+
+
+async def no_pace(_: int) -> None:
+    return None
+
+
+def test_scrub_racing_compaction_reports_no_good_row_damaged(tmp_path: Path) -> None:
+    """Scrub's scan began before compaction repointed its rows and unlinked their segment:
+    the rows it then finds without a file are checked again in a fresh snapshot, which
+    names their new place, not reported damaged (and deleted)."""
+    db = tmp_path / "meta.db"
+    bodies = {f"k{i}": os.urandom(4096) for i in range(3)}
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        await meta.merge([(rec(name, 1, body), 3) for name, body in bodies.items()])
+        meta.close()
+        meta = MetaStore(db)   # that segment is sealed now
+        try:
+            (seg, _, _), = await meta.segment_usage()
+            loop = asyncio.get_running_loop()
+            paced, go_on, compacted = asyncio.Event(), asyncio.Event(), threading.Event()
+
+            async def pace(_: int) -> None:   # compaction has listed the rows; hold its copy
+                paced.set()
+                await go_on.wait()
+            compaction = asyncio.ensure_future(meta.compact_segment(seg, pace))
+            await paced.wait()
+
+            held = False
+
+            def hold_scan() -> int:   # in the scrub's scan, its snapshot taken
+                nonlocal held
+                if not held:
+                    held = True
+                    loop.call_soon_threadsafe(go_on.set)
+                    compacted.wait()
+                return 0
+            meta._rconn.set_progress_handler(hold_scan, 1)
+            scrub = asyncio.ensure_future(meta.damaged_rows(3))
+            await go_on.wait()
+            assert await compaction == 3 * 4096
+            assert not meta.segments.file(seg).exists()
+            compacted.set()
+            damaged, _ = await scrub
+            meta._rconn.set_progress_handler(None, 1)
+            assert held and damaged == []
+            for name, body in bodies.items():
+                assert (await meta.get("object", f"acct/bkt/{name}")).data == body
+        finally:
+            meta.close()
+    run(go())
+
