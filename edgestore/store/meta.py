@@ -656,9 +656,17 @@ class MetaStore:
             # every write, this costs reads now and then.
             return conn.execute("SELECT kind, name, seg_off, seg_len FROM records WHERE seg = ?", (seg,)).fetchall()
 
+        def sealed() -> bool:
+            # On the writer thread, the only one that rolls: the usage read on the loop may
+            # have been overtaken by a roll that made this segment (or a newer) the active one.
+            active = self.segments.active
+            return active is None or seg < active
+
         def move(rows: list[tuple[str, str, int, int]]) -> Callable[[sqlite3.Connection], int]:
             def op(conn: sqlite3.Connection) -> int:
                 copied = 0
+                if not sealed():
+                    return copied
                 for kind, name, off, length in rows:
                     current = conn.execute("SELECT value, check_xxh3 FROM records WHERE kind = ? AND name = ? "
                                            "AND seg = ? AND seg_off = ?", (kind, name, seg, off)).fetchone()
@@ -683,7 +691,7 @@ class MetaStore:
 
         def drop(conn: sqlite3.Connection) -> bool:
             row = conn.execute("SELECT live FROM segments WHERE id = ?", (seg,)).fetchone()
-            if row is None or row[0] > 0:
+            if row is None or row[0] > 0 or not sealed():
                 return False
             conn.execute("DELETE FROM segments WHERE id = ?", (seg,))
             return True

@@ -372,3 +372,32 @@ def test_scrub_racing_compaction_reports_no_good_row_damaged(tmp_path: Path) -> 
             meta.close()
     run(go())
 
+
+def test_compaction_never_drops_or_unlinks_the_active_segment(tmp_path: Path) -> None:
+    """The usage list was read before the writer rolled to a new segment: compaction told
+    to compact the segment being appended to (all dead so far) leaves it be, or every body
+    appended next would go to an unlinked file."""
+    db = tmp_path / "meta.db"
+    body = os.urandom(4096)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        try:
+            await meta.merge([(rec("gone", 1, os.urandom(4096)), 3)])
+            await meta.merge([(rec("gone", 2, None, deleted=True), 3)])   # live 0
+            active = meta.segments.active
+            assert active is not None
+            assert await meta.compact_segment(active, no_pace) == 0
+            assert meta.segments.file(active).exists()
+            with pytest.raises(ValueError):
+                meta.segments.unlink(active)
+            await meta.merge([(rec("k", 1, body), 3)])
+        finally:
+            meta.close()
+        meta = MetaStore(db)
+        try:
+            assert (await meta.get("object", "acct/bkt/k")).data == body
+        finally:
+            meta.close()
+    run(go())
+
