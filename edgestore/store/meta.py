@@ -672,7 +672,10 @@ class MetaStore:
                                            "AND seg = ? AND seg_off = ?", (kind, name, seg, off)).fetchone()
                     if current is None:
                         continue   # overwritten or deleted since
-                    body = self.segments.read(seg, off, length)
+                    try:
+                        body = self.segments.read(seg, off, length)
+                    except FileNotFoundError:
+                        continue   # the file is lost: scrub finds the rows damaged and replaces them
                     if current[1] != row_check(current[0], body):
                         continue
                     new_seg, new_off = self._append_body(conn, body)

@@ -401,3 +401,24 @@ def test_compaction_never_drops_or_unlinks_the_active_segment(tmp_path: Path) ->
             meta.close()
     run(go())
 
+
+def test_a_segment_whose_file_is_lost_does_not_stop_compaction_of_the_later_ones(tmp_path: Path) -> None:
+    async def go() -> None:
+        device = LocalDevice("d1", tmp_path / "d1")
+        meta = device.meta
+        meta.segments.max_bytes = 10 * 1024    # two bodies a segment
+        for name in ("a0", "a1", "b0", "b1", "c0"):
+            await meta.merge([(rec(name, 1, os.urandom(4096)), 3)])
+        for name in ("b0", "b1"):
+            await meta.merge([(rec(name, 2, None, deleted=True), 3)])
+        first, second = sorted(seg for seg, *_ in await meta.segment_usage())[:2]
+        device.close()
+        meta.segments.file(first).unlink()     # live bodies, file lost
+        device = LocalDevice("d1", tmp_path / "d1")
+        try:
+            result = await SegmentCompaction([device]).run_once()
+            assert not device.meta.segments.file(second).exists(), result
+            assert result["segments_compacted"] == 1 and result["errors"] == 0, result
+        finally:
+            device.close()
+    run(go())
