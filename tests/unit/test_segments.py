@@ -422,3 +422,19 @@ def test_a_segment_whose_file_is_lost_does_not_stop_compaction_of_the_later_ones
         finally:
             device.close()
     run(go())
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, [0.5], 0, -0.5, 1.5, "nan", float("inf")])
+def test_compaction_refuses_a_dead_share_that_is_not_a_number_in_0_to_1(tmp_path: Path, bad: object) -> None:
+    async def go() -> None:
+        device = LocalDevice("d1", tmp_path / "d1")
+        try:
+            compaction = SegmentCompaction([device])
+            with pytest.raises(ValueError):
+                await compaction.run_once(dead_share=bad)
+            assert compaction.progress.passes == 0   # refused before the pass, not within it
+            assert (await compaction.run_once(dead_share="0.25"))["errors"] == 0
+            assert (await compaction.run_once(dead_share=1))["errors"] == 0
+        finally:
+            device.close()
+    run(go())
