@@ -22,6 +22,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
 
+from edgestore.store.blocks import fsync_dir
+
 __all__ = ["SegmentStore", "SegmentSyncError", "SEGMENT_MAX_BYTES"]
 
 # Small enough that compacting a mostly-dead one copies little, large enough that a device
@@ -44,7 +46,7 @@ class SegmentStore:
         self.max_bytes = max_bytes
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(path.parent)   # or a power cut may forget the directory, files and all
+            fsync_dir(path.parent)   # or a power cut may forget the directory, files and all
         self._active: int | None = None   # id of the segment being appended to
         self._fd = -1                     # its append handle
         self._size = 0                    # its length
@@ -119,7 +121,7 @@ class SegmentStore:
                 os.fdatasync(self._fd)
                 self._dirty = False
             if self._new_file:
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
                 self._new_file = False
         except OSError as exc:
             if self._fd >= 0:
@@ -170,10 +172,3 @@ class SegmentStore:
             os.close(self._fd)
             self._fd = -1
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
