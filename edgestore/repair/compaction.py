@@ -18,7 +18,7 @@ from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.progress import PassProgress, running_pass
 from edgestore.store.device import LocalDevice
 
-__all__ = ["SegmentCompaction", "CompactionProgress", "DEAD_SHARE"]
+__all__ = ["SegmentCompaction", "CompactionProgress", "DEAD_SHARE", "parse_dead_share"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 DEAD_SHARE = 0.5
 INTERVAL_S = 600.0
 BYTES_PER_S = 2 * 1024 * 1024
+
+
+def parse_dead_share(value: Any) -> float:
+    """The `dead_share` option (from the admin job API's JSON): a number in (0, 1];
+    ValueError otherwise, which the admin API answers with 400. 0 would copy every
+    segment, dead bytes or none; above 1 or NaN, none, without a word."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"dead_share must be a number in (0, 1], not {value!r}")
+    share = float(value)
+    if not 0 < share <= 1:   # NaN fails this too
+        raise ValueError(f"dead_share must be in (0, 1], not {value!r}")
+    return share
 
 
 @dataclass
@@ -48,12 +60,13 @@ class SegmentCompaction:
         self._limiter = limiter or ByteRateLimiter(BYTES_PER_S)
         self.progress = CompactionProgress()
 
-    async def run_once(self, dead_share: float = DEAD_SHARE, **_: Any) -> dict[str, Any]:
+    async def run_once(self, dead_share: Any = DEAD_SHARE, **_: Any) -> dict[str, Any]:
+        share = parse_dead_share(dead_share)   # before the pass: a bad option is the caller's 400
         with running_pass(CompactionProgress(), self.progress) as progress:
             self.progress = progress
             for device in self._devices:
                 try:
-                    await self._compact_device(device, float(dead_share), progress)
+                    await self._compact_device(device, share, progress)
                 except StoreError as exc:
                     log.warning("compaction of device %s: %s", device.name, exc)
                     progress.errors += 1
@@ -65,7 +78,13 @@ class SegmentCompaction:
             progress.segments_checked += 1
             if size > 0 and live > size * (1 - dead_share):
                 continue
-            progress.bytes_copied += await meta.compact_segment(seg, self._limiter.take)
-            if seg not in meta.segments.ids_on_disk():
+            existed = seg in meta.segments.ids_on_disk()   # a lost file is not compacted by being gone
+            try:
+                progress.bytes_copied += await meta.compact_segment(seg, self._limiter.take)
+            except StoreError as exc:   # one bad segment must not keep the later ones from compaction
+                log.warning("compaction of segment %d of device %s: %s", seg, device.name, exc)
+                progress.errors += 1
+                continue
+            if existed and seg not in meta.segments.ids_on_disk():
                 progress.segments_compacted += 1
                 progress.bytes_freed += size

@@ -18,7 +18,7 @@ from typing import AsyncIterator, BinaryIO, NoReturn
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
 from edgestore.store.blockid import BlockVerifier, is_legacy, verify
 
-__all__ = ["BlockStore", "BlockTooLarge", "block_file"]
+__all__ = ["BlockStore", "BlockTooLarge", "block_file", "fsync_dir"]
 
 # `receive` hands the bytes to its writer thread in batches of about this size: fewer
 # thread hops than one per network read, and still little memory per block.
@@ -65,7 +65,7 @@ class _CheckedWriter:
             self._file.close()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -150,7 +150,7 @@ class BlockStore:
                 return
             self._make_dirs_sync(final.parent)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             self._failed(tmp, block, exc)
 
@@ -177,7 +177,7 @@ class BlockStore:
                 path.mkdir(exist_ok=True)
                 created.append(path)
         for path in created:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
     async def get(self, block: str) -> bytes:
         return await asyncio.to_thread(self._get_sync, block)

@@ -42,7 +42,7 @@ from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
 from edgestore.store.groupcommit import Batcher
 from edgestore.store.listing import list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
-from edgestore.store.segments import SegmentStore
+from edgestore.store.segments import SegmentStore, SegmentSyncError
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
 
@@ -367,15 +367,17 @@ class MetaStore:
                     results.append((fut, op(conn), None))
                     conn.execute("RELEASE op")
                 except (sqlite3.Error, OSError) as exc:   # OSError: a body's append (a full disk)
+                    # (Not SegmentSyncError: bodies of earlier ops may be lost with it.)
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, None, StoreError(f"{self.path}: {exc}")))
             self.segments.sync()   # the bodies the rows name are durable before the rows are
             conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, SegmentSyncError) as exc:
             # A full disk fails the commit (SQLITE_FULL), or a statement, after which SQLite
-            # may have rolled back already. Every waiter must still get its error: a
-            # ROLLBACK that fails too must not leave their futures unsettled for ever.
+            # may have rolled back already; a failed segment sync fails every op's rows.
+            # Every waiter must still get its error: a ROLLBACK that fails too must not
+            # leave their futures unsettled for ever.
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -596,6 +598,7 @@ class MetaStore:
         """The records of a partition that fail their checksum, and the bytes read to know."""
         def fn(conn: sqlite3.Connection) -> tuple[Sequence[tuple[str, str]], int]:
             damaged: list[tuple[str, str]] = []
+            moved: list[tuple[str, str]] = []
             size = 0
             for kind, name, value, data, check, seg, off, length in conn.execute(
                     "SELECT kind, name, value, data, check_xxh3, seg, seg_off, seg_len FROM records WHERE part = ?",
@@ -604,12 +607,19 @@ class MetaStore:
                     try:
                         data = self.segments.read(seg, off, length)
                     except FileNotFoundError:
-                        loaded = self._load(conn, kind, name)   # compacted meanwhile?
-                        if loaded is None:
-                            continue
-                        value, check, data = loaded[0][5], loaded[0][7], loaded[1]
+                        moved.append((kind, name))   # compacted meanwhile?
+                        continue
                 size += len(value) + len(data or b"")
                 if check != row_check(value, data):
+                    damaged.append((kind, name))
+            # Only now, the scan's statement done: while it ran, every read saw its snapshot,
+            # which still names the segment compaction unlinked.
+            for kind, name in moved:
+                loaded = self._load(conn, kind, name)
+                if loaded is None:
+                    continue
+                size += len(loaded[0][5]) + len(loaded[1] or b"")
+                if not _row_intact(*loaded):
                     damaged.append((kind, name))
             return damaged, size
         return await self._read(fn)
@@ -646,15 +656,26 @@ class MetaStore:
             # every write, this costs reads now and then.
             return conn.execute("SELECT kind, name, seg_off, seg_len FROM records WHERE seg = ?", (seg,)).fetchall()
 
+        def sealed() -> bool:
+            # On the writer thread, the only one that rolls: the usage read on the loop may
+            # have been overtaken by a roll that made this segment (or a newer) the active one.
+            active = self.segments.active
+            return active is None or seg < active
+
         def move(rows: list[tuple[str, str, int, int]]) -> Callable[[sqlite3.Connection], int]:
             def op(conn: sqlite3.Connection) -> int:
                 copied = 0
+                if not sealed():
+                    return copied
                 for kind, name, off, length in rows:
                     current = conn.execute("SELECT value, check_xxh3 FROM records WHERE kind = ? AND name = ? "
                                            "AND seg = ? AND seg_off = ?", (kind, name, seg, off)).fetchone()
                     if current is None:
                         continue   # overwritten or deleted since
-                    body = self.segments.read(seg, off, length)
+                    try:
+                        body = self.segments.read(seg, off, length)
+                    except FileNotFoundError:
+                        continue   # the file is lost: scrub finds the rows damaged and replaces them
                     if current[1] != row_check(current[0], body):
                         continue
                     new_seg, new_off = self._append_body(conn, body)
@@ -673,7 +694,7 @@ class MetaStore:
 
         def drop(conn: sqlite3.Connection) -> bool:
             row = conn.execute("SELECT live FROM segments WHERE id = ?", (seg,)).fetchone()
-            if row is None or row[0] > 0:
+            if row is None or row[0] > 0 or not sealed():
                 return False
             conn.execute("DELETE FROM segments WHERE id = ?", (seg,))
             return True

@@ -22,7 +22,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["SegmentStore", "SEGMENT_MAX_BYTES"]
+from edgestore.store.blocks import fsync_dir
+
+__all__ = ["SegmentStore", "SegmentSyncError", "SEGMENT_MAX_BYTES"]
 
 # Small enough that compacting a mostly-dead one copies little, large enough that a device
 # holds few files.
@@ -31,11 +33,20 @@ SEGMENT_MAX_BYTES = 8 * 1024 * 1024
 _OPEN_FILES = 64
 
 
+class SegmentSyncError(Exception):
+    """A segment's fdatasync (or its directory's fsync) failed. Not an OSError on purpose:
+    the writer must fail the whole batch with it, not one write. Linux reports a failed
+    writeback once and then forgets the pages, so a second fdatasync that returns 0 proves
+    nothing about the bytes appended before it."""
+
+
 class SegmentStore:
     def __init__(self, path: Path, max_bytes: int = SEGMENT_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            fsync_dir(path.parent)   # or a power cut may forget the directory, files and all
         self._active: int | None = None   # id of the segment being appended to
         self._fd = -1                     # its append handle
         self._size = 0                    # its length
@@ -85,31 +96,45 @@ class SegmentStore:
 
     def _roll(self) -> None:
         if self._fd >= 0:
-            if self._dirty:   # this batch's bodies in it must be as durable as the rest
-                os.fdatasync(self._fd)
-                self._dirty = False
-            os.close(self._fd)
-        self._active, self._next_id = self._next_id, self._next_id + 1
-        self._fd = os.open(self.file(self._active), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._size = 0
+            fd, dirty = self._fd, self._dirty
+            self._fd, self._active, self._size, self._dirty = -1, None, 0, False   # sealed
+            try:
+                if dirty:   # this batch's bodies in it must be as durable as the rest
+                    os.fdatasync(fd)
+            except OSError as exc:
+                raise SegmentSyncError(f"{self.path}: {exc}") from exc
+            finally:
+                os.close(fd)
+        # The state names a new segment only once its file is open: a failed open (a full
+        # disk, no fds left) leaves no segment active, and the next append tries again.
+        seg, self._next_id = self._next_id, self._next_id + 1
+        self._fd = os.open(self.file(seg), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._active, self._size = seg, 0
         self._new_file = True
 
     def sync(self) -> None:
-        """Make every append so far durable, before the commit of the rows that name them."""
-        if self._dirty:
-            os.fdatasync(self._fd)
-            self._dirty = False
-        if self._new_file:
-            dfd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-            self._new_file = False
+        """Make every append so far durable, before the commit of the rows that name them.
+        SegmentSyncError if that fails: the batch must not commit, and the active segment
+        is abandoned (sealed), so no later commit relies on its failed bytes."""
+        try:
+            if self._dirty:
+                os.fdatasync(self._fd)
+                self._dirty = False
+            if self._new_file:
+                fsync_dir(self.path)
+                self._new_file = False
+        except OSError as exc:
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._fd, self._active, self._size, self._dirty = -1, None, 0, False
+            raise SegmentSyncError(f"{self.path}: {exc}") from exc
 
     def unlink(self, seg: int) -> None:
         """Remove a sealed segment no row names any more (a reader that fetched a row just
-        before it was repointed finds the file gone and fetches the row again)."""
+        before it was repointed finds the file gone and fetches the row again). Never the
+        active one: appends would go on into an unlinked file."""
+        if self._active is not None and seg >= self._active:
+            raise ValueError(f"{self.file(seg)} is not sealed")
         with self._lock:
             fd = self._readers.pop(seg, None)
             if fd is not None:
@@ -146,3 +171,4 @@ class SegmentStore:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+

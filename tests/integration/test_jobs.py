@@ -37,3 +37,15 @@ def test_jobs_report_their_state_and_refuse_strangers(cluster: Any) -> None:
         raise AssertionError("an unsigned job run was accepted")
     except urllib.error.HTTPError as exc:
         assert exc.code == 403
+
+
+def test_a_job_option_out_of_range_or_not_a_number_is_a_400(cluster: Any) -> None:
+    import pytest
+
+    from edgestore.cli import CliError
+    access_key, secret_key = cluster.credentials
+    target = ClusterTarget(cluster.url(0), access_key, secret_key)
+    for bad in ("x", None, 0, 2):
+        with pytest.raises(CliError, match=" 400 "):
+            admin_request(target, "POST", "/_admin/jobs/compaction/run", {"dead_share": bad})
+    assert admin_request(target, "POST", "/_admin/jobs/compaction/run", {"dead_share": 0.5})["errors"] == 0

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from edgestore.store.counters import COUNTERS_SCHEMA
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import _DIGESTS, _SCHEMA, MetaStore, _connect, row_check
 from edgestore.store.records import Record
+from edgestore.store.segments import SegmentStore
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -216,3 +218,223 @@ def test_a_batch_that_fills_segments_names_every_body_in_the_segment_it_landed_i
             meta.close()
     run(go())
     assert len(segment_files(db)) == 3
+
+
+def test_a_segment_that_cannot_be_created_leaves_the_store_able_to_append_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed open of a new segment (a full disk, no fds left) fails that write only: the
+    old handle is not closed twice, and no write after it goes to a handle that is gone."""
+    db = tmp_path / "meta.db"
+    bodies = {f"k{i}": os.urandom(4096) for i in range(4)}
+    real_open = os.open
+
+    def no_new_files(path, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & os.O_CREAT and str(path).endswith(".seg"):
+            raise OSError(28, "No space left on device")
+        return real_open(path, flags, *args)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        meta.segments.max_bytes = 6 * 1024   # one body a segment: every write rolls
+        try:
+            with monkeypatch.context() as m:
+                m.setattr(os, "open", no_new_files)
+                with pytest.raises(StoreError):
+                    await meta.merge([(rec("k0", 1, bodies["k0"]), 3)])   # the first roll
+            await meta.merge([(rec("k1", 1, bodies["k1"]), 3)])
+            with monkeypatch.context() as m:
+                m.setattr(os, "open", no_new_files)
+                with pytest.raises(StoreError):
+                    await meta.merge([(rec("k2", 1, bodies["k2"]), 3)])   # a roll of a segment
+            await meta.merge([(rec("k3", 1, bodies["k3"]), 3)])
+            await meta.merge([(rec("k2", 1, bodies["k2"]), 3)])
+        finally:
+            meta.close()
+        meta = MetaStore(db)
+        try:
+            assert await meta.get("object", "acct/bkt/k0") is None
+            for name in ("k1", "k2", "k3"):
+                assert (await meta.get("object", f"acct/bkt/{name}")).data == bodies[name]
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_a_failed_segment_sync_fails_every_write_of_the_batch_and_abandons_the_segment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write 1 appends to a segment, write 2 of the same batch fills it, and the fdatasync
+    that seals it fails: write 1's bytes may be lost, so neither write may commit (Linux
+    would report success to the fdatasync at the batch's end), nor a later one rely on
+    that segment."""
+    db = tmp_path / "meta.db"
+    real_fdatasync = os.fdatasync
+    calls = 0
+    first_sync = threading.Event()
+    release = threading.Event()
+
+    def fdatasync(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:      # the first batch's: hold the writer while two writes queue
+            first_sync.set()
+            release.wait()
+        elif calls == 2:    # the roll inside the second batch
+            raise OSError(5, "Input/output error")
+        real_fdatasync(fd)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        meta.segments.max_bytes = 10 * 1024   # two bodies a segment
+        try:
+            monkeypatch.setattr(os, "fdatasync", fdatasync)
+            first = asyncio.ensure_future(meta.merge([(rec("a", 1, os.urandom(4096)), 3)]))
+            await asyncio.to_thread(first_sync.wait)
+            failing = meta.segments.active
+            second = asyncio.ensure_future(meta.merge([(rec("b", 1, os.urandom(4096)), 3)]))
+            third = asyncio.ensure_future(meta.merge([(rec("c", 1, os.urandom(4096)), 3)]))
+            for _ in range(5):
+                await asyncio.sleep(0)   # both queued behind the held commit
+            release.set()
+            await first
+            results = await asyncio.gather(second, third, return_exceptions=True)
+            assert [type(r) for r in results] == [StoreError, StoreError], results
+            assert await meta.get("object", "acct/bkt/b") is None
+            assert await meta.get("object", "acct/bkt/c") is None
+            body = os.urandom(4096)
+            await meta.merge([(rec("d", 1, body), 3)])
+            assert meta.segments.active != failing   # abandoned: nothing more goes there
+            assert (await meta.get("object", "acct/bkt/d")).data == body
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_a_new_segments_directory_is_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    SegmentStore(tmp_path / "dev" / "meta.db.segments").close()
+    assert (tmp_path / "dev").stat().st_ino in synced
+
+
+async def no_pace(_: int) -> None:
+    return None
+
+
+def test_scrub_racing_compaction_reports_no_good_row_damaged(tmp_path: Path) -> None:
+    """Scrub's scan began before compaction repointed its rows and unlinked their segment:
+    the rows it then finds without a file are checked again in a fresh snapshot, which
+    names their new place, not reported damaged (and deleted)."""
+    db = tmp_path / "meta.db"
+    bodies = {f"k{i}": os.urandom(4096) for i in range(3)}
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        await meta.merge([(rec(name, 1, body), 3) for name, body in bodies.items()])
+        meta.close()
+        meta = MetaStore(db)   # that segment is sealed now
+        try:
+            (seg, _, _), = await meta.segment_usage()
+            loop = asyncio.get_running_loop()
+            paced, go_on, compacted = asyncio.Event(), asyncio.Event(), threading.Event()
+
+            async def pace(_: int) -> None:   # compaction has listed the rows; hold its copy
+                paced.set()
+                await go_on.wait()
+            compaction = asyncio.ensure_future(meta.compact_segment(seg, pace))
+            await paced.wait()
+
+            held = False
+
+            def hold_scan() -> int:   # in the scrub's scan, its snapshot taken
+                nonlocal held
+                if not held:
+                    held = True
+                    loop.call_soon_threadsafe(go_on.set)
+                    compacted.wait()
+                return 0
+            meta._rconn.set_progress_handler(hold_scan, 1)
+            scrub = asyncio.ensure_future(meta.damaged_rows(3))
+            await go_on.wait()
+            assert await compaction == 3 * 4096
+            assert not meta.segments.file(seg).exists()
+            compacted.set()
+            damaged, _ = await scrub
+            meta._rconn.set_progress_handler(None, 1)
+            assert held and damaged == []
+            for name, body in bodies.items():
+                assert (await meta.get("object", f"acct/bkt/{name}")).data == body
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_compaction_never_drops_or_unlinks_the_active_segment(tmp_path: Path) -> None:
+    """The usage list was read before the writer rolled to a new segment: compaction told
+    to compact the segment being appended to (all dead so far) leaves it be, or every body
+    appended next would go to an unlinked file."""
+    db = tmp_path / "meta.db"
+    body = os.urandom(4096)
+
+    async def go() -> None:
+        meta = MetaStore(db)
+        try:
+            await meta.merge([(rec("gone", 1, os.urandom(4096)), 3)])
+            await meta.merge([(rec("gone", 2, None, deleted=True), 3)])   # live 0
+            active = meta.segments.active
+            assert active is not None
+            assert await meta.compact_segment(active, no_pace) == 0
+            assert meta.segments.file(active).exists()
+            with pytest.raises(ValueError):
+                meta.segments.unlink(active)
+            await meta.merge([(rec("k", 1, body), 3)])
+        finally:
+            meta.close()
+        meta = MetaStore(db)
+        try:
+            assert (await meta.get("object", "acct/bkt/k")).data == body
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_a_segment_whose_file_is_lost_does_not_stop_compaction_of_the_later_ones(tmp_path: Path) -> None:
+    async def go() -> None:
+        device = LocalDevice("d1", tmp_path / "d1")
+        meta = device.meta
+        meta.segments.max_bytes = 10 * 1024    # two bodies a segment
+        for name in ("a0", "a1", "b0", "b1", "c0"):
+            await meta.merge([(rec(name, 1, os.urandom(4096)), 3)])
+        for name in ("b0", "b1"):
+            await meta.merge([(rec(name, 2, None, deleted=True), 3)])
+        first, second = sorted(seg for seg, *_ in await meta.segment_usage())[:2]
+        device.close()
+        meta.segments.file(first).unlink()     # live bodies, file lost
+        device = LocalDevice("d1", tmp_path / "d1")
+        try:
+            result = await SegmentCompaction([device]).run_once()
+            assert not device.meta.segments.file(second).exists(), result
+            assert result["segments_compacted"] == 1 and result["errors"] == 0, result
+        finally:
+            device.close()
+    run(go())
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, [0.5], 0, -0.5, 1.5, "nan", float("inf")])
+def test_compaction_refuses_a_dead_share_that_is_not_a_number_in_0_to_1(tmp_path: Path, bad: object) -> None:
+    async def go() -> None:
+        device = LocalDevice("d1", tmp_path / "d1")
+        try:
+            compaction = SegmentCompaction([device])
+            with pytest.raises(ValueError):
+                await compaction.run_once(dead_share=bad)
+            assert compaction.progress.passes == 0   # refused before the pass, not within it
+            assert (await compaction.run_once(dead_share="0.25"))["errors"] == 0
+            assert (await compaction.run_once(dead_share=1))["errors"] == 0
+        finally:
+            device.close()
+    run(go())
