@@ -15,6 +15,8 @@ from clusterlib import LocalCluster
 from conftest import make_s3, unique_bucket_name
 from opslib import cli, cluster_with_repair_interval, locate, summary
 
+from edgestore.store.blocks import block_file
+
 MIB = 1024 * 1024
 
 
@@ -45,7 +47,7 @@ def on_disk(cluster: LocalCluster, blocks: set[str]) -> set[str]:
     found = set()
     for index in range(cluster.nodes):
         root = Path(cluster.node(index)["data_dir"]) / "d1" / "blocks"
-        found |= {b for b in blocks if (root / b[:2] / b[2:4] / b).exists()}
+        found |= {b for b in blocks if block_file(root, b).exists()}
     return found
 
 
