@@ -83,7 +83,8 @@ def fill(directory: Path) -> Path:
 def bad_block_files(device: Path) -> list[str]:
     """Block files on a device whose bytes do not match the checksum their name carries."""
     bad = []
-    for path in (device / "blocks").glob("??/??/*"):
+    fanned_out = [*(device / "blocks").glob("??/*"), *(device / "blocks").glob("??/??/*")]  # new ids, legacy ids
+    for path in (p for p in fanned_out if p.is_file()):
         if not BLOCK_ID.match(path.name) or not verify(path.name, path.read_bytes()):
             bad.append(str(path))
     return bad
