@@ -57,8 +57,7 @@ def test_acknowledged_small_objects_survive_a_sigkill_of_every_node(cluster: Loc
     try:
         while len(model.objects) < ACKED_BEFORE_KILL and any(t.is_alive() for t in threads):
             time.sleep(0.05)
-        for index in range(cluster.nodes):   # mid-write: the clients are still sending
-            cluster.kill(index)
+        cluster.kill_all()   # mid-write: the clients are still sending
     finally:
         stop.set()
         for t in threads:
