@@ -78,13 +78,13 @@ class SegmentCompaction:
             progress.segments_checked += 1
             if size > 0 and live > size * (1 - dead_share):
                 continue
-            existed = seg in meta.segments.ids_on_disk()   # a lost file is not compacted by being gone
+            existed = meta.segments.file(seg).exists()   # a lost file is not compacted by being gone
             try:
                 progress.bytes_copied += await meta.compact_segment(seg, self._limiter.take)
             except StoreError as exc:   # one bad segment must not keep the later ones from compaction
                 log.warning("compaction of segment %d of device %s: %s", seg, device.name, exc)
                 progress.errors += 1
                 continue
-            if existed and seg not in meta.segments.ids_on_disk():
+            if existed and not meta.segments.file(seg).exists():
                 progress.segments_compacted += 1
                 progress.bytes_freed += size

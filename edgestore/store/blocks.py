@@ -172,7 +172,7 @@ class BlockStore:
         if directory.is_dir():
             return
         created = []
-        for path in (directory.parent, directory) if directory.parent != self.root else (directory,):
+        for path in (directory.parent, directory):   # (the root, a new id's parent, always exists)
             if not path.is_dir():
                 path.mkdir(exist_ok=True)
                 created.append(path)

@@ -94,10 +94,16 @@ class SegmentStore:
         self._dirty = True
         return self._active, offset
 
+    def _seal(self) -> tuple[int, bool]:
+        """No segment active any more: (its append handle, still open, or -1; whether it
+        holds appends not yet synced). The next append starts a new file."""
+        sealed = self._fd, self._dirty
+        self._fd, self._active, self._size, self._dirty = -1, None, 0, False
+        return sealed
+
     def _roll(self) -> None:
         if self._fd >= 0:
-            fd, dirty = self._fd, self._dirty
-            self._fd, self._active, self._size, self._dirty = -1, None, 0, False   # sealed
+            fd, dirty = self._seal()
             try:
                 if dirty:   # this batch's bodies in it must be as durable as the rest
                     os.fdatasync(fd)
@@ -124,9 +130,9 @@ class SegmentStore:
                 fsync_dir(self.path)
                 self._new_file = False
         except OSError as exc:
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._fd, self._active, self._size, self._dirty = -1, None, 0, False
+            fd, _ = self._seal()
+            if fd >= 0:
+                os.close(fd)
             raise SegmentSyncError(f"{self.path}: {exc}") from exc
 
     def unlink(self, seg: int) -> None:
