@@ -419,17 +419,23 @@ class MetaStore:
         # sharing a commit.
         return await self._write(op, patient=True)
 
-    async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = ()) -> None:
+    async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = (),
+                             stored_now: bool = False) -> None:
         """Record references to blocks of this device. A referenced block whose file is
         not here (`missing`) is marked lost until the file arrives, so the partition's
-        digest tells the peers that this device needs it; the others are marked found."""
+        digest tells the peers that this device needs it; the others are marked found.
+        A block `stored_now` becomes a GC candidate as of its reference's time: if the
+        upload that sent it never writes its record (the client went away mid-body, the
+        coordinator died), no overwrite or delete would ever free it."""
         rows = [(r.block, r.ref, r.part, r.ts) for r in refs]
         absent = set(missing)
         lost = {(block, part) for block, _, part, _ in rows if block in absent}
         found = {(block,) for block, *_ in rows if block not in absent}
+        candidates = [(block, ts) for block, _, _, ts in rows] if stored_now else []
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT OR IGNORE INTO block_refs VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO gc_candidates VALUES (?, ?) ON CONFLICT (block) DO NOTHING", candidates)
             conn.executemany("INSERT OR IGNORE INTO lost_blocks VALUES (?, ?)", lost)
             conn.executemany("DELETE FROM lost_blocks WHERE block = ?", found)
         await self._write(op)
