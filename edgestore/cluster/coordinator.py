@@ -157,11 +157,12 @@ class Coordinator:
             return {str(k): int(v) for k, v in (payload or {}).get("newer", {}).items()}
         return await self._call(target, lambda dev: dev.meta.merge((r, target.part) for r in records), remote)
 
-    async def put_records(self, path: str, records: list[Record]) -> None:
+    async def put_records(self, path: str, records: list[Record], restamp: bool = True) -> None:
         """Write new records that share a placement path; returns once a quorum has them
         durably. A replica holding a newer version of one (this node's clock lags the
         writer of that version) makes us move our clock past it and write it again, so a
-        write acknowledged now is never shadowed by one acknowledged before it."""
+        write acknowledged now is never shadowed by one acknowledged before it — unless
+        not `restamp`: a write meant to lose to any newer one (a tombstone of one version)."""
         for _ in range(MAX_CLOCK_RETRIES):
             wire = JsonBody.of([r.to_wire() for r in records])  # encoded once for every replica
             answers = await self._fan_out(path, f"write {path}",
@@ -170,7 +171,7 @@ class Coordinator:
             for answer in answers:
                 for name, ts in answer.value.items():
                     newer[name] = max(ts, newer.get(name, 0))
-            if not newer:
+            if not newer or not restamp:
                 return
             self.clock.observe(max(newer.values()))
             records = [replace(r, ts=self.clock.now()) for r in records if r.name in newer]

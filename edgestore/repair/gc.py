@@ -126,7 +126,7 @@ class GarbageCollector:
         if any(ts >= settled for ts in refs.values()):
             return "in_use"      # written within the grace period: an upload may be in flight
         for ref in refs:
-            if await self._ref_live(ref, block):
+            if await self._ref_live(ref, block, settled):
                 return "in_use"
         for device in primaries:
             await self._collect_on(device, block, set(refs))
@@ -145,7 +145,7 @@ class GarbageCollector:
                 return True
         return False
 
-    async def _ref_live(self, ref: str, block: str) -> bool:
+    async def _ref_live(self, ref: str, block: str, settled: int) -> bool:
         """Is the version that wrote `block` under `ref` ("record name#data_id"), or any
         object that took it over or copied it, still using it?"""
         name, _, data_id = ref.rpartition("#")
@@ -158,9 +158,10 @@ class GarbageCollector:
             return True     # an upload in progress
         if part is not None and part.deleted and part.value.get("completed_into"):
             owner, _, owner_data = str(part.value["completed_into"]).rpartition("#")
-            if await self._object_uses(owner, owner_data, block) or await self._copies_use(owner_data, block):
+            if await self._object_uses(owner, owner_data, block) or \
+                    await self._copies_use(owner_data, block, settled):
                 return True
-        return await self._copies_use(data_id, block)
+        return await self._copies_use(data_id, block, settled)
 
     async def _object_uses(self, name: str, data_id: str, block: str) -> bool:
         """The object at `name`, or one of its versions, lists the block under data_id."""
@@ -179,12 +180,21 @@ class GarbageCollector:
                 return True
         return False
 
-    async def _copies_use(self, data_id: str, block: str) -> bool:
+    async def _copies_use(self, data_id: str, block: str, settled: int) -> bool:
         prefix = data_id + "/"
-        async for entry in self._coordinator.iter_records(KIND_DATAUSE, placement_path(KIND_DATAUSE, prefix),
-                                                          prefix):
-            if not entry.deleted and await self._object_uses(entry.name[len(prefix):], data_id, block):
+        path = placement_path(KIND_DATAUSE, prefix)
+        async for entry in self._coordinator.iter_records(KIND_DATAUSE, path, prefix):
+            if entry.deleted:
+                continue
+            if await self._object_uses(entry.name[len(prefix):], data_id, block):
                 return True
+            if entry.ts < settled:
+                # A copy made longer ago than the grace period whose object no longer
+                # uses the data (overwritten, deleted, or the copy failed): its entry goes.
+                # The tombstone is stamped just after the entry, never restamped, so a
+                # new copy of the same data to the same name (a newer entry) wins.
+                await self._coordinator.put_records(
+                    path, [Record(KIND_DATAUSE, entry.name, entry.ts + 1, entry.node, deleted=True)], restamp=False)
         return False
 
     # -- the block's replicas ------------------------------------------------------------

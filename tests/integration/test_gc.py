@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -56,6 +57,17 @@ def on_disk(cluster: LocalCluster, blocks: set[str]) -> set[str]:
     return found
 
 
+def copy_entries(cluster: LocalCluster, bucket: str, key: str) -> int:
+    """Live `datause` index entries (one per copy made) naming this object, over every device."""
+    total = 0
+    for index in range(cluster.nodes):
+        db = Path(cluster.node(index)["data_dir"]) / "d1" / "meta.db"
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            total += conn.execute("SELECT COUNT(*) FROM records WHERE kind = 'datause' AND deleted = 0 AND name LIKE ?",
+                                  (f"%/{bucket}/{key}",)).fetchone()[0]
+    return total
+
+
 def all_block_files(cluster: LocalCluster) -> set[str]:
     found: set[str] = set()
     for index in range(cluster.nodes):
@@ -102,9 +114,11 @@ def test_a_copy_keeps_its_source_blocks_after_the_source_is_deleted(cluster: Loc
     collect(cluster)
     assert on_disk(cluster, shared) == shared
     assert s3.get_object(Bucket=bucket, Key="copy")["Body"].read() == body
+    assert copy_entries(cluster, bucket, "copy") > 0
     s3.delete_object(Bucket=bucket, Key="copy")
     collect(cluster)
     assert on_disk(cluster, shared) == set()
+    assert copy_entries(cluster, bucket, "copy") == 0    # the deleted copy's index entry went too
 
 
 def test_older_versions_and_completed_uploads_keep_their_blocks(cluster: LocalCluster, s3: Any, bucket: str) -> None:
