@@ -97,7 +97,7 @@ class GarbageCollector:
                     if not candidates:
                         break
                     done = []
-                    for block in candidates:
+                    for block, since in candidates:
                         progress.checked += 1
                         try:
                             outcome = await self._consider(device, block, settled)
@@ -106,7 +106,7 @@ class GarbageCollector:
                             outcome = "deferred"
                         setattr(progress, outcome, getattr(progress, outcome) + 1)
                         if outcome != "deferred":
-                            done.append(block)
+                            done.append((block, since))
                     await device.meta.drop_gc_candidates(done)
                     if len(done) < len(candidates):
                         break   # the rest waits for the next pass
