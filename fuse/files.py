@@ -40,7 +40,7 @@ MIN_PART = 5 * MIB  # S3's smallest part but the last
 MAX_PARTS = 10_000
 FILL_CHUNK = 4 * MIB
 RANDOM_CHUNK = 8 * MIB  # what a random read brings into the local file, around it
-RANDOM_PIECE = 2 * MIB  # in requests of this size, in parallel
+RANDOM_PIECE = 4 * MIB  # in requests of this size, in parallel (2 MiB: twice the GETs, a quarter more CPU)
 _FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -156,6 +156,11 @@ def _fuse_kwargs(opts: MountOptions) -> dict[str, Any]:
         # close-to-open revalidation it must see the new size at once.
         "attr_timeout": 0, "entry_timeout": opts.ttl_s, "negative_timeout": 0,
     }
+    if mfusepy.fuse_version_major == 2:
+        # Without it libfuse 2 has the kernel split every write into 4 KiB pages (a Python
+        # callback each: 65536 for 256 MiB); with it, writes of up to 128 KiB (libfuse 3
+        # always has them, and rejects the option).
+        kwargs["big_writes"] = True
     if os.geteuid() == 0:
         kwargs["allow_other"] = True  # modes decide who may do what, as on a local filesystem
     kwargs.update(opts.fuse_options)

@@ -1,59 +1,89 @@
 """Reads of a remote object for one open file handle: ranged GETs, growing into a read-ahead
 window while the reads are sequential and falling back to small ranges for random access.
-While a reader goes sequentially, the ``AHEAD`` windows after the one it reads are fetched in
-the background (on a shared pool), at once, so the next reads find them arrived. At most
-``AHEAD`` + 1 windows are held per handle, so memory stays bounded whatever the file size."""
+
+The handle keeps a run of adjacent windows: the one being read, the one before it (the
+kernel's read-ahead hands a sequential reader's requests to several threads, so they may
+arrive slightly out of order) and, once the window has grown to its full size, ``AHEAD``
+windows after it, fetched in the background on a shared pool so that the next reads find
+them arrived. A read anywhere in that run (or just past it) is sequential; one elsewhere
+starts over small.
+At most ``AHEAD`` + 2 windows are held per handle, so memory stays bounded whatever the file
+size."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 __all__ = ["ReadAhead"]
 
 MIN_FETCH = 128 * 1024
 AHEAD = 2  # windows in flight ahead of a sequential reader: one GET's latency hides the other's
+SLACK = 4 * MIN_FETCH  # how far past the run a read may start and still count as sequential
 
 Fetch = Callable[[int, int], bytes]  # (start, length) -> bytes of the object
+
+
+@dataclass
+class _Window:
+    start: int
+    length: int  # asked for; the object may have had fewer bytes
+    data: Future[bytes]
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+def _ready(data: bytes) -> Future[bytes]:
+    done: Future[bytes] = Future()
+    done.set_result(data)
+    return done
 
 
 class ReadAhead:
     def __init__(self, max_window: int, pool: ThreadPoolExecutor | None = None) -> None:
         self.max_window = max(max_window, MIN_FETCH)
         self._pool = pool
-        self._window = MIN_FETCH
-        self._buf = b""
-        self._buf_start = 0
-        self._next = -1  # where a sequential reader reads next
-        self._ahead: list[tuple[int, int, Future[bytes]]] = []  # (start, length, fetch) of the next windows
+        self._size = MIN_FETCH  # of the next window
+        self._windows: list[_Window] = []  # adjacent, in order
         self._lock = threading.Lock()
 
     def drop(self) -> None:
         with self._lock:
-            self._buf, self._next, self._ahead = b"", -1, []
+            self._windows, self._size = [], MIN_FETCH
 
     def seed(self, start: int, data: bytes) -> None:
         """Bytes of the object already fetched (with the open), as if read ahead."""
         with self._lock:
-            self._buf, self._buf_start, self._next = data, start, start
+            self._windows = [_Window(start, len(data), _ready(data))]
+
+    def _within(self, offset: int) -> bool:
+        return bool(self._windows) and self._windows[0].start <= offset <= self._windows[-1].end + SLACK
 
     def sequential(self, offset: int) -> bool:
         """Whether a read at ``offset`` continues this handle's reads (or its seeded start)."""
         with self._lock:
-            return offset == self._next or 0 <= offset - self._buf_start <= len(self._buf)
+            return self._within(offset)
 
-    def _take_ahead(self, pos: int, want: int) -> bytes | None:
-        """The next background window, if it starts at ``pos`` and is no shorter than wanted
-        (else the reader went elsewhere, and the windows fetched ahead are dropped)."""
-        if not self._ahead or self._ahead[0][0] != pos or self._ahead[0][1] < want:
-            self._ahead = []
-            return None
-        ahead = self._ahead.pop(0)
-        try:
-            return ahead[2].result()
-        except Exception:  # noqa: BLE001 - fetched again in the foreground, where its error is raised
-            return None
+    def _extend(self, fetch: Fetch, end: int, background: bool, upto: int = 0) -> None:
+        """One more window after the last, doubling up to the full size (and reaching ``upto``)."""
+        start = self._windows[-1].end if self._windows else 0
+        length = min(max(self._size, upto - start), end - start)
+        self._size = min(self._size * 2, self.max_window)
+        future = self._pool.submit(fetch, start, length) if background and self._pool else _ready(fetch(start, length))
+        self._windows.append(_Window(start, length, future))
+
+    def _window_at(self, fetch: Fetch, pos: int, upto: int, end: int) -> _Window:
+        if not self._within(pos):  # elsewhere: start over from a small window here
+            self._windows, self._size = [_Window(pos, 0, _ready(b""))], MIN_FETCH
+        while self._windows[-1].end <= pos:
+            self._extend(fetch, end, background=False, upto=upto)
+        index = next(i for i, w in enumerate(self._windows) if w.start <= pos < w.end)
+        del self._windows[:max(index - 1, 0)]  # keep the one before, for a late request
+        return self._windows[min(index, 1)]
 
     def read(self, fetch: Fetch, offset: int, size: int, end: int) -> bytes:
         """``size`` bytes at ``offset`` of an object of which bytes up to ``end`` are wanted."""
@@ -61,30 +91,26 @@ class ReadAhead:
         if size <= 0:
             return b""
         with self._lock:
-            out = bytearray()
+            pieces: list[bytes] = []  # a read within one window is one slice: one copy, not three
             pos = offset
             while pos < offset + size:
-                rel = pos - self._buf_start
-                if 0 <= rel < len(self._buf):
-                    piece = self._buf[rel:rel + offset + size - pos]
-                else:
-                    sequential = pos == self._next or 0 <= rel <= len(self._buf)
-                    self._window = min(self._window * 2, self.max_window) if sequential else MIN_FETCH
-                    want = min(max(self._window, offset + size - pos), end - pos)
-                    if not sequential:
-                        self._ahead = []
-                    data = self._take_ahead(pos, offset + size - pos) if sequential else None
-                    self._buf, self._buf_start = data if data is not None else fetch(pos, want), pos
-                    piece = self._buf[:offset + size - pos]
-                    if not piece:  # the object is shorter than we were told: a short read
-                        break
-                    following = self._ahead[-1][0] + self._ahead[-1][1] if self._ahead else pos + len(self._buf)
-                    while (sequential and self._pool is not None and following < end and len(self._ahead) < AHEAD
-                           and self._window >= self.max_window):
-                        length = min(self._window, end - following)
-                        self._ahead.append((following, length, self._pool.submit(fetch, following, length)))
-                        following += length
-                out += piece
+                window = self._window_at(fetch, pos, offset + size, end)
+                try:
+                    data = window.data.result()
+                except Exception:  # noqa: BLE001 - fetched again in the foreground, where its error is raised
+                    window.data = _ready(fetch(window.start, window.length))
+                    data = window.data.result()
+                piece = data[pos - window.start:offset + size - window.start]
+                if not piece:  # the object is shorter than we were told: a short read
+                    self._windows = []
+                    break
+                pieces.append(piece)
                 pos += len(piece)
-            self._next = pos
-            return bytes(out)
+                if len(data) < window.length and pos >= window.start + len(data):
+                    break  # short: what follows is past the object's end
+            ahead = sum(1 for w in self._windows if w.start >= pos)
+            while (self._pool is not None and self._windows and self._windows[-1].end < end and ahead < AHEAD
+                   and self._size >= self.max_window):
+                self._extend(fetch, end, background=True)
+                ahead += 1
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)

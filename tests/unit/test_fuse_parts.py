@@ -127,3 +127,14 @@ def test_dir_ttl_option_from_the_command_line_and_o() -> None:
     opts = build_options(options("--ttl", "0", "-o", "ttl=5"))
     assert opts.ttl_s == 0.0  # an explicit 0 on the command line is not "unset"
     assert opts.mountpoint == Path("/mnt")
+
+
+def test_libfuse_2_is_asked_for_writes_larger_than_a_page() -> None:
+    import mfusepy
+    from edgestore.fuse.mount import _fuse_kwargs
+
+    kwargs = _fuse_kwargs(build_options(options()))
+    if mfusepy.fuse_version_major == 2:
+        assert kwargs["big_writes"] is True  # else the kernel sends a write per 4 KiB page
+    else:
+        assert "big_writes" not in kwargs  # libfuse 3 always has them and rejects the option
