@@ -101,6 +101,16 @@ class DigestMismatch(ModelError):
         self.got = got
 
 
+class BodyTooSlow(ModelError):
+    """A body stored in blocks took so long to arrive that garbage collection could take
+    its first blocks for an abandoned upload's before its record is written."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the body took {seconds:.0f} s to arrive; send it in parts (multipart upload, "
+                         "segments) or faster")
+        self.seconds = seconds
+
+
 class NoSuchUpload(ModelError):
     def __init__(self, upload_id: str) -> None:
         super().__init__(f"no multipart upload {upload_id!r}")

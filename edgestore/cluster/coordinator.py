@@ -171,21 +171,23 @@ class Coordinator:
             return await dev.meta.merge(((r, target.part) for r in records), prior), prior
         return await self._call(target, local, remote)
 
-    async def put_records(self, path: str, records: list[Record]) -> None:
+    async def put_records(self, path: str, records: list[Record], restamp: bool = True) -> None:
         """Write new records that share a placement path; returns once a quorum has them
         durably. A replica holding a newer version of one (this node's clock lags the
         writer of that version) makes us move our clock past it and write it again, so a
-        write acknowledged now is never shadowed by one acknowledged before it."""
-        await self._write_records(path, records, want_prior=False)
+        write acknowledged now is never shadowed by one acknowledged before it — unless
+        not `restamp`: a write meant to lose to any newer one (a tombstone of one version)."""
+        await self._write_records(path, records, want_prior=False, restamp=restamp)
 
     async def replace_records(self, path: str, records: list[Record]) -> dict[str, bool | None]:
         """put_records, also telling for each record whether it replaced a live version
         (neither a tombstone nor expired), as a quorum read just before would have: the
         newest version the answering replicas (a quorum at least) had. None for a record
         when fewer than a quorum could say (peers older than this answer)."""
-        return await self._write_records(path, records, want_prior=True)
+        return await self._write_records(path, records, want_prior=True, restamp=True)
 
-    async def _write_records(self, path: str, records: list[Record], want_prior: bool) -> dict[str, bool | None]:
+    async def _write_records(self, path: str, records: list[Record], want_prior: bool,
+                             restamp: bool) -> dict[str, bool | None]:
         # What the first round's replicas had is what a read just before would have seen (a
         # version newer than ours included: it is in the prior too); later rounds only meet
         # our own first write again.
@@ -205,7 +207,7 @@ class Coordinator:
                     said += 1
                     met.update({name: version for name, version in prior.items()
                                 if name not in met or version[:2] > met[name][:2]})
-            if not newer:
+            if not newer or not restamp:
                 break
             self.clock.observe(max(newer.values()))
             records = [replace(r, ts=self.clock.now()) for r in records if r.name in newer]

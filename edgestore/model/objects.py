@@ -21,7 +21,7 @@ from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable
 from edgestore.clock import Clock, ts_to_seconds
 from edgestore.cluster.coordinator import Coordinator
 from edgestore.config import NodeConfig
-from edgestore.errors import DigestMismatch, NoSuchObject
+from edgestore.errors import BodyTooSlow, DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
 from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket
@@ -117,6 +117,9 @@ class Objects:
         self._block_size = config.block_size_bytes
         self._per_request = config.blocks_in_flight_per_request
         self._node_blocks = asyncio.Semaphore(config.blocks_in_flight_total)
+        # Garbage collection looks at every stored block once after its grace period and
+        # takes it if no record names it: a body must be in well before then.
+        self._max_body_s = config.repair.gc_grace_s / 2
         self.expiry = ExpiryIndex(coordinator, clock, config.node_id)
 
     async def head(self, account: str, bucket: str, key: str) -> ObjectInfo | None:
@@ -277,6 +280,7 @@ class Objects:
         # A body past inline_max is cut into blocks; the first is never cut before it.
         cut = max(self._block_size, self._inline_max + 1)
         uploads = _BlockUploads(self._coordinator, self._node_blocks, self._per_request, ref, self._clock)
+        started = time.monotonic()
         try:
             async for chunk in body:
                 size += len(chunk)
@@ -303,6 +307,8 @@ class Objects:
             await uploads.cancel()
         if expected_md5 is not None and md5.digest() != expected_md5:
             raise DigestMismatch(expected_md5, md5.digest())
+        if not inline and time.monotonic() - started > self._max_body_s:
+            raise BodyTooSlow(time.monotonic() - started)
         return StoredBody(size, md5.digest(), data_id, None if inline else blocks, data if inline else None)
 
     async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:

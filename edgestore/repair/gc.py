@@ -4,9 +4,13 @@ Blocks are shared (copies, versions, multipart parts taken over by their object)
 block is deleted only when every reference to it is found dead by quorum reads: the
 record that wrote it no longer lists it (nor does any version of it, nor — for a part —
 the object that took it over), and no copy recorded in the `datause` index uses it. Only
-blocks an overwrite or delete may have freed are looked at (the store notes them as
-candidates), and only after a grace period, so uploads still in flight and copies being
-made finish first. A block is deleted only when every primary of its partition answers,
+candidates are looked at — blocks an overwrite or delete may have freed, and every block
+once after it was stored (an upload that never wrote its record leaves its blocks to no
+one) — and only after a grace period, so uploads still in flight and copies being made
+finish first; a body that takes longer than half of it to arrive is refused
+(model/objects.py). Most candidates of the second kind belong to live objects: one live
+reference on the candidate's own device settles them, with the object's record read once
+per pass for all its blocks. A block is deleted only when every primary of its partition answers,
 each under its device's block lock, and only if no new reference arrived meanwhile.
 
 Tombstones older than the reclaim age are deleted, as Swift's reclaim_age does: a replica
@@ -27,6 +31,7 @@ from edgestore.cluster.ringstate import device_url
 from edgestore.errors import ClusterError, StoreError
 from edgestore.repair.progress import PassProgress, running_pass
 from edgestore.ring import Device
+from edgestore.store.device import LocalDevice
 from edgestore.store.records import (
     KIND_DATAUSE,
     KIND_OBJECT,
@@ -41,6 +46,8 @@ from edgestore.store.records import (
 __all__ = ["GarbageCollector", "GcProgress"]
 
 log = logging.getLogger(__name__)
+
+_LISTED_MAX = 1024
 
 
 @dataclass
@@ -68,6 +75,11 @@ class GarbageCollector:
         self._grace_s = grace_s
         self._reclaim_age_s = reclaim_age_s
         self.progress = GcProgress()
+        # "record name#data_id" -> the blocks that live record lists, as read in this
+        # device's turn of a pass. Only ever used to say "in use" (a stale entry can only
+        # keep a block one pass longer), and dropped at each turn, long before the grace
+        # period could let a change it missed come up as a candidate.
+        self._listed: dict[str, frozenset[str]] = {}
 
     async def run_once(self, grace_s: float | None = None, reclaim_age_s: float | None = None,
                        **options: Any) -> dict[str, Any]:
@@ -76,6 +88,7 @@ class GarbageCollector:
         with running_pass(GcProgress(), self.progress) as progress:
             self.progress = progress
             for device in list(self._coordinator.local_devices.values()):
+                self._listed.clear()
                 progress.tombstones_reclaimed += await device.meta.reclaim_tombstones(
                     seconds_to_ts(time.time() - reclaim_age))
                 settled = seconds_to_ts(time.time() - grace)
@@ -84,16 +97,16 @@ class GarbageCollector:
                     if not candidates:
                         break
                     done = []
-                    for block in candidates:
+                    for block, since in candidates:
                         progress.checked += 1
                         try:
-                            outcome = await self._consider(block, settled)
+                            outcome = await self._consider(device, block, settled)
                         except (ClusterError, StoreError) as exc:
                             log.info("gc: block %s not decided: %s", block, exc)
                             outcome = "deferred"
                         setattr(progress, outcome, getattr(progress, outcome) + 1)
                         if outcome != "deferred":
-                            done.append(block)
+                            done.append((block, since))
                     await device.meta.drop_gc_candidates(done)
                     if len(done) < len(candidates):
                         break   # the rest waits for the next pass
@@ -101,7 +114,9 @@ class GarbageCollector:
 
     # -- one block ---------------------------------------------------------------------
 
-    async def _consider(self, block: str, settled: int) -> str:
+    async def _consider(self, device: LocalDevice, block: str, settled: int) -> str:
+        if await self._used_by_local_ref(device, block, settled):
+            return "in_use"
         ring = self._coordinator.ring_state.ring
         primaries = ring.primaries(ring.partition_for_path(block_path(block)))
         refs: dict[str, int] = {}
@@ -111,14 +126,26 @@ class GarbageCollector:
         if any(ts >= settled for ts in refs.values()):
             return "in_use"      # written within the grace period: an upload may be in flight
         for ref in refs:
-            if await self._ref_live(ref, block):
+            if await self._ref_live(ref, block, settled):
                 return "in_use"
         for device in primaries:
             await self._collect_on(device, block, set(refs))
         log.info("gc: collected block %s (%d dead references)", block, len(refs))
         return "collected"
 
-    async def _ref_live(self, ref: str, block: str) -> bool:
+    async def _used_by_local_ref(self, device: LocalDevice, block: str, settled: int) -> bool:
+        """A reference on the candidate's own device that is recent, or whose record
+        lists the block: in use, found without asking the other replicas."""
+        refs = await device.meta.block_refs(block)
+        if any(ts >= settled for _, ts in refs):
+            return True
+        for ref, _ in refs:
+            name, _, data_id = ref.rpartition("#")
+            if name and await self._object_uses(name, data_id, block):
+                return True
+        return False
+
+    async def _ref_live(self, ref: str, block: str, settled: int) -> bool:
         """Is the version that wrote `block` under `ref` ("record name#data_id"), or any
         object that took it over or copied it, still using it?"""
         name, _, data_id = ref.rpartition("#")
@@ -131,13 +158,21 @@ class GarbageCollector:
             return True     # an upload in progress
         if part is not None and part.deleted and part.value.get("completed_into"):
             owner, _, owner_data = str(part.value["completed_into"]).rpartition("#")
-            if await self._object_uses(owner, owner_data, block) or await self._copies_use(owner_data, block):
+            if await self._object_uses(owner, owner_data, block) or \
+                    await self._copies_use(owner_data, block, settled):
                 return True
-        return await self._copies_use(data_id, block)
+        return await self._copies_use(data_id, block, settled)
 
     async def _object_uses(self, name: str, data_id: str, block: str) -> bool:
         """The object at `name`, or one of its versions, lists the block under data_id."""
-        if _lists_block(await self._coordinator.get_record(KIND_OBJECT, name), data_id, block):
+        ref = f"{name}#{data_id}"
+        if block in self._listed.get(ref, ()):
+            return True
+        current = await self._coordinator.get_record(KIND_OBJECT, name)
+        if current is not None and _lists_block(current, data_id, block):
+            if len(self._listed) >= _LISTED_MAX:
+                self._listed.clear()
+            self._listed[ref] = frozenset(entry[0] for entry in current.value["blocks"])
             return True
         async for version in self._coordinator.iter_records(KIND_VERSION, placement_path(KIND_VERSION, name),
                                                             name + VERSION_SEPARATOR):
@@ -145,12 +180,21 @@ class GarbageCollector:
                 return True
         return False
 
-    async def _copies_use(self, data_id: str, block: str) -> bool:
+    async def _copies_use(self, data_id: str, block: str, settled: int) -> bool:
         prefix = data_id + "/"
-        async for entry in self._coordinator.iter_records(KIND_DATAUSE, placement_path(KIND_DATAUSE, prefix),
-                                                          prefix):
-            if not entry.deleted and await self._object_uses(entry.name[len(prefix):], data_id, block):
+        path = placement_path(KIND_DATAUSE, prefix)
+        async for entry in self._coordinator.iter_records(KIND_DATAUSE, path, prefix):
+            if entry.deleted:
+                continue
+            if await self._object_uses(entry.name[len(prefix):], data_id, block):
                 return True
+            if entry.ts < settled:
+                # A copy made longer ago than the grace period whose object no longer
+                # uses the data (overwritten, deleted, or the copy failed): its entry goes.
+                # The tombstone is stamped just after the entry, never restamped, so a
+                # new copy of the same data to the same name (a newer entry) wins.
+                await self._coordinator.put_records(
+                    path, [Record(KIND_DATAUSE, entry.name, entry.ts + 1, entry.node, deleted=True)], restamp=False)
         return False
 
     # -- the block's replicas ------------------------------------------------------------

@@ -93,7 +93,7 @@ class LocalDevice:
     async def store_block(self, block: str, data: bytes, ref: BlockRef) -> None:
         async with self.block_lock(block):
             await self.blocks.put(block, data)
-            await self.meta.add_block_refs([ref])
+            await self.meta.add_block_refs([ref], stored_now=True)
 
     async def receive_block(self, block: str, pieces: AsyncIterator[bytes], ref: BlockRef, limit: int) -> None:
         """Store a block as its bytes arrive (a peer's upload): written and fsynced to a
@@ -102,7 +102,7 @@ class LocalDevice:
         try:
             async with self.block_lock(block):
                 await self.blocks.place(block, tmp)
-                await self.meta.add_block_refs([ref])
+                await self.meta.add_block_refs([ref], stored_now=True)
         finally:
             self.blocks.discard(tmp)  # a no-op once placed
 

@@ -93,11 +93,13 @@ CREATE TABLE IF NOT EXISTS lost_blocks (   -- referenced here, but the file is m
 );
 """
 
-# Blocks an overwrite or a delete leaves unreferenced become GC candidates. ON CONFLICT DO
-# NOTHING, not INSERT OR IGNORE: the merge's UPSERT would impose its own conflict policy
-# (ABORT) on an OR clause in the trigger, failing every overwrite of an object whose blocks
-# are candidates already (a copy's, or repeated blocks). Recreated at every open, so that
-# databases made with the old triggers get these.
+# Blocks an overwrite or a delete leaves unreferenced become GC candidates; one that is a
+# candidate already takes the later time, so that collection, which drops a candidate it
+# found in use only if its time is still the one it read, looks at it again after this
+# change. An UPSERT clause, not INSERT OR IGNORE: the merge's UPSERT would impose its own
+# conflict policy (ABORT) on an OR clause in the trigger, failing every overwrite of an
+# object whose blocks are candidates already (a copy's, or repeated blocks). Recreated at
+# every open, so that databases made with the old triggers get these.
 _GC_TRIGGERS = """
 DROP TRIGGER IF EXISTS records_free_on_change;
 DROP TRIGGER IF EXISTS records_free_on_drop;
@@ -105,13 +107,13 @@ CREATE TRIGGER records_free_on_change AFTER UPDATE ON records
 WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
     INSERT INTO gc_candidates
         SELECT json_extract(b.value, '$[0]'), NEW.ts FROM json_each(OLD.value, '$.blocks') AS b WHERE true
-        ON CONFLICT (block) DO NOTHING;
+        ON CONFLICT (block) DO UPDATE SET ts = max(ts, excluded.ts);
 END;
 CREATE TRIGGER records_free_on_drop AFTER DELETE ON records
 WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
     INSERT INTO gc_candidates
         SELECT json_extract(b.value, '$[0]'), OLD.ts FROM json_each(OLD.value, '$.blocks') AS b WHERE true
-        ON CONFLICT (block) DO NOTHING;
+        ON CONFLICT (block) DO UPDATE SET ts = max(ts, excluded.ts);
 END;
 """
 
@@ -428,17 +430,24 @@ class MetaStore:
         # sharing a commit.
         return await self._write(op, patient=True)
 
-    async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = ()) -> None:
+    async def add_block_refs(self, refs: Iterable[BlockRef], missing: Iterable[str] = (),
+                             stored_now: bool = False) -> None:
         """Record references to blocks of this device. A referenced block whose file is
         not here (`missing`) is marked lost until the file arrives, so the partition's
-        digest tells the peers that this device needs it; the others are marked found."""
+        digest tells the peers that this device needs it; the others are marked found.
+        A block `stored_now` becomes a GC candidate as of its reference's time: if the
+        upload that sent it never writes its record (the client went away mid-body, the
+        coordinator died), no overwrite or delete would ever free it."""
         rows = [(r.block, r.ref, r.part, r.ts) for r in refs]
         absent = set(missing)
         lost = {(block, part) for block, _, part, _ in rows if block in absent}
         found = {(block,) for block, *_ in rows if block not in absent}
+        candidates = [(block, ts) for block, _, _, ts in rows] if stored_now else []
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT OR IGNORE INTO block_refs VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO gc_candidates VALUES (?, ?) "
+                             "ON CONFLICT (block) DO UPDATE SET ts = max(ts, excluded.ts)", candidates)
             conn.executemany("INSERT OR IGNORE INTO lost_blocks VALUES (?, ?)", lost)
             conn.executemany("DELETE FROM lost_blocks WHERE block = ?", found)
         await self._write(op)
@@ -713,17 +722,19 @@ class MetaStore:
 
     # -- garbage collection --------------------------------------------------------------
 
-    async def gc_candidates(self, before_ts: int, limit: int = 1000) -> Sequence[str]:
-        """Blocks that a change older than `before_ts` may have freed (a record that listed
-        them was overwritten or deleted)."""
-        def fn(conn: sqlite3.Connection) -> Sequence[str]:
-            return [b for (b,) in conn.execute("SELECT block FROM gc_candidates WHERE ts < ? ORDER BY ts LIMIT ?",
-                                               (before_ts, limit))]
+    async def gc_candidates(self, before_ts: int, limit: int = 1000) -> Sequence[tuple[str, int]]:
+        """(block, time) of blocks that a change older than `before_ts` may have freed (a
+        record that listed them was overwritten or deleted, or they were just stored)."""
+        def fn(conn: sqlite3.Connection) -> Sequence[tuple[str, int]]:
+            return list(conn.execute("SELECT block, ts FROM gc_candidates WHERE ts < ? ORDER BY ts LIMIT ?",
+                                     (before_ts, limit)))
         return await self._read(fn)
 
-    async def drop_gc_candidates(self, blocks: Iterable[str]) -> None:
-        rows = [(b,) for b in blocks]
-        await self._write(lambda conn: conn.executemany("DELETE FROM gc_candidates WHERE block = ?", rows))
+    async def drop_gc_candidates(self, candidates: Iterable[tuple[str, int]]) -> None:
+        """Forget candidates decided on — each only if no change made it a candidate again
+        (a later time) meanwhile."""
+        rows = list(candidates)
+        await self._write(lambda conn: conn.executemany("DELETE FROM gc_candidates WHERE block = ? AND ts = ?", rows))
 
     async def block_refs(self, block: str) -> Sequence[tuple[str, int]]:
         """(ref, ts) of every reference to a block on this device."""

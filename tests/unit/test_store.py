@@ -81,7 +81,29 @@ def test_overwrites_of_objects_whose_blocks_are_gc_candidates_already(tmp_path: 
             await meta.merge([(blocks("a/b/one", 2, "z"), 1)])  # frees x (twice) and y
             await meta.merge([(blocks("a/b/two", 2, "z"), 1)])  # frees y again
             await meta.merge([(rec("a/b/one", 3, deleted=True), 1)])
-            assert sorted(await meta.gc_candidates(10)) == ["x", "y", "z"]
+            assert sorted(block for block, _ in await meta.gc_candidates(10)) == ["x", "y", "z"]
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_a_candidate_freed_again_while_collection_decides_stays_a_candidate(tmp_path: Path) -> None:
+    """Collection drops a candidate it found in use; a change that freed the block
+    meanwhile must not be dropped with it, or the block would never be looked at again."""
+    def blocks(name: str, ts: int, *ids: str) -> Record:
+        return Record("object", name, ts, "n1", False, {"size": 1, "blocks": [[b, 1] for b in ids]}, None)
+
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([(blocks("a/b/one", 1, "x"), 1), (blocks("a/b/copy", 1, "x"), 1)])
+            await meta.merge([(blocks("a/b/one", 2, "y"), 1)])          # frees x at 2
+            assert await meta.gc_candidates(10) == [("x", 2)]           # collection reads it...
+            await meta.merge([(rec("a/b/copy", 7, deleted=True), 1)])  # ...the last user goes...
+            await meta.drop_gc_candidates([("x", 2)])                   # ...and it decided "in use"
+            assert await meta.gc_candidates(10) == [("x", 7)]
+            await meta.drop_gc_candidates([("x", 7)])
+            assert await meta.gc_candidates(10) == []
         finally:
             meta.close()
     run(go())

@@ -34,6 +34,7 @@ from edgestore.api.s3.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
+    RequestTimeout,
     S3Error,
     ServiceUnavailable,
     error_xml,
@@ -127,6 +128,8 @@ def _as_s3_error(exc: Exception) -> S3Error:
         return BucketNotEmpty(BucketName=exc.bucket)
     if isinstance(exc, domain.DigestMismatch):
         return BadDigest(ExpectedDigest=exc.expected.hex(), CalculatedDigest=exc.got.hex())
+    if isinstance(exc, domain.BodyTooSlow):
+        return RequestTimeout(str(exc))
     if isinstance(exc, domain.NoSuchUpload):
         return NoSuchUpload(UploadId=exc.upload_id)
     if isinstance(exc, domain.BadPartList):

@@ -63,6 +63,8 @@ def as_swift_error(exc: Exception) -> SwiftError:
         return SwiftError(409)
     if isinstance(exc, domain.DigestMismatch):
         return SwiftError(422)
+    if isinstance(exc, domain.BodyTooSlow):
+        return SwiftError(408, str(exc))
     if isinstance(exc, domain.ClusterError):
         return SwiftError(503)
     if isinstance(exc, domain.ModelError):
