@@ -40,6 +40,8 @@ MAX_CLOCK_RETRIES = 3
 MAX_LIST_PAGE = 10000
 
 T = TypeVar("T")
+# A replica's version of a record before a write: (ts, node, live).
+Prior = tuple[int, str, bool]
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,27 @@ class Coordinator:
 
     # -- records -------------------------------------------------------------------
 
-    async def _put_one(self, target: Target, records: list[Record], wire: JsonBody | None = None) -> dict[str, int]:
-        async def remote() -> dict[str, int]:
+    async def _put_one(self, target: Target, records: list[Record], wire: JsonBody | None = None,
+                       want_prior: bool = False) -> tuple[dict[str, int], dict[str, Prior] | None]:
+        """Write to one replica: (the newer versions it holds, by name; with `want_prior`,
+        the version each record met there, None if the replica cannot say)."""
+        async def remote() -> tuple[dict[str, int], dict[str, Prior] | None]:
+            params = {"part": str(target.part), **({"prior": "1"} if want_prior else {})}
             status, payload = await self.client.request_json(
                 "POST", target.url, f"/_internal/{target.device.device}/records",
-                {"part": str(target.part)}, wire or JsonBody.of([r.to_wire() for r in records]))
+                params, wire or JsonBody.of([r.to_wire() for r in records]))
             if status != 200:
                 raise PeerError(target.url, f"record write answered {status}", status)
-            return {str(k): int(v) for k, v in (payload or {}).get("newer", {}).items()}
-        return await self._call(target, lambda dev: dev.meta.merge((r, target.part) for r in records), remote)
+            payload = payload or {}
+            newer = {str(k): int(v) for k, v in payload.get("newer", {}).items()}
+            said = payload.get("prior") if want_prior else None  # a node older than the field omits it
+            return newer, None if said is None else {str(k): (int(t), str(n), bool(live))
+                                                     for k, (t, n, live) in said.items()}
+
+        async def local(dev: LocalDevice) -> tuple[dict[str, int], dict[str, Prior] | None]:
+            prior: dict[str, Prior] | None = {} if want_prior else None
+            return await dev.meta.merge(((r, target.part) for r in records), prior), prior
+        return await self._call(target, local, remote)
 
     async def put_records(self, path: str, records: list[Record], restamp: bool = True) -> None:
         """Write new records that share a placement path; returns once a quorum has them
@@ -163,19 +177,46 @@ class Coordinator:
         writer of that version) makes us move our clock past it and write it again, so a
         write acknowledged now is never shadowed by one acknowledged before it — unless
         not `restamp`: a write meant to lose to any newer one (a tombstone of one version)."""
-        for _ in range(MAX_CLOCK_RETRIES):
+        await self._write_records(path, records, want_prior=False, restamp=restamp)
+
+    async def replace_records(self, path: str, records: list[Record]) -> dict[str, bool | None]:
+        """put_records, also telling for each record whether it replaced a live version
+        (neither a tombstone nor expired), as a quorum read just before would have: the
+        newest version the answering replicas (a quorum at least) had. None for a record
+        when fewer than a quorum could say (peers older than this answer)."""
+        return await self._write_records(path, records, want_prior=True, restamp=True)
+
+    async def _write_records(self, path: str, records: list[Record], want_prior: bool,
+                             restamp: bool) -> dict[str, bool | None]:
+        # What the first round's replicas had is what a read just before would have seen (a
+        # version newer than ours included: it is in the prior too); later rounds only meet
+        # our own first write again.
+        names, said = [r.name for r in records], 0
+        met: dict[str, Prior] = {}  # the newest version a replica had, by name
+        for attempt in range(MAX_CLOCK_RETRIES):
             wire = JsonBody.of([r.to_wire() for r in records])  # encoded once for every replica
             answers = await self._fan_out(path, f"write {path}",
-                                          functools.partial(self._put_one, records=records, wire=wire))
+                                          functools.partial(self._put_one, records=records, wire=wire,
+                                                            want_prior=want_prior))
             newer: dict[str, int] = {}
             for answer in answers:
-                for name, ts in answer.value.items():
+                answered_newer, prior = answer.value
+                for name, ts in answered_newer.items():
                     newer[name] = max(ts, newer.get(name, 0))
+                if attempt == 0 and prior is not None:
+                    said += 1
+                    met.update({name: version for name, version in prior.items()
+                                if name not in met or version[:2] > met[name][:2]})
             if not newer or not restamp:
-                return
+                break
             self.clock.observe(max(newer.values()))
             records = [replace(r, ts=self.clock.now()) for r in records if r.name in newer]
-        log.warning("writes to %s kept losing to newer versions; the cluster's clocks disagree", path)
+        else:
+            log.warning("writes to %s kept losing to newer versions; the cluster's clocks disagree", path)
+        if not want_prior:
+            return {}
+        known = said >= quorum_size(self.replicas)
+        return {name: (name in met and met[name][2]) if known else None for name in names}
 
     async def put_record(self, record: Record) -> None:
         await self.put_records(placement_path(record.kind, record.name), [record])

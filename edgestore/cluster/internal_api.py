@@ -102,8 +102,12 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             records = [Record.from_wire(w) for w in json.loads(body)]
         except (ValueError, KeyError, TypeError) as exc:
             raise web.HTTPBadRequest(text=f"malformed records: {exc}\n") from exc
-        newer = await device.meta.merge((r, part) for r in records)
-        return web.json_response({"newer": newer})
+        if request.query.get("prior") != "1":
+            return web.json_response({"newer": await device.meta.merge((r, part) for r in records)})
+        # Asked for (a Swift DELETE): the version each record replaced or met, [ts, node, live].
+        prior: dict[str, tuple[int, str, bool]] = {}
+        newer = await device.meta.merge(((r, part) for r in records), prior)
+        return web.json_response({"newer": newer, "prior": prior})
 
     async def get_record(request: web.Request) -> web.Response:
         device = device_of(request)

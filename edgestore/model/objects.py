@@ -176,6 +176,16 @@ class Objects:
         return ObjectInfo.from_record(key, current.without_data()) if not deleted else \
             ObjectInfo.marker(key, current)
 
+    async def delete_unversioned(self, account: str, bucket: str, key: str) -> bool | None:
+        """Delete the object of a bucket that never had versioning (a tombstone, as commit
+        writes), without reading it first. Returns whether a live object was there, as a
+        quorum read would have said, from the replicas' write answers; None if they could
+        not say (peers older than that answer)."""
+        name = object_name(account, bucket, key)
+        tombstone = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, deleted=True)
+        replaced = await self._coordinator.replace_records(placement_path(KIND_OBJECT, name), [tombstone])
+        return replaced[name]
+
     async def _keep_unversioned(self, name: str) -> list[Record]:
         """An object written before versioning was turned on becomes the "null" version
         when the first version is written over it, instead of being lost."""

@@ -21,12 +21,13 @@ import re
 import sqlite3
 from typing import Any, Sequence
 
-__all__ = ["list_rows_sync", "list_rows_json_sync", "prefix_end", "FIELD_PATH"]
+__all__ = ["list_rows_sync", "list_rows_json_sync", "prefix_end", "FIELD_PATH", "LIVE_SQL"]
 
 # A field is a JSON path into a record's value: "size", "slo.size".
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Live: not a tombstone and not expired (an object's delete_at, unix seconds, not yet due).
-_LIVE = "deleted = 0 AND coalesce(json_extract(value, '$.delete_at') > ?, 1)"
+LIVE_SQL = "deleted = 0 AND coalesce(json_extract(value, '$.delete_at') > ?, 1)"
+_LIVE = LIVE_SQL
 
 
 def prefix_end(prefix: str) -> str | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ import xxhash
 from edgestore.errors import StoreError
 from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
 from edgestore.store.groupcommit import Batcher
-from edgestore.store.listing import list_rows_json_sync, list_rows_sync, prefix_end
+from edgestore.store.listing import LIVE_SQL, list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
 from edgestore.store.segments import SegmentStore, SegmentSyncError
 
@@ -391,20 +392,28 @@ class MetaStore:
         for fut, value, error in results:
             loop.call_soon_threadsafe(_settle, fut, value, error)
 
-    async def merge(self, records: Iterable[tuple[Record, int]]) -> dict[str, int]:
+    async def merge(self, records: Iterable[tuple[Record, int]],
+                    prior: dict[str, tuple[int, str, bool]] | None = None) -> dict[str, int]:
         """Merge (record, partition) pairs, last writer wins. Returns, for each record that
         lost to a newer stored version, that version's timestamp (by record name): the
-        coordinator of a new write uses it to notice its clock is behind and write again."""
+        coordinator of a new write uses it to notice its clock is behind and write again.
+        `prior`, if given, receives the version each record met here, replaced or not
+        (name: (ts, node, live: neither a tombstone nor expired)): a Swift DELETE learns
+        from it whether there was an object to delete without reading first."""
         rows = []
         for r, part in records:
             value = json.dumps(r.value, separators=(",", ":"))
             rows.append((r.kind, r.name, part, r.ts, r.node, int(r.deleted), value, r.data, row_check(value, r.data)))
+        now = time.time()
+        probe = f"SELECT ts, node, {LIVE_SQL} FROM records WHERE kind = ? AND name = ?" if prior is not None \
+            else "SELECT ts, node FROM records WHERE kind = ? AND name = ?"
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             newer = {}
             for kind, name, part, ts, node, deleted, value, data, check in rows:
-                stored = conn.execute("SELECT ts, node FROM records WHERE kind = ? AND name = ?",
-                                      (kind, name)).fetchone()
+                stored = conn.execute(probe, (now, kind, name) if prior is not None else (kind, name)).fetchone()
+                if stored is not None and prior is not None:
+                    prior[name] = (int(stored[0]), str(stored[1]), bool(stored[2]))
                 if stored is not None and (stored[0], stored[1]) >= (ts, node):
                     # Lost to (or is) the stored version: neither row nor body is written.
                     if (stored[0], stored[1]) > (ts, node):

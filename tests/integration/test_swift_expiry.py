@@ -126,6 +126,22 @@ def test_post_changes_and_removes_the_expiry(swift_conn: Connection, container: 
     swift_conn.delete_container(container)  # the record may still be there: the expirer runs later
 
 
+def test_delete_answers_404_for_an_expired_or_missing_object(swift_conn: Connection, container: str) -> None:
+    """As Swift does: a DELETE finds nothing to delete in an expired object, nor in one never
+    written or already deleted; a live one is deleted (204) once."""
+    swift_conn.put_object(container, "brief", b"x", headers={"X-Delete-After": "1"})
+    swift_conn.put_object(container, "kept", b"y")
+    wait_past(int(time.time()) + 2)
+    for name in ("brief", "never-written"):
+        with pytest.raises(ClientException) as exc:
+            swift_conn.delete_object(container, name)
+        assert status(exc) == 404
+    swift_conn.delete_object(container, "kept")
+    with pytest.raises(ClientException) as exc:
+        swift_conn.delete_object(container, "kept")
+    assert status(exc) == 404
+
+
 def test_overwrite_without_expiry_makes_the_object_permanent(cluster: LocalCluster, swift_conn: Connection,
                                                               container: str) -> None:
     swift_conn.put_object(container, "reading", b"old", headers={"X-Delete-After": "1"})

@@ -43,6 +43,31 @@ def test_merge_keeps_the_newest_version_whatever_the_order(tmp_path: Path) -> No
     run(go())
 
 
+def test_merge_tells_the_version_each_record_met(tmp_path: Path) -> None:
+    """What a Swift DELETE answers 404 by: the version a write replaced (or lost to), and
+    whether it was live — a tombstone and an expired object are not."""
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            prior: dict[str, tuple[int, str, bool]] = {}
+            await meta.merge([(rec("a/b/new", 2), 1)], prior)
+            assert prior == {}  # nothing was there
+            await meta.merge([(rec("a/b/new", 4, deleted=True), 1)], prior)
+            assert prior == {"a/b/new": (2, "n1", True)}
+            await meta.merge([(rec("a/b/new", 6, deleted=True), 1)], prior)
+            assert prior == {"a/b/new": (4, "n1", False)}
+            await meta.merge([(rec("a/b/new", 5), 1)], prior)  # lost to the newer tombstone
+            assert prior == {"a/b/new": (6, "n1", False)}
+            expired = Record("object", "a/b/gone", 1, "n1", value={"size": 1, "delete_at": 1000})
+            await meta.merge([(expired, 1)])
+            prior.clear()
+            await meta.merge([(rec("a/b/gone", 2, deleted=True), 1)], prior)
+            assert prior == {"a/b/gone": (1, "n1", False)}
+        finally:
+            meta.close()
+    run(go())
+
+
 def test_overwrites_of_objects_whose_blocks_are_gc_candidates_already(tmp_path: Path) -> None:
     """A block listed twice in one object, or already a candidate (a copy's), must not fail
     the merge that frees it again."""

@@ -24,12 +24,12 @@ __all__ = ["TOKEN_LIFETIME_S", "make_token", "token_access_key", "login", "user_
 TOKEN_LIFETIME_S = 24 * 3600
 TOKEN_PREFIX = "AUTH_tk"
 _DOMAIN = b"edgestore swift token v1\x00"
-# Tokens whose signature was checked, with the secret and the user record it was checked
-# against. A hit needs the very record Users.get returns now: a changed key, a deleted user
-# or a re-read record misses and is checked afresh, so a token is refused exactly when it
-# would be without this (within the users cache's own lifetime), and no HMAC is computed
-# on every request of a session.
-_verified: dict[str, tuple[bytes, User]] = {}
+# Tokens whose signature was checked, with the secret, the user record it was checked
+# against and the token's expiry. A hit needs the very record Users.get returns now: a
+# changed key, a deleted user or a re-read record misses and is checked afresh, so a token
+# is refused exactly when it would be without this (within the users cache's own lifetime),
+# and neither the token's text is parsed nor an HMAC computed on every request of a session.
+_verified: dict[str, tuple[bytes, User, int]] = {}
 _VERIFIED_MAX = 10_000
 
 
@@ -59,6 +59,12 @@ def token_access_key(token: str) -> tuple[str, int, str] | None:
 
 async def user_for_token(users: Users, secret: bytes, token: str, now: float) -> User:
     """The user a token was issued to; 401 if it is malformed, forged, stale or revoked."""
+    checked = _verified.get(token)
+    if checked is not None:
+        checked_secret, checked_user, checked_expires = checked
+        if checked_expires > now and checked_secret == secret \
+                and await users.get(checked_user.access_key) is checked_user:
+            return checked_user
     parsed = token_access_key(token)
     if parsed is None:
         raise SwiftError(401)
@@ -68,14 +74,11 @@ async def user_for_token(users: Users, secret: bytes, token: str, now: float) ->
     user = await users.get(access_key)
     if user is None:
         raise SwiftError(401)
-    checked = _verified.get(token)
-    if checked is not None and checked[0] == secret and checked[1] is user:
-        return user
     if not hmac.compare_digest(sig, _signature(secret, access_key, expires, user.effective_swift_key)):
         raise SwiftError(401)
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()
-    _verified[token] = (secret, user)
+    _verified[token] = (secret, user, expires)
     return user
 
 
