@@ -87,6 +87,8 @@ def s3_errors(func: F) -> F:
 
 
 def _check_name(path: str) -> None:
+    if len(path) * 4 <= NAME_MAX:
+        return  # (a character is at most four bytes in UTF-8: no name of it can be too long)
     if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
         raise _fail(errno.ENAMETOOLONG)
     if len(path.encode("utf-8", "surrogateescape")) > KEY_MAX:
