@@ -249,9 +249,10 @@ class Workload:
     tarball: Path
     tar_tree: Path
     tar_sizes: dict[str, int]
+    only: list[str] | None = None  # starts of the names of the steps to run (None: all)
 
     def steps(self) -> list[Step]:
-        return [
+        steps = [
             Step(f"write {self.small_count} small files", self.write_small),
             Step("ls -lR", self.ls_lr, fresh=True),
             Step("read back + verify", self.read_small, fresh=True),
@@ -262,6 +263,7 @@ class Workload:
             Step(f"untar {len(self.tar_sizes)} files", self.untar),
             Step("diff -r", self.diff, fresh=True),
         ]
+        return [s for s in steps if self.only is None or any(s.name.startswith(w) for w in self.only)]
 
     def write_small(self, mnt: Path, barrier: Barrier) -> str:
         for i in range(self.small_count):
@@ -516,6 +518,9 @@ def main() -> int:
     parser.add_argument("--tar-files", type=int, default=3000)
     parser.add_argument("--step-timeout", type=float, default=900.0)
     parser.add_argument("--only", help="comma-separated subset: edgestore,s3fs,rclone")
+    parser.add_argument("--steps", help="comma-separated subset of the steps, each a start of a step's name "
+                        "(write 1,ls,read back,untar,diff: the small-file steps); a step reads what an earlier "
+                        "one wrote, so keep those it needs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "mounts.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/mounts.md alone")
     args = parser.parse_args()
@@ -524,7 +529,7 @@ def main() -> int:
     shutil.rmtree(args.data, ignore_errors=True)
     tarball, tar_tree, tar_sizes = make_tarball(args.data, args.tar_files)
     work = Workload(args.small_count, args.large_mib, args.random_reads, args.rename_files, tarball, tar_tree,
-                    tar_sizes)
+                    tar_sizes, args.steps.split(",") if args.steps else None)
     load_before = os.getloadavg()[0]
     up, info = start_cluster(args.data / "cluster", args.port)
     try:

@@ -87,6 +87,8 @@ def s3_errors(func: F) -> F:
 
 
 def _check_name(path: str) -> None:
+    if len(path) * 4 <= NAME_MAX:
+        return  # (a character is at most four bytes in UTF-8: no name of it can be too long)
     if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
         raise _fail(errno.ENAMETOOLONG)
     if len(path.encode("utf-8", "surrogateescape")) > KEY_MAX:
@@ -220,24 +222,25 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                 return of.attr.copy()
         found, attr = self.cache.attr(path)
         if not found:
+            since = self.cache.stamp()  # (what the server says is not cached if this mount changed it meanwhile)
             parent, name = parent_of(path)
             listing = self.cache.listing(parent)
             if listing is None and self.cache.ttl_s > 0 and not self._is_large(parent):
                 # One listing of the parent answers this lookup and those of its siblings
                 # (a walk of the tree looks them all up, one after the other). It is as fresh
                 # as a request for this name would be, so this name's absence is believed.
-                scan = self._scan(parent, SCAN_PAGES, denies=False)
+                scan = self._scan(parent, SCAN_PAGES, denies=False, since=since)
                 listing = scan.names
-                found, attr = self.cache.attr(path)
+                found, attr = self.cache.attr(path)  # (a local change meanwhile is in the cache)
                 if not found and scan.complete and name not in scan.names:
                     found, attr = True, None
-                    self.cache.put_attr(path, None)
+                    self.cache.put_attr(path, None, since)
         if not found:
             if self.cache.denies(parent, name):
                 attr = None
             else:
                 attr = self._fetch(path, listing.get(name) if listing else None)
-            self.cache.put_attr(path, attr)
+            self.cache.put_attr(path, attr, since)
         if attr is not None and attr.is_dir:
             attr = self.dirtimes.overlay(path, attr)
         return attr
@@ -262,11 +265,14 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- directories ----------------------------------------------------------------------
 
-    def _scan(self, path: str, max_pages: int | None, denies: bool, own: bool = False) -> Scan:
+    def _scan(self, path: str, max_pages: int | None, denies: bool, own: bool = False,
+              since: int | None = None) -> Scan:
         """List directory ``path`` (up to ``max_pages`` pages): its names are cached if that was
         all of them (see ``MetaCache.put_listing`` for ``denies``), and its files' attributes
-        when the listing carries them; with ``own``, its own attributes are returned too (a
-        HEAD of its ``dir/`` object if the listing did not carry them)."""
+        when the listing carries them, unless this mount changed the directory meanwhile (after
+        ``since``, by default now); with ``own``, its own attributes are returned too (a HEAD of
+        its ``dir/`` object if the listing did not carry them)."""
+        since = self.cache.stamp() if since is None else since
         prefix = _prefix(path)
         scan = Scan({}, True, None)
         attrs: dict[str, Attr] = {}
@@ -294,11 +300,11 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                     self._large.clear()
                 break
         if scan.complete:
-            self.cache.put_listing(path, scan.names, denies)
+            self.cache.put_listing(path, scan.names, denies, since)
         below = below_of(path)
         for name, attr in attrs.items():  # ls -l then stats them without a request each
             if not scan.names[name]:
-                self.cache.put_attr(below + name, attr)
+                self.cache.put_attr(below + name, attr, since)
         if not own or path == "/":
             return scan
         if marker is not None:
@@ -422,6 +428,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         if of is not None:
             return of, b""
         key, first = _key(path), b""
+        since = self.cache.stamp()
         if fetch:
             got = self.client.get_first(key, OPEN_FETCH)
             head = got[0] if got is not None else None
@@ -435,7 +442,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         attr = self._attr_of_head(key, head)
         if attr.is_dir:
             raise _fail(errno.EISDIR)
-        self.cache.update_attr(path, attr)
+        self.cache.refresh_attr(path, attr, since)
         with self._lock:
             of = self._files.get(path)
             if of is not None:

@@ -1,5 +1,5 @@
-"""A small synchronous S3 client for the mount: path-style requests over http.client with a
-pool of kept-alive connections, signed with SigV4 (``edgestore.sigv4_client``).
+"""A small synchronous S3 client for the mount: path-style requests over a pool of kept-alive
+HTTP/1.1 connections (``http1``), signed with SigV4 (``edgestore.sigv4_client``).
 
 The mount talks plain S3 so that it works against any S3 server; against edgestore a copy
 moves no object data, so renames are cheap. Bodies are bytes or regions of a local file
@@ -25,6 +25,8 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from edgestore.sigv4_client import sign_headers
+
+from .http1 import Connection
 
 __all__ = ["S3Error", "S3Client", "ObjectHead", "ListEntry", "ListPage", "FileRegion"]
 
@@ -141,19 +143,51 @@ def _head_of(h: dict[str, str], size: int) -> ObjectHead:
                       h.get("content-type", ""), meta)
 
 
+def _local(tag: str) -> str:
+    """An element's name without its namespace."""
+    return tag[tag.rfind("}") + 1:]
+
+
 def _list_entry(node: ET.Element) -> ListEntry:
-    entry = ListEntry(unquote_plus(_text(node, "Key")), int(_text(node, "Size") or 0), _text(node, "ETag").strip('"'),
-                      _iso_date_ns(_text(node, "LastModified")))
-    user = node.find("{*}UserMetadata")
+    # One pass over the children (a listing page has up to 1000 entries; find() with a
+    # namespace wildcard walks them once per field).
+    fields: dict[str, str] = {}
+    user: ET.Element | None = None
+    for child in node:
+        name = _local(child.tag)
+        if name == "UserMetadata":
+            user = child
+        else:
+            fields[name] = child.text or ""
+    entry = ListEntry(unquote_plus(fields.get("Key", "")), int(fields.get("Size") or 0),
+                      fields.get("ETag", "").strip('"'), _iso_date_ns(fields.get("LastModified", "")))
     if user is not None:
         entry.meta = {}
         for item in user:
-            name = str(item.tag).rsplit("}", 1)[-1].lower()
+            name = _local(item.tag).lower()
             if name == "content-type":
                 entry.content_type = item.text or ""
             elif name.startswith("x-amz-meta-"):
                 entry.meta[name[len("x-amz-meta-"):]] = item.text or ""
     return entry
+
+
+def _list_page_of(root: ET.Element) -> ListPage:
+    """A ListObjectsV2 answer, read in one pass over its elements."""
+    entries: list[ListEntry] = []
+    prefixes: list[str] = []
+    truncated, token = False, ""
+    for child in root:
+        name = _local(child.tag)
+        if name == "Contents":
+            entries.append(_list_entry(child))
+        elif name == "CommonPrefixes":
+            prefixes.append(unquote_plus(_text(child, "Prefix")))
+        elif name == "IsTruncated":
+            truncated = child.text == "true"
+        elif name == "NextContinuationToken":
+            token = child.text or ""
+    return ListPage(entries, prefixes, token or None if truncated else None)
 
 
 def _error_of(status: int, body: bytes) -> S3Error:
@@ -181,25 +215,23 @@ class S3Client:
         self._keys = (access_key, secret_key, region)
         self._timeout = timeout_s
         self._https = parts.scheme == "https"
-        self._host, self._port = parts.hostname, parts.port
+        self._host, self._port = parts.hostname, parts.port or (443 if self._https else 80)
+        self._host_header = parts.netloc.rpartition("@")[2]  # (sent and signed as it is)
         self._ssl = ssl.create_default_context(cafile=ca_file) if self._https else None
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[Connection] = []
         self._pool_size = pool_size
         self._lock = threading.Lock()
         self.sent: Counter[str] = Counter()  # requests sent, by kind (``_count``): what benchmarks count
 
     # -- connections ----------------------------------------------------------------------
 
-    def _take(self) -> http.client.HTTPConnection:
+    def _take(self) -> Connection:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        if self._https:
-            return http.client.HTTPSConnection(self._host or "", self._port, timeout=self._timeout,
-                                               context=self._ssl, blocksize=_SEND_BLOCK)
-        return http.client.HTTPConnection(self._host or "", self._port, timeout=self._timeout, blocksize=_SEND_BLOCK)
+        return Connection(self._host or "", self._port, self._timeout, self._ssl, _SEND_BLOCK)
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, conn: Connection) -> None:
         with self._lock:
             if len(self._idle) < self._pool_size:
                 self._idle.append(conn)
@@ -249,23 +281,24 @@ class S3Client:
         for attempt in range(_RETRIES):
             if attempt:
                 time.sleep(0.2 * attempt)
-            send = dict(headers or {})
+            send = {"Host": self._host_header, "Accept-Encoding": "identity", **(headers or {})}
             if body is not None or method in ("PUT", "POST"):
                 send["Content-Length"] = str(length)
             send.update(sign_headers(method, self.endpoint + target, send, payload_hash, *self._keys))
             if isinstance(body, FileRegion):
                 body.rewind()
-            conn = self._take()
+            conn: Connection | None = None
             try:
-                conn.request(method, target, body=body, headers=send)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
+                conn = self._take()
+                got = conn.exchange(method, target, send, body)
+            except OSError as exc:
+                if conn is not None:
+                    conn.close()
                 last = S3Error(0, "ConnectionError", f"{method} {target}: {exc}")
                 continue
-            answer = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-            if resp.will_close:
+            data = got.body
+            answer = Response(got.status, got.headers, data)
+            if got.will_close:
                 conn.close()
             else:
                 self._give_back(conn)
@@ -357,11 +390,7 @@ class S3Client:
             query["continuation-token"] = token
         if start_after:
             query["start-after"] = start_after
-        root = ET.fromstring(self.request("GET", None, query).body)
-        entries = [_list_entry(c) for c in root.findall("{*}Contents")]
-        prefixes = [unquote_plus(_text(p, "Prefix")) for p in root.findall("{*}CommonPrefixes")]
-        truncated = _text(root, "IsTruncated") == "true"
-        return ListPage(entries, prefixes, _text(root, "NextContinuationToken") or None if truncated else None)
+        return _list_page_of(ET.fromstring(self.request("GET", None, query).body))
 
     def list_all(self, prefix: str, delimiter: str | None = "/", metadata: bool = False) -> Iterator[ListPage]:
         token: str | None = None

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from conftest import make_s3, unique_bucket_name
 from edgestore.fuse.files import Tuning
 from edgestore.fuse.fs import EdgeFS
-from edgestore.fuse.s3client import S3Client
+from edgestore.fuse.s3client import ListPage, S3Client
 from fusemount import edgestore_mount, mount_command, rss_peak_kib
 from mounts import fuse_unusable, mounted, take_down, unmount, wait_mounted
 
@@ -308,6 +309,45 @@ def test_with_ttl_0_a_lookup_lists_only_the_name_not_its_directory(cluster: Any,
             assert {k: n - before.get(k, 0) for k, n in fs.client.sent.items() if n > before.get(k, 0)} == {"LIST": 1}
         with pytest.raises(OSError):
             fs.getattr("/sib/absent")
+    finally:
+        fs.destroy("/")
+
+
+class ChangeDuringListing(S3Client):
+    """The real client, which runs ``during`` once, when a listing of ``prefix`` has come back
+    and before the mount has used it: a local change racing a lookup's listing, in a set order."""
+
+    prefix = ""
+    during: Callable[[], None] | None = None
+
+    def list_page(self, prefix: str, *args: Any, **kwargs: Any) -> ListPage:
+        page = super().list_page(prefix, *args, **kwargs)
+        if prefix == self.prefix and self.during is not None:
+            during, self.during = self.during, None
+            during()
+        return page
+
+
+def test_a_listing_sent_before_a_local_change_does_not_undo_it(cluster: Any, bucket: str, boto: Any) -> None:
+    """A lookup lists the directory; before that answer is cached, this mount renames a file
+    in it. The older listing must not be cached: the old name stays gone, the new one shown
+    (for the whole TTL, 30 s here)."""
+    boto.put_object(Bucket=bucket, Key="race/", Body=b"", ContentType="application/x-directory")
+    for name in ("old", "kept"):
+        boto.put_object(Bucket=bucket, Key=f"race/{name}", Body=name.encode())
+    client = ChangeDuringListing(cluster.endpoint, bucket, *cluster.credentials)
+    fs = EdgeFS(client, Tuning(), ttl_s=30)
+    try:
+        client.prefix = "race/"
+        client.during = lambda: fs.rename("/race/old", "/race/new")
+        assert fs.getattr("/race/kept")["st_size"] == 4  # its listing, overtaken by the rename
+        with pytest.raises(OSError) as info:
+            fs.getattr("/race/old")
+        assert info.value.errno == errno.ENOENT
+        assert fs.getattr("/race/new")["st_size"] == 3
+        assert fs.readdir("/race", 0) == [".", "..", "kept", "new"]
+        assert sorted(o["Key"] for o in boto.list_objects_v2(Bucket=bucket, Prefix="race/")["Contents"]) == \
+            ["race/", "race/kept", "race/new"]
     finally:
         fs.destroy("/")
 

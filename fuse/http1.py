@@ -1,0 +1,127 @@
+"""One kept-alive HTTP/1.1 client connection, for the mount's S3 client.
+
+http.client parses every answer's headers with the email package, which was the larger part
+of the mount's CPU time per small request (a lookup's listing, an open's GET); this reads the
+status line and headers itself. A request is written with one send (its body too, when it is
+bytes); a body that is a file region is streamed in blocks. Answers are read whole, with a
+Content-Length, chunked, or up to the close."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Connection", "Answer", "ProtocolError"]
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 200
+
+
+class ProtocolError(OSError):
+    """The server closed the connection or answered something that is not HTTP/1.x."""
+
+
+class Readable(Protocol):
+    length: int
+
+    def read(self, n: int = -1) -> bytes: ...
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]  # names in lower case; repeated headers joined with ", "
+    body: bytes
+    will_close: bool
+
+
+class Connection:
+    def __init__(self, host: str, port: int, timeout_s: float, context: ssl.SSLContext | None = None,
+                 block: int = 256 * 1024) -> None:
+        sock = socket.create_connection((host, port), timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=host)
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=64 * 1024)
+        self._block = block
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+    def exchange(self, method: str, target: str, headers: dict[str, str], body: bytes | Readable | None) -> Answer:
+        """Send one request and read its whole answer."""
+        head = "".join([f"{method} {target} HTTP/1.1\r\n", *(f"{k}: {v}\r\n" for k, v in headers.items()), "\r\n"])
+        data = head.encode("latin-1")
+        if isinstance(body, bytes | bytearray):
+            self._sock.sendall(data + body)
+        else:
+            self._sock.sendall(data)
+            if body is not None:
+                while block := body.read(self._block):
+                    self._sock.sendall(block)
+        return self._answer(method)
+
+    def _line(self) -> bytes:
+        line = self._reader.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise ProtocolError("an answer line is too long")
+        return line
+
+    def _answer(self, method: str) -> Answer:
+        line = self._line()
+        if not line:
+            raise ProtocolError("the server closed the connection")
+        version, _, rest = line.decode("latin-1").partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise ProtocolError(f"not an HTTP/1.x answer: {line[:80]!r}")
+        status = int(code)
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS):
+            raw = self._line()
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        else:
+            raise ProtocolError("too many headers in an answer")
+        if 100 <= status < 200:  # (we send no Expect: an interim answer is skipped)
+            return self._answer(method)
+        connection = headers.get("connection", "").lower()
+        will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+        if method == "HEAD" or status in (204, 304):
+            return Answer(status, headers, b"", will_close)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return Answer(status, headers, self._chunked(), will_close)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise ProtocolError(f"bad Content-Length {length!r}")
+            body = self._reader.read(int(length))
+            if len(body) != int(length):
+                raise ProtocolError("the server closed the connection inside an answer")
+            return Answer(status, headers, body, will_close)
+        return Answer(status, headers, self._reader.read(), True)  # up to the close
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size_line = self._line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise ProtocolError(f"bad chunk size {size_line[:20]!r}") from None
+            if size == 0:
+                while self._line() not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return b"".join(parts)
+            chunk = self._reader.read(size)
+            if len(chunk) != size:
+                raise ProtocolError("the server closed the connection inside a chunk")
+            parts.append(chunk)
+            self._line()  # the CRLF after the chunk
