@@ -2,7 +2,9 @@
 the attributes a chmod, chown or utimensat gives a directory.
 
 A change is visible through the mount at once (an overlay on the directory's attributes)
-and written to the directory's ``dir/`` object a moment later (``delay_s``), so that creating
+and written to the directory's ``dir/`` object ``delay_s`` to 1.5 x ``delay_s`` after the
+directory's first unwritten change (the background tick writes only changes that old, so
+calls a moment apart are never split by it), so that creating
 a thousand files in one directory rewrites its metadata once, not a thousand times, and tar's
 utimensat, chown and chmod of a directory it extracted are one request. The root, and
 directories that are only prefixes, have no object: their times stay in the overlay. A write
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from .cache import drop_tree
@@ -31,6 +34,7 @@ class DirTimes:
         self._write = write
         self.delay_s = delay_s
         self._pending: dict[str, int] = {}
+        self._since: dict[str, float] = {}  # monotonic time of each pending path's first change
         self._attrs: dict[str, Attr] = {}  # attributes set here, not written yet
         self._kept: dict[str, int] = {}  # directories without an object of their own
         self._failing: set[str] = set()  # whose last write failed (warned once, until one succeeds)
@@ -46,12 +50,14 @@ class DirTimes:
     def touch(self, path: str, ns: int) -> None:
         with self._lock:
             self._pending[path] = max(ns, self._pending.get(path, 0))
+            self._since.setdefault(path, time.monotonic())
 
     def defer(self, path: str, attr: Attr) -> None:
         """``attr`` becomes the attributes of directory ``path``, written with its next time."""
         with self._lock:
             self._attrs[path] = attr.copy()
             self._pending.setdefault(path, 0)
+            self._since.setdefault(path, time.monotonic())
 
     def overlay(self, path: str, attr: Attr) -> Attr:
         with self._lock:
@@ -70,21 +76,25 @@ class DirTimes:
         with self._lock:
             times = [t for t in (self._pending.pop(path, None), self._kept.pop(path, None)) if t]
             self._attrs.pop(path, None)
+            self._since.pop(path, None)
         return max(times) if times else None
 
     def forget(self, path: str) -> None:
         with self._lock:
             drop_tree(self._pending, path)
+            drop_tree(self._since, path)
             drop_tree(self._kept, path)
             drop_tree(self._attrs, path)
             self._failing = {p for p in self._failing if p != path and not p.startswith(path.rstrip("/") + "/")}
 
-    def flush(self, under: str | None = None) -> list[str]:
-        """Write what is pending (of ``under`` and the directories below it, if given); returns
-        the directories whose write failed (still pending: tried again at the next flush)."""
+    def flush(self, under: str | None = None, changed_before: float | None = None) -> list[str]:
+        """Write what is pending (of ``under`` and the directories below it, if given; first
+        changed before the monotonic time ``changed_before``, if given); returns the
+        directories whose write failed (still pending: tried again at the next flush)."""
         below = (under or "").rstrip("/") + "/"
         with self._lock:
-            paths = sorted(p for p in self._pending if under is None or p == under or p.startswith(below))
+            paths = sorted(p for p in self._pending if (under is None or p == under or p.startswith(below))
+                           and (changed_before is None or self._since.get(p, 0.0) <= changed_before))
         failed: list[str] = []
         for path in paths:
             with self.write_lock:
@@ -112,14 +122,15 @@ class DirTimes:
                     if self._pending.get(path) == ns and self._attrs.get(path) is attr:  # (newer stays pending)
                         del self._pending[path]
                         self._attrs.pop(path, None)
+                        self._since.pop(path, None)
                     if not stored and ns:  # no object of its own: the time stays in the overlay
                         self._kept[path] = max(ns, self._kept.get(path, 0))
         return failed
 
     def _run(self) -> None:
         while not self._stopped:
-            self._wake.wait(max(self.delay_s, MIN_DELAY_S))
-            self.flush()
+            self._wake.wait(max(self.delay_s / 2, MIN_DELAY_S))
+            self.flush(changed_before=time.monotonic() - self.delay_s)
 
     def stop(self) -> None:
         self._stopped = True

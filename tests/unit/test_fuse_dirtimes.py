@@ -7,10 +7,12 @@ from __future__ import annotations
 import errno
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from edgestore.fuse.dirtimes import DirTimes
 from edgestore.fuse.files import Tuning
 from edgestore.fuse.fs import EdgeFS
 from edgestore.fuse.metadata import DIR_CONTENT_TYPE, Attr
@@ -84,3 +86,28 @@ def test_a_directorys_metadata_the_server_failed_to_store_is_kept_and_stored_lat
         assert len(server.stored) == 1
     finally:
         fs.destroy("/")
+
+
+def test_the_background_flush_writes_only_changes_older_than_the_delay() -> None:
+    """So that tar's utimensat, chown and chmod of a directory, a moment apart, are never
+    split into two writes by a tick landing between them: the tick passes the time before
+    which a directory's first unwritten change must lie."""
+    written: list[tuple[str, int, Attr | None]] = []
+
+    def write(path: str, ns: int, attr: Attr | None) -> bool:
+        written.append((path, ns, attr))
+        return True
+
+    times = DirTimes(write, delay_s=5.0)
+    times.touch("/old", 1)
+    before_new = time.monotonic()
+    times.touch("/new", 2)
+    times.defer("/new", Attr(stat.S_IFDIR | 0o751, 0, 0, 0, 0, 0, 0))
+    assert times.flush(changed_before=before_new) == []
+    assert [path for path, _, _ in written] == ["/old"]
+    times.touch("/new", 3)        # a later change keeps the first one's time
+    assert times.flush(changed_before=before_new) == []
+    assert [path for path, _, _ in written] == ["/old"]
+    assert times.flush() == []    # fsyncdir, rename, unmount: everything
+    assert [(path, ns) for path, ns, _ in written] == [("/old", 1), ("/new", 3)]
+    assert written[1][2] is not None and written[1][2].mode == stat.S_IFDIR | 0o751
