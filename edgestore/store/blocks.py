@@ -55,6 +55,7 @@ class BlockUpload:
         self._verifier = BlockVerifier(block)
         self._file: BinaryIO | None = None
         self._last: list[bytes] = []
+        self._placed = False
 
     def _write_sync(self, pieces: list[bytes]) -> None:
         if self._file is None:  # the first batch opens it: a thread hop fewer per block
@@ -78,6 +79,7 @@ class BlockUpload:
             self.tmp.unlink(missing_ok=True)
             raise CorruptBlock(self.block, self._store.device_name)
         self._store.place_sync(self.block, self.tmp)
+        self._placed = True
 
     async def feed(self, pieces: AsyncIterator[bytes], limit: int) -> None:
         size = 0
@@ -108,9 +110,11 @@ class BlockUpload:
             self._file.close()
 
     def discard(self) -> None:
-        """Drop an upload that will not be finished (a no-op once it is placed)."""
+        """Drop an upload that will not be finished (a no-op once it is placed: no
+        syscall on the event loop for the usual case)."""
         self._close()
-        self.tmp.unlink(missing_ok=True)
+        if not self._placed:
+            self.tmp.unlink(missing_ok=True)
 
 
 def fsync_dir(path: Path) -> None:
