@@ -20,9 +20,10 @@ from edgestore.store.blockid import BlockVerifier, is_legacy, verify
 
 __all__ = ["BlockStore", "BlockTooLarge", "block_file", "fsync_dir"]
 
-# `receive` hands the bytes to its writer thread in batches of about this size: fewer
-# thread hops than one per network read, and still little memory per block.
-RECEIVE_BATCH_BYTES = 256 * 1024
+# `receive` hands the bytes to its writer thread in batches of about this size: a block of
+# the default size (1 MiB) goes to disk, checked, fsynced and placed in one thread hop, and
+# a larger one (anti-entropy may move any size) still holds little memory.
+RECEIVE_BATCH_BYTES = 1024 * 1024
 
 
 def block_file(root: Path, block: str) -> Path:
@@ -41,28 +42,79 @@ class BlockTooLarge(StoreError):
         self.limit = limit
 
 
-class _CheckedWriter:
-    """A block's temp file, written a batch at a time in a thread and fed to the block's
-    checksum on the way. The first batch opens it: a thread hop fewer per block."""
+class BlockUpload:
+    """A block arriving from a peer: its temp file, written a batch at a time in a thread
+    and fed to the block's checksum on the way. `BlockStore.receive` writes every batch but
+    the last; `finish` writes that one, fsyncs, checks the whole against the block id and
+    moves the file into place, all in one thread hop (a 1 MiB block costs no other)."""
 
-    def __init__(self, path: Path, verifier: BlockVerifier) -> None:
-        self._path = path
-        self._verifier = verifier
+    def __init__(self, store: BlockStore, block: str) -> None:
+        self._store = store
+        self.block = block
+        self.tmp = store.new_temp(block)
+        self._verifier = BlockVerifier(block)
         self._file: BinaryIO | None = None
+        self._last: list[bytes] = []
+        self._placed = False
 
-    def write_sync(self, pieces: list[bytes], last: bool = False) -> None:
-        if self._file is None:
-            self._file = open(self._path, "wb")
+    def _write_sync(self, pieces: list[bytes]) -> None:
+        if self._file is None:  # the first batch opens it: a thread hop fewer per block
+            self._file = open(self.tmp, "wb")
         for piece in pieces:
             self._verifier.update(piece)
             self._file.write(piece)
-        if last:
-            self._file.flush()
-            os.fsync(self._file.fileno())
 
-    def close(self) -> None:
+    def _finish_sync(self) -> None:
+        try:
+            try:
+                self._write_sync(self._last)
+                assert self._file is not None
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                self._close()
+        except OSError as exc:
+            self._store.failed(self.tmp, self.block, exc)
+        if not self._verifier.matches():
+            self.tmp.unlink(missing_ok=True)
+            raise CorruptBlock(self.block, self._store.device_name)
+        self._store.place_sync(self.block, self.tmp)
+        self._placed = True
+
+    async def feed(self, pieces: AsyncIterator[bytes], limit: int) -> None:
+        size = 0
+        batch: list[bytes] = []
+        batched = 0
+        try:
+            async for piece in pieces:
+                size += len(piece)
+                if size > limit:
+                    raise BlockTooLarge(limit)
+                if batch and batched + len(piece) > RECEIVE_BATCH_BYTES:
+                    await asyncio.to_thread(self._write_sync, batch)
+                    batch, batched = [], 0
+                batch.append(piece)
+                batched += len(piece)
+        except OSError as exc:
+            self._close()
+            self._store.failed(self.tmp, self.block, exc)
+        self._last = batch
+
+    async def finish(self) -> None:
+        """Write the rest, fsync, check and place: durable once this returns; CorruptBlock
+        if the bytes are not the block's."""
+        await asyncio.to_thread(self._finish_sync)
+
+    def _close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+    def discard(self) -> None:
+        """Drop an upload that will not be finished (a no-op once it is placed: no
+        syscall on the event loop for the usual case)."""
+        self._close()
+        if not self._placed:
+            self.tmp.unlink(missing_ok=True)
 
 
 def fsync_dir(path: Path) -> None:
@@ -94,53 +146,28 @@ class BlockStore:
     def _put_sync(self, block: str, data: bytes) -> None:
         # A block already here is kept by place_sync (the same id means the same bytes);
         # a fresh id, the usual case, is not looked up twice.
-        tmp = self._new_temp(block)
+        tmp = self.new_temp(block)
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            self._failed(tmp, block, exc)
+            self.failed(tmp, block, exc)
         self.place_sync(block, tmp)
 
-    async def receive(self, block: str, pieces: AsyncIterator[bytes], limit: int) -> Path:
-        """Write a block's bytes to a temp file as they arrive, checking them on the way,
-        and fsync it: only a piece or two is ever in memory, and the checksum and the
-        write run in a thread beside the loop. Returns the temp file for `place`; CorruptBlock
-        if the bytes are not the block, BlockTooLarge past `limit` bytes."""
-        tmp = self._new_temp(block)
-        verifier = BlockVerifier(block)
-        writer = _CheckedWriter(tmp, verifier)
+    async def receive(self, block: str, pieces: AsyncIterator[bytes], limit: int) -> BlockUpload:
+        """Start writing a block's bytes to a temp file as they arrive, checking them on the
+        way: only a batch is ever in memory, and the checksum and the writes run in a thread
+        beside the loop. The caller `finish`es the upload (the last batch, the fsync and the
+        placing, under its lock) or `discard`s it; BlockTooLarge past `limit` bytes."""
+        upload = BlockUpload(self, block)
         try:
-            try:
-                size = 0
-                batch: list[bytes] = []
-                batched = 0
-                async for piece in pieces:
-                    size += len(piece)
-                    if size > limit:
-                        raise BlockTooLarge(limit)
-                    batch.append(piece)
-                    batched += len(piece)
-                    if batched >= RECEIVE_BATCH_BYTES:
-                        await asyncio.to_thread(writer.write_sync, batch)
-                        batch, batched = [], 0
-                await asyncio.to_thread(writer.write_sync, batch, True)
-            finally:
-                writer.close()
-            if not verifier.matches():
-                raise CorruptBlock(block, self.device_name)
-        except OSError as exc:
-            self._failed(tmp, block, exc)
+            await upload.feed(pieces, limit)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            upload.discard()
             raise
-        return tmp
-
-    async def place(self, block: str, tmp: Path) -> None:
-        """Move a temp file that `receive` wrote into place, durably."""
-        await asyncio.to_thread(self.place_sync, block, tmp)
+        return upload
 
     def place_sync(self, block: str, tmp: Path) -> None:
         final = self.path_of(block)
@@ -152,15 +179,12 @@ class BlockStore:
             os.replace(tmp, final)
             fsync_dir(final.parent)
         except OSError as exc:
-            self._failed(tmp, block, exc)
+            self.failed(tmp, block, exc)
 
-    def discard(self, tmp: Path) -> None:
-        tmp.unlink(missing_ok=True)
-
-    def _new_temp(self, block: str) -> Path:
+    def new_temp(self, block: str) -> Path:
         return self.tmp / f"{block}.{secrets.token_hex(8)}"
 
-    def _failed(self, tmp: Path, block: str, exc: OSError) -> NoReturn:
+    def failed(self, tmp: Path, block: str, exc: OSError) -> NoReturn:
         # A full disk (ENOSPC) lands here: the replica fails, the coordinator takes a
         # handoff, and the partial temp file must not keep the space it took.
         tmp.unlink(missing_ok=True)

@@ -96,15 +96,16 @@ class LocalDevice:
             await self.meta.add_block_refs([ref], stored_now=True)
 
     async def receive_block(self, block: str, pieces: AsyncIterator[bytes], ref: BlockRef, limit: int) -> None:
-        """Store a block as its bytes arrive (a peer's upload): written and fsynced to a
-        temp file outside the lock, which only covers putting it in place with its reference."""
-        tmp = await self.blocks.receive(block, pieces, limit)
+        """Store a block as its bytes arrive (a peer's upload): written to a temp file
+        outside the lock, which covers only the last batch, the fsync and putting it in
+        place (one thread hop) with its reference."""
+        upload = await self.blocks.receive(block, pieces, limit)
         try:
             async with self.block_lock(block):
-                await self.blocks.place(block, tmp)
+                await upload.finish()
                 await self.meta.add_block_refs([ref], stored_now=True)
         finally:
-            self.blocks.discard(tmp)  # a no-op once placed
+            upload.discard()  # a no-op once placed
 
     async def collect_block(self, block: str, dead_refs: set[str]) -> bool:
         """Delete a block whose references were all found dead, unless a new one arrived."""

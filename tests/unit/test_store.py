@@ -218,13 +218,15 @@ async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
 def test_received_bytes_are_kept_only_when_they_match_the_id(tmp_path: Path, make_id: Callable[[bytes], str]) -> None:
     async def go() -> None:
         store = BlockStore(tmp_path / "blocks", "d1")
-        data = os.urandom(700_000)   # several receive batches
+        data = os.urandom(2_500_000)   # several receive batches
         block = make_id(data)
+        upload = await store.receive(block, _pieces(data[:-1] + bytes([data[-1] ^ 1]), 65536), 4 << 20)
         with pytest.raises(CorruptBlock):
-            await store.receive(block, _pieces(data[:-1] + bytes([data[-1] ^ 1]), 65536), 1 << 20)
-        assert not list(store.tmp.iterdir())
-        await store.place(block, await store.receive(block, _pieces(data, 65536), 1 << 20))
-        assert await store.get(block) == data
+            await upload.finish()
+        upload.discard()
+        assert not list(store.tmp.iterdir()) and not await store.has(block)
+        await (await store.receive(block, _pieces(data, 65536), 4 << 20)).finish()
+        assert await store.get(block) == data and not list(store.tmp.iterdir())
     run(go())
 
 
