@@ -57,18 +57,23 @@ async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_
     page = Page()
     if max_keys == 0:
         return page
-    entries = req.services.objects.listing(bucket.account, bucket.name, prefix, after, delimiter,
-                                           page_size=max_keys + 1, with_meta=with_meta)
-    async with aclosing(entries):
-        async for entry in entries:
-            if len(page.contents) + len(page.prefixes) >= max_keys:
-                page.truncated = True
+    pages = req.services.objects.listing_pages(bucket.account, bucket.name, prefix, after, delimiter,
+                                               page_size=max_keys + 1, with_meta=with_meta)
+    taken = 0
+    async with aclosing(pages):
+        async for entries in pages:
+            if taken + len(entries) > max_keys:
+                entries, page.truncated = entries[:max_keys - taken], True
+            for entry in entries:
+                if isinstance(entry, ListedPrefix):
+                    page.prefixes.append(entry.key)
+                else:
+                    page.contents.append(entry)
+            taken += len(entries)
+            if entries:
+                page.last = entries[-1].key
+            if page.truncated:
                 break
-            if isinstance(entry, ListedPrefix):
-                page.prefixes.append(entry.key)
-            else:
-                page.contents.append(entry)
-            page.last = entry.key
     return page
 
 

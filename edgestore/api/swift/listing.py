@@ -11,14 +11,14 @@ from __future__ import annotations
 import collections
 import json
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, Generic, Iterable, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
 from edgestore.api.swift.errors import SwiftError
 
-__all__ = ["LISTING_LIMIT", "ListingParams", "Subdir", "listing_params", "select", "listing_format",
+__all__ = ["LISTING_LIMIT", "ListingParams", "Subdir", "listing_params", "select", "select_pages", "listing_format",
            "render_listing"]
 
 LISTING_LIMIT = 10000
@@ -64,40 +64,73 @@ def listing_params(query: dict[str, str], allow_path: bool) -> ListingParams:
                          limit, reverse, path_only)
 
 
+class _Selection(Generic[T]):
+    """The entries of one listing page, fed from a name-ordered stream (already from
+    `prefix`; forwards it may start after `marker`) in batches of any size."""
+
+    def __init__(self, params: ListingParams) -> None:
+        self.params = params
+        self.kept: collections.deque[tuple[str, T | Subdir]] = collections.deque(
+            maxlen=params.limit if params.reverse else None)
+        self.low, self.high = (params.end_marker, params.marker) if params.reverse else \
+            (params.marker, params.end_marker)
+        self.last_subdir: str | None = None
+
+    def feed(self, batch: Iterable[tuple[str, T]]) -> bool:
+        """Take a batch; True once the page is decided (read no further)."""
+        params, kept, low, high = self.params, self.kept, self.low, self.high
+        prefix, delimiter, cut = params.prefix, params.delimiter, len(params.prefix)
+        for name, item in batch:
+            if not name.startswith(prefix):
+                if name > prefix:
+                    return True
+                continue
+            if high and name >= high:
+                return True
+            entry: T | Subdir = item
+            if params.path_only and "/" in name[cut:]:
+                continue
+            if delimiter:
+                at = name.find(delimiter, cut)
+                if at >= 0:
+                    shown = name[:at + len(delimiter)]
+                    if shown == self.last_subdir:
+                        continue
+                    self.last_subdir, name, entry = shown, shown, Subdir(shown)
+            if low and name <= low:
+                continue
+            if high and name >= high:
+                return True
+            kept.append((name, entry))
+            if not params.reverse and len(kept) >= params.limit:
+                return True
+        return False
+
+    def entries(self) -> list[T | Subdir]:
+        entries = [entry for _, entry in self.kept]
+        return entries[::-1] if self.params.reverse else entries
+
+
 async def select(items: AsyncIterator[tuple[str, T]], params: ListingParams) -> list[T | Subdir]:
     """The entries of one listing page from a name-ordered stream (already from `prefix`;
     forwards it may start after `marker`). Stops reading as soon as the page is decided."""
-    kept: collections.deque[tuple[str, T | Subdir]] = collections.deque(
-        maxlen=params.limit if params.reverse else None)
+    return await select_pages(_one_by_one(items), params)
+
+
+async def _one_by_one(items: AsyncIterator[tuple[str, T]]) -> AsyncIterator[tuple[tuple[str, T]]]:
+    async for item in items:
+        yield (item,)
+
+
+async def select_pages(pages: AsyncIterator[Iterable[tuple[str, T]]], params: ListingParams) -> list[T | Subdir]:
+    """select() over a stream that comes in batches (pages of a listing)."""
     if params.limit == 0:
         return []
-    low, high = (params.end_marker, params.marker) if params.reverse else (params.marker, params.end_marker)
-    last_subdir: str | None = None
-    async for name, item in items:
-        if not name.startswith(params.prefix):
-            if name > params.prefix:
-                break
-            continue
-        if high and name >= high:
+    selection: _Selection[T] = _Selection(params)
+    async for batch in pages:
+        if selection.feed(batch):
             break
-        rest = name[len(params.prefix):]
-        entry: T | Subdir = item
-        if params.path_only and "/" in rest:
-            continue
-        if params.delimiter and params.delimiter in rest:
-            shown = params.prefix + rest[:rest.index(params.delimiter) + 1]
-            if shown == last_subdir:
-                continue
-            last_subdir, name, entry = shown, shown, Subdir(shown)
-        if low and name <= low:
-            continue
-        if high and name >= high:
-            break
-        kept.append((name, entry))
-        if not params.reverse and len(kept) >= params.limit:
-            break
-    entries = [entry for _, entry in kept]
-    return entries[::-1] if params.reverse else entries
+    return selection.entries()
 
 
 def listing_format(http: web.Request, query: dict[str, str]) -> str:
