@@ -8,9 +8,10 @@ a name another account already holds answers 409 where Swift would create it.
 from __future__ import annotations
 
 import asyncio
+import operator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -149,6 +150,9 @@ async def container_head(req: SwiftRequest) -> web.StreamResponse:
     return web.Response(status=204, headers=_container_headers(req, bucket, await container_stats(req, bucket)))
 
 
+_KEY: Callable[[ListedObject | ListedPrefix], str] = operator.attrgetter("key")
+
+
 def object_entry(info: ListedObject) -> dict[str, Any]:
     return {"name": info.key, "hash": info.etag, "bytes": info.listed_size, "content_type": info.content_type,
             "last_modified": iso_time(info.last_modified)}
@@ -168,15 +172,11 @@ async def container_get(req: SwiftRequest) -> web.StreamResponse:
         pages = req.services.objects.listing_pages(bucket.account, bucket.name, params.prefix, after, delimiter,
                                                    page_size=params.limit if not params.reverse else MAX_PAGE)
 
-        async def named() -> AsyncIterator[Iterable[tuple[str, ListedObject | ListedPrefix]]]:
-            async for page in pages:
-                yield ((entry.key, entry) for entry in page)
-
         async with aclosing(pages):
-            entries = await select_pages(named(), params)
+            entries = await select_pages(pages, params, _KEY)
     except BaseException:
         stats.cancel()
         await asyncio.gather(stats, return_exceptions=True)
         raise
     headers = _container_headers(req, bucket, await stats)
-    return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method)
+    return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method, _KEY)
