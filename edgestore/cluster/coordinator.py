@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -308,27 +309,56 @@ class Coordinator:
     # -- lean listings ----------------------------------------------------------------
 
     async def _rows_one(self, target: Target, kind: str, prefix: str, after: str | None, limit: int,
-                        delimiter: str, fields: tuple[str, ...], now: float) -> list[list[Any]]:
-        async def remote() -> list[list[Any]]:
+                        delimiter: str, fields: tuple[str, ...], now: float) -> bytes | list[Row]:
+        """One replica's page: as JSON text (replicas in step send the same bytes, and the
+        coordinator then decodes one page instead of each of them), but this node's own
+        page with a delimiter as rows (a few items, whose JSON would cost more to write and
+        read again than their rows cost to build)."""
+        async def local(dev: LocalDevice) -> bytes | list[Row]:
+            if delimiter:
+                return await dev.meta.list_rows(kind, prefix, after, limit, delimiter, fields, now)
+            return (await dev.meta.list_rows_json(kind, prefix, after, limit, delimiter, fields, now)).encode()
+
+        async def remote() -> bytes | list[Row]:
             params = {"kind": kind, "prefix": prefix, "limit": str(limit), "delimiter": delimiter,
                       "fields": ",".join(fields), "now": repr(now)}
             if after is not None:
                 params["after"] = after
-            status, payload = await self.client.request_json(
+            status, payload = await self.client.request_json_text(
                 "GET", target.url, f"/_internal/{target.device.device}/rows", params)
-            if status != 200 or not isinstance(payload, list):
+            if status != 200 or not (payload.startswith(b"[") and payload.endswith(b"]")):
                 raise PeerError(target.url, f"rows answered {status}", status)
             return payload
-        return await self._call(
-            target, lambda dev: dev.meta.list_rows(kind, prefix, after, limit, delimiter, fields, now), remote)
+        return await self._call(target, local, remote)
+
+    @staticmethod
+    def _decode_pages(answers: list[Answer[Target, bytes | list[Row]]]) -> list[list[Row]]:
+        """The replicas' pages, a text decoded once when the others are the same bytes."""
+        texts = [a.value for a in answers]
+        try:
+            if all(isinstance(text, bytes) and text == texts[0] for text in texts[1:]) and isinstance(texts[0], bytes):
+                return [json.loads(texts[0])]
+            return [json.loads(text) if isinstance(text, bytes) else text for text in texts]
+        except ValueError as exc:
+            raise PeerError(answers[0].candidate.url, f"malformed listing page: {exc}") from exc
 
     async def iter_listing(self, kind: str, path: str, prefix: str, after: str | None = None,
                            delimiter: str = "", fields: tuple[str, ...] = (), page_size: int = 1000,
                            now: float | None = None) -> AsyncIterator[Row | CommonPrefix]:
+        """iter_listing_pages' items one by one."""
+        async for page in self.iter_listing_pages(kind, path, prefix, after, delimiter, fields, page_size, now):
+            for item in page:
+                yield item
+
+    async def iter_listing_pages(self, kind: str, path: str, prefix: str, after: str | None = None,
+                                 delimiter: str = "", fields: tuple[str, ...] = (), page_size: int = 1000,
+                                 now: float | None = None) -> AsyncIterator[list[Row | CommonPrefix]]:
         """Like iter_records, but lean (rows [name, ts, node, deleted, *fields], the fields
         picked out of each value) and, with a delimiter, with the names under each common prefix rolled up into it
         (see cluster/listing.py for why the merged prefixes are right). Tombstones and
-        expired rows are included; a common prefix is given only if a live row is under it."""
+        expired rows are included; a common prefix is given only if a live row is under it.
+        A merged page at a time: a listing goes through tens of thousands of items, and a
+        step of an async generator per item costs more than the rest of the item's work."""
         now = time.time() if now is None else now
         limit = max(1, min(page_size, MAX_LIST_PAGE))
         while True:
@@ -336,12 +366,14 @@ class Coordinator:
                 path, f"list {path}",
                 functools.partial(self._rows_one, kind=kind, prefix=prefix, after=after, limit=limit,
                                   delimiter=delimiter, fields=fields, now=now))
-            merged = merge_pages([a.value for a in answers], limit)
-            for item in merged.items:
-                if isinstance(item, CommonPrefix) and item.name in merged.disputed:
-                    if not await self._any_live(kind, path, item.name, now):
-                        continue
-                yield item
+            merged = merge_pages(self._decode_pages(answers), limit)
+            items = merged.items
+            if merged.disputed:
+                items = [item for item in items
+                         if not (isinstance(item, CommonPrefix) and item.name in merged.disputed)
+                         or await self._any_live(kind, path, item.name, now)]
+            if items:
+                yield items
             if merged.frontier is None:
                 return
             after = merged.frontier

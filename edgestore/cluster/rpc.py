@@ -164,18 +164,22 @@ class InternalClient:
             raise PeerError(base_url, f"{method} {path} answered {resp.status}", resp.status)
         return resp.status, payload
 
-    async def request_json(self, method: str, base_url: str, path: str,
-                           params: dict[str, str] | None = None, payload: Any = None) -> tuple[int, Any]:
-        """A request with a JSON body (`payload`, or a JsonBody encoded once for several
-        peers), answered with JSON."""
+    async def request_json_text(self, method: str, base_url: str, path: str,
+                                params: dict[str, str] | None = None, payload: Any = None) -> tuple[int, bytes]:
+        """request_json's answer still encoded, for a caller that may not need to decode it
+        (a listing page that matches another replica's byte for byte)."""
         body = payload if isinstance(payload, JsonBody) or payload is None else JsonBody.of(payload)
         data, digest = (body.data, body.digest) if body is not None else (b"", EMPTY_DIGEST)
         address = self._peers.address(base_url)
         if address is None:
-            status, raw = await self.request(method, base_url, path, params, data, digest)
-        else:
-            status, raw = await self._lean_request(self._peers, address, method, base_url, path, params, data,
-                                                   digest)
+            return await self.request(method, base_url, path, params, data, digest)
+        return await self._lean_request(self._peers, address, method, base_url, path, params, data, digest)
+
+    async def request_json(self, method: str, base_url: str, path: str,
+                           params: dict[str, str] | None = None, payload: Any = None) -> tuple[int, Any]:
+        """A request with a JSON body (`payload`, or a JsonBody encoded once for several
+        peers), answered with JSON."""
+        status, raw = await self.request_json_text(method, base_url, path, params, payload)
         try:
             return status, json.loads(raw) if raw else None
         except ValueError as exc:

@@ -14,7 +14,7 @@ from edgestore.cluster.coordinator import Coordinator
 from edgestore.cluster.listing import CommonPrefix
 from edgestore.store.records import KIND_OBJECT, bucket_record_name, placement_path
 
-__all__ = ["ListedObject", "ListedPrefix", "list_bucket", "bucket_usage"]
+__all__ = ["ListedObject", "ListedPrefix", "list_bucket", "list_bucket_pages", "bucket_usage"]
 
 # The value fields a listing shows, in the order the rows carry them.
 FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
@@ -22,7 +22,7 @@ FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
 FIELDS_WITH_META = FIELDS + ("meta",)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs three times as much
 class ListedObject:
     key: str
     size: int
@@ -43,24 +43,40 @@ async def list_bucket(coordinator: Coordinator, account: str, bucket: str, prefi
                       after: str | None = None, delimiter: str = "",
                       page_size: int = 1000, with_meta: bool = False
                       ) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
+    """list_bucket_pages' entries one by one."""
+    async for page in list_bucket_pages(coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta):
+        for entry in page:
+            yield entry
+
+
+async def list_bucket_pages(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
+                            after: str | None = None, delimiter: str = "",
+                            page_size: int = 1000, with_meta: bool = False
+                            ) -> AsyncGenerator[list[ListedObject | ListedPrefix], None]:
     """Live objects of a bucket in key order from `after` (exclusive; past a whole common
     prefix when `after` is one), with a delimiter rolled up into common prefixes, and each
-    object's user metadata if `with_meta`."""
+    object's user metadata if `with_meta`: a page at a time (no page is empty)."""
     base = f"{account}/{bucket}/"
     cut = len(base)
     now = time.time()
-    async for item in coordinator.iter_listing(KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix,
-                                               base + after if after is not None else None, delimiter,
-                                               FIELDS_WITH_META if with_meta else FIELDS, page_size, now):
-        if isinstance(item, CommonPrefix):
-            yield ListedPrefix(item.name[cut:])
-            continue
-        name, ts, _, deleted, size, etag, content_type, mtime_ts, delete_at, slo_size = item[:10]
-        if deleted or (delete_at is not None and delete_at <= now):
-            continue
-        yield ListedObject(name[cut:], int(size), str(etag), ts_to_seconds(mtime_ts if mtime_ts is not None else ts),
-                           content_type or "binary/octet-stream", int(slo_size) if slo_size is not None else int(size),
-                           _user_meta(item[10]) if with_meta else None)
+    async for items in coordinator.iter_listing_pages(
+            KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix, base + after if after is not None else None,
+            delimiter, FIELDS_WITH_META if with_meta else FIELDS, page_size, now):
+        page: list[ListedObject | ListedPrefix] = []
+        add = page.append
+        for item in items:
+            if isinstance(item, CommonPrefix):
+                add(ListedPrefix(item.name[cut:]))
+                continue
+            name, ts, _, deleted, size, etag, content_type, mtime_ts, delete_at, slo_size = item[:10]
+            if deleted or (delete_at is not None and delete_at <= now):
+                continue
+            add(ListedObject(name[cut:], int(size), str(etag), ts_to_seconds(mtime_ts if mtime_ts is not None else ts),
+                             content_type or "binary/octet-stream",
+                             int(slo_size) if slo_size is not None else int(size),
+                             _user_meta(item[10]) if with_meta else None))
+        if page:
+            yield page
 
 
 def _user_meta(raw: object) -> dict[str, str]:

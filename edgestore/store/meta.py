@@ -540,8 +540,13 @@ class MetaStore:
             if not _row_intact(row, body):
                 raise StoreError(f"{self.path}: {kind} {name!r} fails its checksum")
             return _row_to_record(row, body if with_data else None)
+        return await self._point_read(fn)
+
+    async def _point_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read of a row or two by key: on the loop's own connection, cheaper than a
+        thread hop."""
         try:
-            return fn(self._lconn)  # one primary-key lookup: cheaper here than a thread hop
+            return fn(self._lconn)
         except sqlite3.OperationalError:
             return await self._read(fn)  # busy (a checkpoint, a recovery): not on the loop
         except (sqlite3.Error, OSError) as exc:  # a damaged file: this replica fails, as _read would say
@@ -589,7 +594,7 @@ class MetaStore:
             expired = conn.execute("SELECT coalesce(sum(objects), 0), coalesce(sum(bytes), 0) FROM bucket_expiring "
                                    "WHERE bucket = ? AND delete_at <= ?", (bucket, now)).fetchone()
             return (int(row[0]) - int(expired[0]), int(row[1]) - int(expired[1]), int(row[2]))
-        return await self._read(fn)
+        return await self._point_read(fn)  # a key lookup and a short range of one bucket
 
 
     # -- partitions: what anti-entropy compares and moves ------------------------------

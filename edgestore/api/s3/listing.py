@@ -12,7 +12,16 @@ from aiohttp import web
 
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument
-from edgestore.api.s3.xml import document, element, encode_key, escape_text, iso8601, owner_xml, xml_response
+from edgestore.api.s3.xml import (
+    document,
+    element,
+    encode_key,
+    escape_text,
+    iso8601,
+    needs_escape,
+    owner_xml,
+    xml_response,
+)
 from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
 from edgestore.model.listing import ListedObject, ListedPrefix
@@ -57,18 +66,23 @@ async def walk(req: S3Request, bucket: Bucket, prefix: str, delimiter: str, max_
     page = Page()
     if max_keys == 0:
         return page
-    entries = req.services.objects.listing(bucket.account, bucket.name, prefix, after, delimiter,
-                                           page_size=max_keys + 1, with_meta=with_meta)
-    async with aclosing(entries):
-        async for entry in entries:
-            if len(page.contents) + len(page.prefixes) >= max_keys:
-                page.truncated = True
+    pages = req.services.objects.listing_pages(bucket.account, bucket.name, prefix, after, delimiter,
+                                               page_size=max_keys + 1, with_meta=with_meta)
+    taken = 0
+    async with aclosing(pages):
+        async for entries in pages:
+            if taken + len(entries) > max_keys:
+                entries, page.truncated = entries[:max_keys - taken], True
+            for entry in entries:
+                if isinstance(entry, ListedPrefix):
+                    page.prefixes.append(entry.key)
+                else:
+                    page.contents.append(entry)
+            taken += len(entries)
+            if entries:
+                page.last = entries[-1].key
+            if page.truncated:
                 break
-            if isinstance(entry, ListedPrefix):
-                page.prefixes.append(entry.key)
-            else:
-                page.contents.append(entry)
-            page.last = entry.key
     return page
 
 
@@ -82,15 +96,21 @@ def _user_metadata_xml(info: ListedObject) -> str:
     return "<UserMetadata>" + "".join(items) + "</UserMetadata>"
 
 
+def _escaped(values: list[str]) -> list[str]:
+    """escape_text of each value; one scan of them all when none needs it, the usual case."""
+    return [escape_text(v) for v in values] if needs_escape("".join(values)) else values
+
+
 def _contents_xml(page: Page, url: bool, with_owner: bool, account: str, with_meta: bool = False) -> str:
-    parts = []
+    contents = page.contents
+    keys = _escaped([encode_key(info.key, url) for info in contents])
+    etags = _escaped([info.etag for info in contents])
     # The same for every entry: built once per page.
     tail = element("StorageClass", "STANDARD") + (owner_xml(account) if with_owner else "")
-    for info in page.contents:  # element() by hand: this loop runs for every key listed
-        parts.append(f"<Contents><Key>{escape_text(encode_key(info.key, url))}</Key>"
-                     f"<LastModified>{iso8601(info.last_modified)}</LastModified>"
-                     f"<ETag>&quot;{escape_text(info.etag)}&quot;</ETag><Size>{info.size}</Size>{tail}"
-                     f"{_user_metadata_xml(info) if with_meta else ''}</Contents>")
+    parts = [f"<Contents><Key>{key}</Key><LastModified>{iso8601(info.last_modified)}</LastModified>"
+             f"<ETag>&quot;{etag}&quot;</ETag><Size>{info.size}</Size>{tail}"
+             f"{_user_metadata_xml(info) if with_meta else ''}</Contents>"
+             for info, key, etag in zip(contents, keys, etags, strict=True)]
     for common in page.prefixes:
         parts.append(f"<CommonPrefixes>{element('Prefix', encode_key(common, url))}</CommonPrefixes>")
     return "".join(parts)

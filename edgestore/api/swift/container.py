@@ -7,9 +7,11 @@ a name another account already holds answers 409 where Swift would create it.
 
 from __future__ import annotations
 
+import asyncio
+import operator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -17,7 +19,7 @@ from edgestore import errors as domain
 from edgestore.api.swift.acl import clean_acl
 from edgestore.api.swift.context import SwiftRequest, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
-from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select
+from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select_pages
 from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
@@ -148,6 +150,9 @@ async def container_head(req: SwiftRequest) -> web.StreamResponse:
     return web.Response(status=204, headers=_container_headers(req, bucket, await container_stats(req, bucket)))
 
 
+_KEY: Callable[[ListedObject | ListedPrefix], str] = operator.attrgetter("key")
+
+
 def object_entry(info: ListedObject) -> dict[str, Any]:
     return {"name": info.key, "hash": info.etag, "bytes": info.listed_size, "content_type": info.content_type,
             "last_modified": iso_time(info.last_modified)}
@@ -157,19 +162,21 @@ async def container_get(req: SwiftRequest) -> web.StreamResponse:
     bucket = await req.own_container()
     params = listing_params(req.query, allow_path=True)
     fmt = listing_format(req.http, req.query)
-    headers = _container_headers(req, bucket, await container_stats(req, bucket))
     after = params.marker if params.marker and not params.reverse and params.marker >= params.prefix else None
+    # The counters (for the headers) come from other queries than the listing's: ask both at once.
+    stats = asyncio.ensure_future(container_stats(req, bucket))
+    try:
+        # The replicas roll up what select() folds into subdirs (`path=` lists no subdirs,
+        # so its "/" rolls up too, and select() drops those).
+        delimiter = "/" if params.path_only else params.delimiter
+        pages = req.services.objects.listing_pages(bucket.account, bucket.name, params.prefix, after, delimiter,
+                                                   page_size=params.limit if not params.reverse else MAX_PAGE)
 
-    # The replicas roll up what select() folds into subdirs (`path=` lists no subdirs,
-    # so its "/" rolls up too, and select() drops those).
-    delimiter = "/" if params.path_only else params.delimiter
-    listing = req.services.objects.listing(bucket.account, bucket.name, params.prefix, after, delimiter,
-                                           page_size=params.limit if not params.reverse else MAX_PAGE)
-
-    async def names() -> AsyncIterator[tuple[str, ListedObject | ListedPrefix]]:
-        async for entry in listing:
-            yield entry.key, entry
-
-    async with aclosing(listing):
-        entries = await select(names(), params)
-    return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method)
+        async with aclosing(pages):
+            entries = await select_pages(pages, params, _KEY)
+    except BaseException:
+        stats.cancel()
+        await asyncio.gather(stats, return_exceptions=True)
+        raise
+    headers = _container_headers(req, bucket, await stats)
+    return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method, _KEY)

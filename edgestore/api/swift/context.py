@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,8 +78,21 @@ def http_date(seconds: float) -> str:
 
 
 def iso_time(seconds: float) -> str:
-    """Listings' last_modified: ISO 8601 with microseconds and no zone, as Swift writes it."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """Listings' last_modified: ISO 8601 with microseconds and no zone, as Swift writes it.
+    A listing writes one per object, and objects share their second: the second is
+    formatted once, the microseconds rounded as datetime.fromtimestamp rounds them."""
+    if not seconds >= 0:  # (and NaN) as datetime has it
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1e6)  # half to even, as datetime rounds
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    return f"{_iso_second(int(whole))}.{micro:06d}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def x_timestamp(seconds: float) -> str:

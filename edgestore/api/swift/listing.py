@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import collections
 import json
+import operator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, Generic, Iterable, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
 from edgestore.api.swift.errors import SwiftError
 
-__all__ = ["LISTING_LIMIT", "ListingParams", "Subdir", "listing_params", "select", "listing_format",
+__all__ = ["LISTING_LIMIT", "ListingParams", "Subdir", "listing_params", "select", "select_pages", "listing_format",
            "render_listing"]
 
 LISTING_LIMIT = 10000
@@ -64,40 +65,78 @@ def listing_params(query: dict[str, str], allow_path: bool) -> ListingParams:
                          limit, reverse, path_only)
 
 
+class _Selection(Generic[T]):
+    """The entries of one listing page, fed from a name-ordered stream (already from
+    `prefix`; forwards it may start after `marker`) in batches of any size."""
+
+    def __init__(self, params: ListingParams, key: Callable[[T], str]) -> None:
+        self.params, self.key = params, key
+        self.kept: collections.deque[tuple[str, T | Subdir]] = collections.deque(
+            maxlen=params.limit if params.reverse else None)
+        self.low, self.high = (params.end_marker, params.marker) if params.reverse else \
+            (params.marker, params.end_marker)
+        self.last_subdir: str | None = None
+
+    def feed(self, batch: Iterable[T]) -> bool:
+        """Take a batch; True once the page is decided (read no further)."""
+        params, kept, low, high, key = self.params, self.kept, self.low, self.high, self.key
+        prefix, delimiter, cut = params.prefix, params.delimiter, len(params.prefix)
+        for item in batch:
+            name = key(item)
+            if not name.startswith(prefix):
+                if name > prefix:
+                    return True
+                continue
+            if high and name >= high:
+                return True
+            entry: T | Subdir = item
+            if params.path_only and "/" in name[cut:]:
+                continue
+            if delimiter:
+                at = name.find(delimiter, cut)
+                if at >= 0:
+                    shown = name[:at + len(delimiter)]
+                    if shown == self.last_subdir:
+                        continue
+                    self.last_subdir, name, entry = shown, shown, Subdir(shown)
+            if low and name <= low:
+                continue
+            if high and name >= high:
+                return True
+            kept.append((name, entry))
+            if not params.reverse and len(kept) >= params.limit:
+                return True
+        return False
+
+    def entries(self) -> list[T | Subdir]:
+        entries = [entry for _, entry in self.kept]
+        return entries[::-1] if self.params.reverse else entries
+
+
 async def select(items: AsyncIterator[tuple[str, T]], params: ListingParams) -> list[T | Subdir]:
-    """The entries of one listing page from a name-ordered stream (already from `prefix`;
-    forwards it may start after `marker`). Stops reading as soon as the page is decided."""
-    kept: collections.deque[tuple[str, T | Subdir]] = collections.deque(
-        maxlen=params.limit if params.reverse else None)
+    """The entries of one listing page from a name-ordered stream of (name, entry) (already
+    from `prefix`; forwards it may start after `marker`). Stops reading as soon as the page
+    is decided."""
+    chosen = await select_pages(_one_by_one(items), params, operator.itemgetter(0))
+    return [entry if isinstance(entry, Subdir) else entry[1] for entry in chosen]
+
+
+async def _one_by_one(items: AsyncIterator[T]) -> AsyncIterator[tuple[T]]:
+    async for item in items:
+        yield (item,)
+
+
+async def select_pages(pages: AsyncIterator[Iterable[T]], params: ListingParams,
+                       key: Callable[[T], str]) -> list[T | Subdir]:
+    """select() over a stream that comes in batches (pages of a listing), each entry's
+    name given by `key`."""
     if params.limit == 0:
         return []
-    low, high = (params.end_marker, params.marker) if params.reverse else (params.marker, params.end_marker)
-    last_subdir: str | None = None
-    async for name, item in items:
-        if not name.startswith(params.prefix):
-            if name > params.prefix:
-                break
-            continue
-        if high and name >= high:
+    selection: _Selection[T] = _Selection(params, key)
+    async for batch in pages:
+        if selection.feed(batch):
             break
-        rest = name[len(params.prefix):]
-        entry: T | Subdir = item
-        if params.path_only and "/" in rest:
-            continue
-        if params.delimiter and params.delimiter in rest:
-            shown = params.prefix + rest[:rest.index(params.delimiter) + 1]
-            if shown == last_subdir:
-                continue
-            last_subdir, name, entry = shown, shown, Subdir(shown)
-        if low and name <= low:
-            continue
-        if high and name >= high:
-            break
-        kept.append((name, entry))
-        if not params.reverse and len(kept) >= params.limit:
-            break
-    entries = [entry for _, entry in kept]
-    return entries[::-1] if params.reverse else entries
+    return selection.entries()
 
 
 def listing_format(http: web.Request, query: dict[str, str]) -> str:
@@ -131,13 +170,17 @@ _CONTENT_TYPES = {"plain": "text/plain", "json": "application/json", "xml": "app
 
 def render_listing(fmt: str, root: str, root_name: str, entries: list[Any],
                    as_dict: Callable[[Any], dict[str, Any]], headers: dict[str, str],
-                   method: str) -> web.Response:
-    """One listing in the format asked for. An empty plain listing is a 204, as in Swift."""
+                   method: str, name_of: Callable[[Any], str] | None = None) -> web.Response:
+    """One listing in the format asked for. An empty plain listing is a 204, as in Swift.
+    `name_of`, if given, names an entry that is not a Subdir (for the plain format)."""
     if fmt == "plain":
         if not entries:
             return web.Response(status=204, headers=headers)
         # Entries are Subdirs or carry `name` or `key`: no need to build their dicts.
-        body = "".join(f"{_name(e, as_dict)}\n" for e in entries)
+        if name_of is not None:
+            body = "".join([(e.name if isinstance(e, Subdir) else name_of(e)) + "\n" for e in entries])
+        else:
+            body = "".join(f"{_name(e, as_dict)}\n" for e in entries)
     elif fmt == "json":
         body = json.dumps([{"subdir": e.name} if isinstance(e, Subdir) else as_dict(e) for e in entries])
     else:
