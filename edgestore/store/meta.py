@@ -21,8 +21,8 @@ Small bodies live in append-only segment files beside the database (segments.py)
 their row: written once there instead of twice (WAL, checkpoint) with overflow pages. The
 row names where the body is (seg, seg_off, seg_len) and its checksum covers value and
 body as before; rows written before schema 4 keep their body in `data` and read as ever.
-Per segment, the bytes rows still name are counted (`segments.live`, by triggers in the
-same transaction), so compaction (repair/compaction.py) knows which segments are mostly dead.
+Compaction (repair/compaction.py) sums, now and then, the bytes rows still name per
+segment to know which segments are mostly dead; no commit pays for keeping that count.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ GROUP_COMMIT_WINDOW_S = 0.050
 # Bodies moved per commit by segment compaction: small enough not to hold up client writes.
 COMPACT_BATCH = 64
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -171,27 +171,19 @@ _SEGMENT_COLUMNS = (
     "seg_len INTEGER",
 )
 _SEGMENTS = """
-CREATE TABLE IF NOT EXISTS segments (
+CREATE TABLE IF NOT EXISTS segments (  -- the segment files rows may name (others are leftovers of a crash)
     id INTEGER PRIMARY KEY,
-    live INTEGER NOT NULL         -- bytes of it that rows still name
+    live INTEGER NOT NULL         -- unused since version 5 (always 0 in new rows): see segment_usage
 );
-CREATE TRIGGER IF NOT EXISTS records_seg_add AFTER INSERT ON records WHEN NEW.seg IS NOT NULL BEGIN
-    UPDATE segments SET live = live + NEW.seg_len WHERE id = NEW.seg;
-END;
-CREATE TRIGGER IF NOT EXISTS records_seg_change AFTER UPDATE OF seg ON records
-WHEN OLD.seg IS NOT NULL OR NEW.seg IS NOT NULL BEGIN
-    UPDATE segments SET live = live - OLD.seg_len WHERE id = OLD.seg;
-    UPDATE segments SET live = live + NEW.seg_len WHERE id = NEW.seg;
-END;
-CREATE TRIGGER IF NOT EXISTS records_seg_drop AFTER DELETE ON records WHEN OLD.seg IS NOT NULL BEGIN
-    UPDATE segments SET live = live - OLD.seg_len WHERE id = OLD.seg;
-END;
 """
+# Version 4 counted live bytes per segment by triggers: a page of `segments` rewritten by
+# every commit, for a figure only compaction reads, every few minutes. It now sums them.
+_SEGMENT_TRIGGERS_V4 = ("records_seg_add", "records_seg_change", "records_seg_drop")
 
 
 def _segments_schema(conn: sqlite3.Connection) -> str:
     """The statements that give a records table its segment columns (those it lacks) and
-    the table and triggers that count live bytes."""
+    the table of known segments."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
     columns = "".join(f"ALTER TABLE records ADD COLUMN {c};" for c in _SEGMENT_COLUMNS if c.split()[0] not in have)
     return columns + _SEGMENTS
@@ -321,7 +313,11 @@ class MetaStore:
                 INSERT OR REPLACE INTO meta VALUES ('schema_version', '3'); COMMIT;""")
         if int(row[0]) < 4:
             conn.executescript(f"""BEGIN IMMEDIATE; {_segments_schema(conn)}
-                INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '4'); COMMIT;""")
+        if int(row[0]) < 5:
+            drops = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in _SEGMENT_TRIGGERS_V4)
+            conn.executescript(f"""BEGIN IMMEDIATE; {drops}
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '5'); COMMIT;""")
         return self._finish_open_sync(conn)
 
     def _finish_open_sync(self, conn: sqlite3.Connection) -> sqlite3.Connection:
@@ -332,8 +328,10 @@ class MetaStore:
         on_disk = set(self.segments.ids_on_disk())
         known = {seg for (seg,) in conn.execute("SELECT id FROM segments")}
         self.segments.forget_unknown(known)
-        gone = [(seg,) for seg in known - on_disk]
-        conn.executemany("DELETE FROM segments WHERE id = ? AND live <= 0", gone)
+        gone = known - on_disk
+        if gone:   # rare (a crash just after an unlink): worth a scan of the rows
+            gone -= {seg for (seg,) in conn.execute("SELECT DISTINCT seg FROM records WHERE seg IS NOT NULL")}
+            conn.executemany("DELETE FROM segments WHERE id = ?", [(seg,) for seg in gone])
         self.segments.start_after(max(known | on_disk, default=0))
         return conn
 
@@ -639,9 +637,12 @@ class MetaStore:
     # -- segment compaction ----------------------------------------------------------------
 
     async def segment_usage(self) -> Sequence[tuple[int, int, int]]:
-        """(segment, live bytes, file bytes) of every sealed segment."""
+        """(segment, live bytes, file bytes) of every sealed segment. Live bytes are summed
+        from the rows here, a scan of the table: compaction asks every few minutes, while
+        a count kept by triggers cost every commit a page."""
         def fn(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-            return [(int(seg), int(live)) for seg, live in conn.execute("SELECT id, live FROM segments ORDER BY id")]
+            live = dict(conn.execute("SELECT seg, sum(seg_len) FROM records WHERE seg IS NOT NULL GROUP BY seg"))
+            return [(int(seg), int(live.get(seg, 0))) for (seg,) in conn.execute("SELECT id FROM segments ORDER BY id")]
         active = self.segments.active
         return [(seg, live, self.segments.size(seg)) for seg, live in await self._read(fn) if seg != active]
 
@@ -692,12 +693,13 @@ class MetaStore:
             await pace(sum(length for *_, length in chunk))
             copied += await self._write(move(chunk), patient=True)
 
+        # Rows never come to name a sealed segment, so those listed above are the only ones
+        # that may still name it (a body whose copy was skipped): no scan of the table.
         def drop(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT live FROM segments WHERE id = ?", (seg,)).fetchone()
-            if row is None or row[0] > 0 or not sealed():
+            if not sealed() or any(conn.execute("SELECT 1 FROM records WHERE kind = ? AND name = ? AND seg = ?",
+                                                (kind, name, seg)).fetchone() for kind, name, *_ in rows):
                 return False
-            conn.execute("DELETE FROM segments WHERE id = ?", (seg,))
-            return True
+            return conn.execute("DELETE FROM segments WHERE id = ?", (seg,)).rowcount > 0
         if await self._write(drop):
             self.segments.unlink(seg)   # after the commit: no row names it, even after a crash
         return copied
