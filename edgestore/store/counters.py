@@ -1,6 +1,6 @@
-"""Per-bucket counters of one device: live objects and their bytes, kept by triggers on
-the records table in the transaction of each change, so that a Swift container or account
-HEAD reads two numbers instead of listing the container.
+"""Per-bucket counters of one device: live objects and their bytes, kept by the writer's
+tallies of each change (tallies.py: in memory, folded into the table now and then), so
+that a Swift container or account HEAD reads two numbers instead of listing the container.
 
 A bucket's name is the first two segments of an object record's name ("account/bucket").
 `changed_ts` is the newest record timestamp applied to the bucket here: of the replicas
@@ -12,19 +12,36 @@ listings do, before the expirer has deleted them.
 
 from __future__ import annotations
 
-__all__ = ["COUNTERS_SCHEMA", "COUNTERS_FILL"]
+__all__ = ["COUNTERS_SCHEMA", "COUNTERS_FILL", "count_triggers"]
 
 # "account/bucket" of an object record's name "account/bucket/key".
 _BUCKET = ("substr({n}, 1, instr({n}, '/') + instr(substr({n}, instr({n}, '/') + 1), '/') - 1)")
 _ADD = """
-    INSERT INTO bucket_counters VALUES ({bucket}, {sign} * (1 - {r}.deleted),
+    INSERT INTO {table} VALUES ({bucket}, {sign} * (1 - {r}.deleted),
         {sign} * (1 - {r}.deleted) * coalesce(json_extract({r}.value, '$.size'), 0), {r}.ts)
     ON CONFLICT (bucket) DO UPDATE SET objects = objects + excluded.objects, bytes = bytes + excluded.bytes,
         changed_ts = max(changed_ts, excluded.changed_ts);"""
 
 
-def _add(row: str, sign: int) -> str:
-    return _ADD.format(bucket=_BUCKET.format(n=f"{row}.name"), sign=sign, r=row)
+def _add(table: str, row: str, sign: int) -> str:
+    return _ADD.format(table=table, bucket=_BUCKET.format(n=f"{row}.name"), sign=sign, r=row)
+
+
+def count_triggers(table: str, prefix: str) -> str:
+    """TEMP triggers that add each change of an object record to `table` (bucket_counters'
+    columns): the writer's tallies (tallies.py), folded into bucket_counters now and then."""
+    return f"""
+CREATE TEMP TRIGGER IF NOT EXISTS {prefix}count_add AFTER INSERT ON main.records WHEN NEW.kind = 'object' BEGIN
+    {_add(table, "NEW", 1)}
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS {prefix}count_change AFTER UPDATE ON main.records WHEN NEW.kind = 'object' BEGIN
+    {_add(table, "OLD", -1)}
+    {_add(table, "NEW", 1)}
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS {prefix}count_drop AFTER DELETE ON main.records WHEN OLD.kind = 'object' BEGIN
+    {_add(table, "OLD", -1)}
+END;
+"""
 
 
 _DELETE_AT = "json_extract({r}.value, '$.delete_at')"
@@ -51,16 +68,6 @@ CREATE TABLE IF NOT EXISTS bucket_counters (
     bytes INTEGER NOT NULL,       -- the sum of their sizes
     changed_ts INTEGER NOT NULL   -- the newest record timestamp applied to the bucket here
 );
-CREATE TRIGGER IF NOT EXISTS records_count_add AFTER INSERT ON records WHEN NEW.kind = 'object' BEGIN
-    {_add("NEW", 1)}
-END;
-CREATE TRIGGER IF NOT EXISTS records_count_change AFTER UPDATE ON records WHEN NEW.kind = 'object' BEGIN
-    {_add("OLD", -1)}
-    {_add("NEW", 1)}
-END;
-CREATE TRIGGER IF NOT EXISTS records_count_drop AFTER DELETE ON records WHEN OLD.kind = 'object' BEGIN
-    {_add("OLD", -1)}
-END;
 CREATE TABLE IF NOT EXISTS bucket_expiring (  -- of those live objects, the ones that expire
     bucket TEXT NOT NULL,
     delete_at INTEGER NOT NULL,   -- unix seconds

@@ -12,8 +12,9 @@ should the database be busy, it goes to the reader thread after all rather than 
 the loop.
 
 Every partition has a digest: the XOR of a hash of each of its rows (records, block
-references, blocks known lost), kept current by triggers inside the same transaction as
-the change. Two replicas of a partition hold the same rows exactly when their digests
+references, blocks known lost), kept current by the writer's tallies (tallies.py: changes
+added up in memory in the transaction of each, folded into the table now and then, rebuilt
+from the rows after a crash). Two replicas of a partition hold the same rows exactly when their digests
 match (up to a 64-bit collision), so anti-entropy compares one number per partition and
 looks closer only where the numbers differ.
 
@@ -21,14 +22,15 @@ Small bodies live in append-only segment files beside the database (segments.py)
 their row: written once there instead of twice (WAL, checkpoint) with overflow pages. The
 row names where the body is (seg, seg_off, seg_len) and its checksum covers value and
 body as before; rows written before schema 4 keep their body in `data` and read as ever.
-Per segment, the bytes rows still name are counted (`segments.live`, by triggers in the
-same transaction), so compaction (repair/compaction.py) knows which segments are mostly dead.
+Compaction (repair/compaction.py) sums, now and then, the bytes rows still name per
+segment to know which segments are mostly dead; no commit pays for keeping that count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,10 +46,12 @@ from edgestore.store.groupcommit import Batcher
 from edgestore.store.listing import LIVE_SQL, list_rows_json_sync, list_rows_sync, prefix_end
 from edgestore.store.records import Record
 from edgestore.store.segments import SegmentStore, SegmentSyncError
+from edgestore.store.tallies import DIGESTS_FILL, V5_TRIGGERS, Tallies
 
 __all__ = ["MetaStore", "BlockRef", "PartitionIndex", "row_hash", "prefix_end"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # How long a write may wait for others to share its commit, when writes arrive faster
 # than this (groupcommit.py): each commit rewrites a handful of shared pages.
@@ -55,7 +59,7 @@ GROUP_COMMIT_WINDOW_S = 0.050
 # Bodies moved per commit by segment compaction: small enough not to hold up client writes.
 COMPACT_BATCH = 64
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -117,52 +121,13 @@ WHEN json_type(OLD.value, '$.blocks') = 'array' BEGIN
 END;
 """
 
-# The digests and the triggers that keep them. XOR is (a | b) - (a & b): SQLite has no
-# XOR operator, and this form never overflows a signed 64-bit integer.
+# The digests, kept by the writer's tallies (tallies.py).
 _DIGESTS = """
 CREATE TABLE IF NOT EXISTS part_digests (
     part INTEGER PRIMARY KEY,
     digest INTEGER NOT NULL,
     rows INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS records_digest_add AFTER INSERT ON records BEGIN
-    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('r', NEW.kind, NEW.name, NEW.ts, NEW.node, NEW.deleted), 1)
-    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
-                                     rows = rows + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS records_digest_change AFTER UPDATE ON records BEGIN
-    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node,
-        OLD.deleted)) - (digest & es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node, OLD.deleted))
-    WHERE part = OLD.part;
-    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('r', NEW.kind, NEW.name, NEW.ts, NEW.node, NEW.deleted), 1)
-    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
-                                     rows = rows + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS records_digest_drop AFTER DELETE ON records BEGIN
-    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node,
-        OLD.deleted)) - (digest & es_rowhash('r', OLD.kind, OLD.name, OLD.ts, OLD.node, OLD.deleted))
-    WHERE part = OLD.part;
-END;
-CREATE TRIGGER IF NOT EXISTS refs_digest_add AFTER INSERT ON block_refs BEGIN
-    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('b', NEW.block, NEW.ref), 1)
-    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
-                                     rows = rows + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS refs_digest_drop AFTER DELETE ON block_refs BEGIN
-    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('b', OLD.block, OLD.ref))
-        - (digest & es_rowhash('b', OLD.block, OLD.ref))
-    WHERE part = OLD.part;
-END;
-CREATE TRIGGER IF NOT EXISTS lost_digest_add AFTER INSERT ON lost_blocks BEGIN
-    INSERT INTO part_digests VALUES (NEW.part, es_rowhash('l', NEW.block), 1)
-    ON CONFLICT (part) DO UPDATE SET digest = (digest | excluded.digest) - (digest & excluded.digest),
-                                     rows = rows + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS lost_digest_drop AFTER DELETE ON lost_blocks BEGIN
-    UPDATE part_digests SET rows = rows - 1, digest = (digest | es_rowhash('l', OLD.block))
-        - (digest & es_rowhash('l', OLD.block))
-    WHERE part = OLD.part;
-END;
 """
 
 
@@ -174,27 +139,19 @@ _SEGMENT_COLUMNS = (
     "seg_len INTEGER",
 )
 _SEGMENTS = """
-CREATE TABLE IF NOT EXISTS segments (
+CREATE TABLE IF NOT EXISTS segments (  -- the segment files rows may name (others are leftovers of a crash)
     id INTEGER PRIMARY KEY,
-    live INTEGER NOT NULL         -- bytes of it that rows still name
+    live INTEGER NOT NULL         -- unused since version 5 (always 0 in new rows): see segment_usage
 );
-CREATE TRIGGER IF NOT EXISTS records_seg_add AFTER INSERT ON records WHEN NEW.seg IS NOT NULL BEGIN
-    UPDATE segments SET live = live + NEW.seg_len WHERE id = NEW.seg;
-END;
-CREATE TRIGGER IF NOT EXISTS records_seg_change AFTER UPDATE OF seg ON records
-WHEN OLD.seg IS NOT NULL OR NEW.seg IS NOT NULL BEGIN
-    UPDATE segments SET live = live - OLD.seg_len WHERE id = OLD.seg;
-    UPDATE segments SET live = live + NEW.seg_len WHERE id = NEW.seg;
-END;
-CREATE TRIGGER IF NOT EXISTS records_seg_drop AFTER DELETE ON records WHEN OLD.seg IS NOT NULL BEGIN
-    UPDATE segments SET live = live - OLD.seg_len WHERE id = OLD.seg;
-END;
 """
+# Version 4 counted live bytes per segment by triggers: a page of `segments` rewritten by
+# every commit, for a figure only compaction reads, every few minutes. It now sums them.
+_SEGMENT_TRIGGERS_V4 = ("records_seg_add", "records_seg_change", "records_seg_drop")
 
 
 def _segments_schema(conn: sqlite3.Connection) -> str:
     """The statements that give a records table its segment columns (those it lacks) and
-    the table and triggers that count live bytes."""
+    the table of known segments."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
     columns = "".join(f"ALTER TABLE records ADD COLUMN {c};" for c in _SEGMENT_COLUMNS if c.split()[0] not in have)
     return columns + _SEGMENTS
@@ -286,6 +243,7 @@ class MetaStore:
         self.segments = SegmentStore(path.with_name(path.name + ".segments"))
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"meta-w-{path.parent.name}")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"meta-r-{path.parent.name}")
+        self._tallies: Tallies   # made by the writer's open, once the schema is current
         self._wconn = self._writer.submit(self._open_writer_sync).result()
         self._rconn = self._reader.submit(_connect, path).result()
         self._lconn = _connect(path)  # the event loop's, for point reads only
@@ -310,11 +268,7 @@ class MetaStore:
                 ALTER TABLE records RENAME COLUMN data_xxh3 TO check_xxh3;
                 UPDATE records SET check_xxh3 = es_rowcheck(value, data);
                 DROP TABLE IF EXISTS part_digests;
-                {_DIGESTS}
-                INSERT INTO part_digests SELECT part, es_xor(h), count(*) FROM (
-                    SELECT part, es_rowhash('r', kind, name, ts, node, deleted) AS h FROM records
-                    UNION ALL SELECT part, es_rowhash('b', block, ref) FROM block_refs
-                    UNION ALL SELECT part, es_rowhash('l', block) FROM lost_blocks) GROUP BY part;
+                {_DIGESTS} {DIGESTS_FILL}
                 INSERT OR REPLACE INTO meta VALUES ('schema_version', '2');
                 COMMIT;""")
         if int(row[0]) < 3:
@@ -324,7 +278,17 @@ class MetaStore:
                 INSERT OR REPLACE INTO meta VALUES ('schema_version', '3'); COMMIT;""")
         if int(row[0]) < 4:
             conn.executescript(f"""BEGIN IMMEDIATE; {_segments_schema(conn)}
-                INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;""")
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '4'); COMMIT;""")
+        if int(row[0]) < 5:
+            drops = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in _SEGMENT_TRIGGERS_V4)
+            conn.executescript(f"""BEGIN IMMEDIATE; {drops}
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '5'); COMMIT;""")
+        if int(row[0]) < 6:
+            # Digests and counters were kept by triggers of the database, which were current
+            # up to here: from now on the writer's tallies keep them.
+            drops = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in V5_TRIGGERS)
+            conn.executescript(f"""BEGIN IMMEDIATE; {drops}
+                INSERT OR REPLACE INTO meta VALUES ('schema_version', '6'); COMMIT;""")
         return self._finish_open_sync(conn)
 
     def _finish_open_sync(self, conn: sqlite3.Connection) -> sqlite3.Connection:
@@ -335,18 +299,28 @@ class MetaStore:
         on_disk = set(self.segments.ids_on_disk())
         known = {seg for (seg,) in conn.execute("SELECT id FROM segments")}
         self.segments.forget_unknown(known)
-        gone = [(seg,) for seg in known - on_disk]
-        conn.executemany("DELETE FROM segments WHERE id = ? AND live <= 0", gone)
+        gone = known - on_disk
+        if gone:   # rare (a crash just after an unlink): worth a scan of the rows
+            gone -= {seg for (seg,) in conn.execute("SELECT DISTINCT seg FROM records WHERE seg IS NOT NULL")}
+            conn.executemany("DELETE FROM segments WHERE id = ?", [(seg,) for seg in gone])
         self.segments.start_after(max(known | on_disk, default=0))
+        self._tallies = Tallies(conn)
         return conn
 
     def close(self) -> None:
-        self._writer.submit(self._wconn.close).result()
+        self._writer.submit(self._close_writer_sync).result()
         self._reader.submit(self._rconn.close).result()
         self._lconn.close()
         self._writer.shutdown()
         self._reader.shutdown()
         self.segments.close()
+
+    def _close_writer_sync(self) -> None:
+        try:
+            self._tallies.close(self._wconn)
+        except sqlite3.Error as exc:   # the marker stays: the next open rebuilds the tallies
+            log.warning("%s: pending digests and counters not written: %s", self.path, exc)
+        self._wconn.close()
 
     # -- writes: queued, group-committed -------------------------------------------
 
@@ -374,8 +348,10 @@ class MetaStore:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, None, StoreError(f"{self.path}: {exc}")))
+            self._tallies.before_commit(conn, time.monotonic())
             self.segments.sync()   # the bodies the rows name are durable before the rows are
             conn.execute("COMMIT")
+            self._tallies.committed()
         except (sqlite3.Error, OSError, SegmentSyncError) as exc:
             # A full disk fails the commit (SQLITE_FULL), or a statement, after which SQLite
             # may have rolled back already; a failed segment sync fails every op's rows.
@@ -585,26 +561,23 @@ class MetaStore:
 
     async def bucket_counters(self, bucket: str, now: float = 0.0) -> tuple[int, int, int] | None:
         """(objects, bytes, changed_ts) of a bucket ("account/bucket") here, if it has any rows;
-        objects expired at `now` (unix seconds) left out."""
+        objects expired at `now` (unix seconds) left out. On the writer: the counters of
+        the latest commits are still in its tallies."""
         def fn(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
-            row = conn.execute("SELECT objects, bytes, changed_ts FROM bucket_counters WHERE bucket = ?",
-                               (bucket,)).fetchone()
-            if row is None:
+            counted = Tallies.counters(conn, bucket)
+            if counted is None:
                 return None
             expired = conn.execute("SELECT coalesce(sum(objects), 0), coalesce(sum(bytes), 0) FROM bucket_expiring "
                                    "WHERE bucket = ? AND delete_at <= ?", (bucket, now)).fetchone()
-            return (int(row[0]) - int(expired[0]), int(row[1]) - int(expired[1]), int(row[2]))
-        return await self._point_read(fn)  # a key lookup and a short range of one bucket
-
+            return (counted[0] - int(expired[0]), counted[1] - int(expired[1]), counted[2])
+        return await self._write(fn)
 
     # -- partitions: what anti-entropy compares and moves ------------------------------
 
     async def digests(self) -> dict[int, tuple[int, int]]:
-        """partition -> (digest, rows) for every partition with rows on this device."""
-        def fn(conn: sqlite3.Connection) -> dict[int, tuple[int, int]]:
-            return {part: (digest, rows) for part, digest, rows
-                    in conn.execute("SELECT part, digest, rows FROM part_digests WHERE rows > 0")}
-        return await self._read(fn)
+        """partition -> (digest, rows) for every partition with rows on this device. On
+        the writer: the changes of the latest commits are still in its tallies."""
+        return await self._write(Tallies.digests)
 
     async def partition_index(self, part: int) -> PartitionIndex:
         """Every row of a partition, without values or data: what a peer compares against."""
@@ -662,9 +635,12 @@ class MetaStore:
     # -- segment compaction ----------------------------------------------------------------
 
     async def segment_usage(self) -> Sequence[tuple[int, int, int]]:
-        """(segment, live bytes, file bytes) of every sealed segment."""
+        """(segment, live bytes, file bytes) of every sealed segment. Live bytes are summed
+        from the rows here, a scan of the table: compaction asks every few minutes, while
+        a count kept by triggers cost every commit a page."""
         def fn(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-            return [(int(seg), int(live)) for seg, live in conn.execute("SELECT id, live FROM segments ORDER BY id")]
+            live = dict(conn.execute("SELECT seg, sum(seg_len) FROM records WHERE seg IS NOT NULL GROUP BY seg"))
+            return [(int(seg), int(live.get(seg, 0))) for (seg,) in conn.execute("SELECT id FROM segments ORDER BY id")]
         active = self.segments.active
         return [(seg, live, self.segments.size(seg)) for seg, live in await self._read(fn) if seg != active]
 
@@ -715,12 +691,13 @@ class MetaStore:
             await pace(sum(length for *_, length in chunk))
             copied += await self._write(move(chunk), patient=True)
 
+        # Rows never come to name a sealed segment, so those listed above are the only ones
+        # that may still name it (a body whose copy was skipped): no scan of the table.
         def drop(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT live FROM segments WHERE id = ?", (seg,)).fetchone()
-            if row is None or row[0] > 0 or not sealed():
+            if not sealed() or any(conn.execute("SELECT 1 FROM records WHERE kind = ? AND name = ? AND seg = ?",
+                                                (kind, name, seg)).fetchone() for kind, name, *_ in rows):
                 return False
-            conn.execute("DELETE FROM segments WHERE id = ?", (seg,))
-            return True
+            return conn.execute("DELETE FROM segments WHERE id = ?", (seg,)).rowcount > 0
         if await self._write(drop):
             self.segments.unlink(seg)   # after the commit: no row names it, even after a crash
         return copied
