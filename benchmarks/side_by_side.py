@@ -120,6 +120,35 @@ def process_tree(roots: list[int]) -> list[int]:
     return sorted(seen)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes, in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue   # gone meanwhile
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def settle(systems: tuple[System, ...], least_s: float, most_s: float, quiet_cores: float = 0.15,
+           window_s: float = 2.0) -> float:
+    """Wait `least_s`, then until both systems' processes together use under `quiet_cores`
+    of CPU over a window (a fill leaves Swift's updaters and replicators busy for minutes,
+    which slows whichever system is measured then), at most `most_s` in all. Returns the
+    seconds waited."""
+    started = time.monotonic()
+    time.sleep(least_s)
+    while time.monotonic() - started < most_s:
+        pids = [pid for system in systems for pid in system.pids()]
+        before = cpu_seconds(pids)
+        time.sleep(window_s)
+        if (cpu_seconds(pids) - before) / window_s < quiet_cores:
+            break
+    return time.monotonic() - started
+
+
 def memory(pids: list[int]) -> dict[str, float]:
     """Processes, total PSS and RSS (MiB), and the largest single RSS."""
     pss = rss = biggest = 0
@@ -211,6 +240,9 @@ def main() -> int:
     parser.add_argument("--apis", default="swift,s3")
     parser.add_argument("--settle-s", type=float, default=10.0,
                         help="pause before each system's run of a scenario (seconds)")
+    parser.add_argument("--settle-max-s", type=float, default=180.0,
+                        help="after that pause, wait until both systems are quiet (under 0.15 core), "
+                             "at most this long in all")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
@@ -238,7 +270,8 @@ def main() -> int:
                 order = (swift, edgestore) if index % 2 == 0 else (edgestore, swift)   # alternate who goes first
                 results: dict[str, list[PhaseResult]] = {}
                 for system in order:
-                    time.sleep(args.settle_s)  # let the previous run's background work drain
+                    waited = settle((swift, edgestore), args.settle_s, args.settle_max_s)
+                    print(f"settled {waited:.0f} s before {api} {scenario} on {system.name}", flush=True)
                     settings = Settings(**{**base.__dict__, "bucket": f"side-{scenario}-{api}", **extra})
                     target = system.swift() if api == "swift" else system.s3()
                     with PeakSampler(system) as sampler:
