@@ -114,8 +114,8 @@ class GarbageCollector:
 
     # -- one block ---------------------------------------------------------------------
 
-    async def _consider(self, device: LocalDevice, block: str, settled: int) -> str:
-        if await self._used_by_local_ref(device, block, settled):
+    async def _consider(self, holder: LocalDevice, block: str, settled: int) -> str:
+        if await self._used_by_local_ref(holder, block, settled):
             return "in_use"
         ring = self._coordinator.ring_state.ring
         primaries = ring.primaries(ring.partition_for_path(block_path(block)))
@@ -133,10 +133,10 @@ class GarbageCollector:
         log.info("gc: collected block %s (%d dead references)", block, len(refs))
         return "collected"
 
-    async def _used_by_local_ref(self, device: LocalDevice, block: str, settled: int) -> bool:
+    async def _used_by_local_ref(self, holder: LocalDevice, block: str, settled: int) -> bool:
         """A reference on the candidate's own device that is recent, or whose record
         lists the block: in use, found without asking the other replicas."""
-        refs = await device.meta.block_refs(block)
+        refs = await holder.meta.block_refs(block)
         if any(ts >= settled for _, ts in refs):
             return True
         for ref, _ in refs:
