@@ -14,7 +14,7 @@ from edgestore.cluster.coordinator import Coordinator
 from edgestore.cluster.listing import CommonPrefix
 from edgestore.store.records import KIND_OBJECT, bucket_record_name, placement_path
 
-__all__ = ["ListedObject", "ListedPrefix", "list_bucket", "list_bucket_pages", "bucket_usage"]
+__all__ = ["ListedObject", "ListedPrefix", "list_bucket_pages", "bucket_usage"]
 
 # The value fields a listing shows, in the order the rows carry them.
 FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
@@ -37,16 +37,6 @@ class ListedObject:
 class ListedPrefix:
     """A common prefix (S3 CommonPrefixes, Swift subdir), ending with the delimiter."""
     key: str
-
-
-async def list_bucket(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
-                      after: str | None = None, delimiter: str = "",
-                      page_size: int = 1000, with_meta: bool = False
-                      ) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
-    """list_bucket_pages' entries one by one."""
-    async for page in list_bucket_pages(coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta):
-        for entry in page:
-            yield entry
 
 
 async def list_bucket_pages(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",

@@ -24,7 +24,7 @@ from edgestore.config import NodeConfig
 from edgestore.errors import BodyTooSlow, DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
-from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket, list_bucket_pages
+from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket_pages
 from edgestore.store.blockid import new_block_id
 from edgestore.store.records import (
     KIND_DATAUSE,
@@ -349,16 +349,11 @@ class Objects:
                 task.cancel()
             await asyncio.gather(*fetches, return_exceptions=True)
 
-    def listing(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
-                delimiter: str = "", page_size: int = 1000,
-                with_meta: bool = False) -> AsyncGenerator[ListedObject | ListedPrefix, None]:
-        """What a listing shows (model/listing.py): lean entries, common prefixes rolled up."""
-        return list_bucket(self._coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta)
-
     def listing_pages(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
                       delimiter: str = "", page_size: int = 1000,
                       with_meta: bool = False) -> AsyncGenerator[list[ListedObject | ListedPrefix], None]:
-        """listing's entries a page at a time, for listings that go through many of them."""
+        """What a listing shows (model/listing.py), a page at a time: lean entries, common
+        prefixes rolled up."""
         return list_bucket_pages(self._coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta)
 
     async def usage(self, account: str, bucket: str) -> tuple[int, int]:
