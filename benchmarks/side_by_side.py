@@ -308,7 +308,9 @@ def compare(api: str, swift: list[PhaseResult], edgestore: list[PhaseResult]) ->
         ratio = mine / baseline if baseline else float("inf")
         rows.append({"api": api, "scenario": result.scenario, "phase": result.phase, "metric": metric,
                      "swift": other[metric], "edgestore": ours[metric], "ratio": round(ratio, 2),
-                     "errors": f"{other['errors']}/{ours['errors']}"})
+                     "errors": f"{other['errors']}/{ours['errors']}",
+                     "first_errors": {"OpenStack Swift": other.get("first_error"),
+                                      "edgestore": ours.get("first_error")}})
     return rows
 
 
@@ -332,6 +334,10 @@ def render(rows: list[dict[str, Any]], idle: dict[str, dict[str, float]], peaks:
         unit = "MiB/s" if row["metric"] == "mib_per_s" else "ops/s"
         lines.append(f"| {row['api']} | {row['scenario']} | {row['phase']} | {row['swift']} {unit} | "
                      f"{row['edgestore']} {unit} | **{row['ratio']}x** | {row['errors']} |")
+    failed = [(row, name, error) for row in rows for name, error in row["first_errors"].items() if error]
+    if failed:  # a ratio over a phase that failed means little without the reason
+        lines += ["", "First error of each phase with errors:", ""]
+        lines += [f"- {row['api']} {row['scenario']} {row['phase']}, {name}: `{error}`" for row, name, error in failed]
     lines += ["", "| memory | processes | PSS MiB | RSS MiB | largest process RSS MiB |", "|---|---:|---:|---:|---:|"]
     for name, idle_mem in idle.items():
         lines.append(f"| {name}, idle | {idle_mem['processes']:.0f} | {idle_mem['pss_mib']} | {idle_mem['rss_mib']} | "
