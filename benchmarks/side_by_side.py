@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,15 +203,23 @@ async def run_scenario(target: Target, scenario: str, settings: Settings) -> lis
         await target.close()
 
 
-async def prefill(target: Target, settings: Settings) -> float:
-    await target.open(settings.concurrency)
+async def prefill(system: System, settings: Settings) -> float:
+    """Create the listing bucket through S3 and fill it through the Swift API. Swift's s3api
+    answers AccessDenied to every S3 request on a container made through the Swift API (it
+    has no S3 owner), so a bucket made the other way round could be listed only one way."""
+    s3, swift = system.s3(), system.swift()
+    await s3.open(1)
     try:
-        await target.create_bucket(LIST_BUCKET)
+        await s3.create_bucket(LIST_BUCKET)
+    finally:
+        await s3.close()
+    await swift.open(settings.concurrency)
+    try:
         started = time.monotonic()
-        await fill_bucket(target, LIST_BUCKET, list_names(settings.list_objects), settings)
+        await fill_bucket(swift, LIST_BUCKET, list_names(settings.list_objects), settings)
         return time.monotonic() - started
     finally:
-        await target.close()
+        await swift.close()
 
 
 # What follows this line in the report file was measured by other means (write
@@ -248,6 +257,7 @@ def main() -> int:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
+    ours_is_new = not args.edgestore_data.exists()  # then it is ours to delete at the end
     swift = start_swift(args.swift_base, args.swift_port)
     edgestore, up = start_edgestore(args.edgestore_data, args.edgestore_port)
     try:
@@ -256,7 +266,7 @@ def main() -> int:
         print(f"idle: {json.dumps(idle)}", flush=True)
         base = Settings(bucket="side-by-side", concurrency=args.concurrency, progress=False,
                         list_objects=args.list_objects, list_bucket=LIST_BUCKET)
-        fills = {s.name: asyncio.run(prefill(s.swift(), base)) for s in (edgestore, swift)}
+        fills = {s.name: asyncio.run(prefill(s, base)) for s in (edgestore, swift)}
         print(f"list buckets filled: {fills}", flush=True)
         # Listing first: right after the fill and a settle, not behind the mixed run whose
         # writes leave Swift's updaters and replicators busy for a while (the run of
@@ -290,8 +300,12 @@ def main() -> int:
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         up.wait(timeout=60)
-        subprocess.run(["bash", str(SWIFT_TOOLS / "stop.sh")], env={**os.environ, "SWIFT_BASE": str(args.swift_base)},
-                       capture_output=True, timeout=300)
+        if ours_is_new:  # gigabytes of deleted large objects wait out the GC grace in there
+            shutil.rmtree(args.edgestore_data, ignore_errors=True)
+        # --wipe: the next run starts Swift as empty as edgestore (its venv stays), and no
+        # container made by an earlier run's code lingers.
+        subprocess.run(["bash", str(SWIFT_TOOLS / "stop.sh"), "--wipe"],
+                       env={**os.environ, "SWIFT_BASE": str(args.swift_base)}, capture_output=True, timeout=300)
     return 0
 
 
