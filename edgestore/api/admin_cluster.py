@@ -44,8 +44,9 @@ def cluster_routes(self_url: str, coordinator: Coordinator, buckets: Buckets, jo
 
     async def ask_node(url: str, method: str, path: str, payload: Any = None,
                        timeout_s: float = FAN_OUT_TIMEOUT_S) -> Any:
-        async with asyncio.timeout(timeout_s):
-            code, answer = await client.request_json(method, url, NODE_PREFIX + path, None, payload)
+        # The client's own deadline, not one around it: the configured request deadline
+        # (30 s) would end a pass that takes minutes and report its node down.
+        code, answer = await client.request_json(method, url, NODE_PREFIX + path, None, payload, timeout_s)
         if code != 200:
             raise ClusterError(f"{url}: {path} answered {code}")
         return answer

@@ -120,12 +120,13 @@ class InternalClient:
 
     async def _lean_request(self, peers: PeerConnections, address: tuple[str, int], method: str, base_url: str,
                             path: str, params: dict[str, str] | None, body: bytes,
-                            digest: str, max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
+                            digest: str, max_bytes: int = MAX_RESPONSE_BYTES,
+                            timeout_s: float | None = None) -> tuple[int, bytes]:
         """`request`, over the lean client (peerhttp) that plain-HTTP peers get."""
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         try:
-            async with asyncio.timeout(self._timeouts.request_s):
+            async with asyncio.timeout(timeout_s or self._timeouts.request_s):
                 status, payload = await peers.request(address, method, path_qs, headers, body, max_bytes)
         except (PeerHttpError, TimeoutError) as exc:
             raise PeerError(base_url, f"{type(exc).__name__}: {exc}") from exc
@@ -142,21 +143,26 @@ class InternalClient:
 
     async def request(self, method: str, base_url: str, path: str,
                       params: dict[str, str] | None = None, body: bytes = b"",
-                      digest: str | None = None, max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
+                      digest: str | None = None, max_bytes: int = MAX_RESPONSE_BYTES,
+                      timeout_s: float | None = None) -> tuple[int, bytes]:
         """Send one signed request (a block transfer, a ring file); returns (status, body).
         Transport failures and 5xx answers raise PeerError; other statuses are the
-        caller's to interpret. A plain-HTTP peer's answer over `max_bytes` is a failure."""
+        caller's to interpret. A plain-HTTP peer's answer over `max_bytes` is a failure.
+        `timeout_s` replaces the configured request deadline, for the few calls that wait
+        on long work by design (an operator's "run a pass now")."""
         digest = digest or (body_digest(body) if body else EMPTY_DIGEST)
         address = self._block_peers.address(base_url)
         if address is not None:
             return await self._lean_request(self._block_peers, address, method, base_url, path, params, body, digest,
-                                            max_bytes)
+                                            max_bytes, timeout_s)
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         url = URL(base_url.rstrip("/") + path_qs, encoded=True)
+        timeout = None if timeout_s is None else aiohttp.ClientTimeout(
+            total=timeout_s, sock_connect=self._timeouts.connect_s)
         try:
             async with self._get_session().request(method, url, data=body or None,
-                                                   headers=headers) as resp:
+                                                   headers=headers, timeout=timeout) as resp:
                 payload = await resp.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(base_url, f"{type(exc).__name__}: {exc}") from exc
@@ -165,21 +171,24 @@ class InternalClient:
         return resp.status, payload
 
     async def request_json_text(self, method: str, base_url: str, path: str,
-                                params: dict[str, str] | None = None, payload: Any = None) -> tuple[int, bytes]:
+                                params: dict[str, str] | None = None, payload: Any = None,
+                                timeout_s: float | None = None) -> tuple[int, bytes]:
         """request_json's answer still encoded, for a caller that may not need to decode it
         (a listing page that matches another replica's byte for byte)."""
         body = payload if isinstance(payload, JsonBody) or payload is None else JsonBody.of(payload)
         data, digest = (body.data, body.digest) if body is not None else (b"", EMPTY_DIGEST)
         address = self._peers.address(base_url)
         if address is None:
-            return await self.request(method, base_url, path, params, data, digest)
-        return await self._lean_request(self._peers, address, method, base_url, path, params, data, digest)
+            return await self.request(method, base_url, path, params, data, digest, timeout_s=timeout_s)
+        return await self._lean_request(self._peers, address, method, base_url, path, params, data, digest,
+                                        timeout_s=timeout_s)
 
     async def request_json(self, method: str, base_url: str, path: str,
-                           params: dict[str, str] | None = None, payload: Any = None) -> tuple[int, Any]:
+                           params: dict[str, str] | None = None, payload: Any = None,
+                           timeout_s: float | None = None) -> tuple[int, Any]:
         """A request with a JSON body (`payload`, or a JsonBody encoded once for several
         peers), answered with JSON."""
-        status, raw = await self.request_json_text(method, base_url, path, params, payload)
+        status, raw = await self.request_json_text(method, base_url, path, params, payload, timeout_s)
         try:
             return status, json.loads(raw) if raw else None
         except ValueError as exc:

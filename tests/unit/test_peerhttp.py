@@ -109,6 +109,28 @@ def test_an_unreachable_peer_is_a_connection_failure() -> None:
     run(go())
 
 
+def test_a_call_given_its_own_deadline_outlasts_the_configured_one() -> None:
+    """An operator's "run a pass now" waits for minutes of work: the configured request
+    deadline must not end it (and report a busy node down)."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.6)
+        return web.json_response({"done": True})
+
+    async def go() -> None:
+        runner, (host, port) = await serving(handler)
+        client = InternalClient(b"secret", Timeouts(request_s=0.2))
+        try:
+            with pytest.raises(PeerError):
+                await client.request_json("POST", f"http://{host}:{port}", "/_internal/_node/jobs/gc/run")
+            status, answer = await client.request_json("POST", f"http://{host}:{port}", "/_internal/_node/jobs/gc/run",
+                                                       timeout_s=5.0)
+            assert (status, answer) == (200, {"done": True})
+        finally:
+            await client.close()
+            await runner.cleanup()
+    run(go())
+
+
 def test_a_server_error_is_a_peer_error_with_its_status() -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=507, text="full")
