@@ -88,7 +88,8 @@ class Node:
         repair = config.repair
         self.anti_entropy = AntiEntropy(self.coordinator, repair.interval_s, ByteRateLimiter(repair.bytes_per_s),
                                         repair.concurrency)
-        self.gc = GarbageCollector(self.coordinator, repair.gc_interval_s, repair.gc_grace_s, repair.reclaim_age_s)
+        self.gc = GarbageCollector(self.coordinator, repair.gc_interval_s, repair.gc_grace_s, repair.reclaim_age_s,
+                                   repair.concurrency)
         self.scrub = Scrub(self.coordinator, repair.scrub_interval_s, ByteRateLimiter(repair.scrub_bytes_per_s))
         self.self_url = device_url_for(config.advertise_ip, config.advertise_port)
         self.gossip = RingGossip(RingKeeper(self.ring_state), self.client, self.self_url, config.node_id,

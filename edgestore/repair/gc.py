@@ -20,10 +20,11 @@ that was away for longer than that can bring a deleted object back, so the age i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from edgestore.clock import seconds_to_ts
 from edgestore.cluster.coordinator import Coordinator
@@ -69,8 +70,10 @@ def _lists_block(record: Record | None, data_id: str, block: str) -> bool:
 class GarbageCollector:
     name = "gc"
 
-    def __init__(self, coordinator: Coordinator, interval_s: float, grace_s: float, reclaim_age_s: float) -> None:
+    def __init__(self, coordinator: Coordinator, interval_s: float, grace_s: float, reclaim_age_s: float,
+                 concurrency: int = 4) -> None:
         self.interval_s = interval_s
+        self._concurrency = max(1, concurrency)
         self._coordinator = coordinator
         self._grace_s = grace_s
         self._reclaim_age_s = reclaim_age_s
@@ -96,21 +99,33 @@ class GarbageCollector:
                     candidates = await device.meta.gc_candidates(settled)
                     if not candidates:
                         break
-                    done = []
-                    for block, since in candidates:
-                        progress.checked += 1
-                        try:
-                            outcome = await self._consider(device, block, settled)
-                        except (ClusterError, StoreError) as exc:
-                            log.info("gc: block %s not decided: %s", block, exc)
-                            outcome = "deferred"
-                        setattr(progress, outcome, getattr(progress, outcome) + 1)
-                        if outcome != "deferred":
-                            done.append((block, since))
+                    done = await self._decide(device, candidates, settled, progress)
                     await device.meta.drop_gc_candidates(done)
                     if len(done) < len(candidates):
                         break   # the rest waits for the next pass
         return asdict(progress)
+
+    async def _decide(self, holder: LocalDevice, candidates: Sequence[tuple[str, int]], settled: int,
+                      progress: GcProgress) -> list[tuple[str, int]]:
+        """Decide on a batch of candidates, several at once: a dead block's decision is a
+        chain of round trips to its replicas (references, records, then the deletes).
+        Returns the candidates decided (the rest are tried again next pass)."""
+        slots = asyncio.Semaphore(self._concurrency)
+        done: list[tuple[str, int]] = []
+
+        async def decide(block: str, since: int) -> None:
+            async with slots:
+                try:
+                    outcome = await self._consider(holder, block, settled)
+                except (ClusterError, StoreError) as exc:
+                    log.info("gc: block %s not decided: %s", block, exc)
+                    outcome = "deferred"
+            progress.checked += 1
+            setattr(progress, outcome, getattr(progress, outcome) + 1)
+            if outcome != "deferred":
+                done.append((block, since))
+        await asyncio.gather(*(decide(block, since) for block, since in candidates))
+        return done
 
     # -- one block ---------------------------------------------------------------------
 
@@ -183,9 +198,11 @@ class GarbageCollector:
     async def _copies_use(self, data_id: str, block: str, settled: int) -> bool:
         prefix = data_id + "/"
         path = placement_path(KIND_DATAUSE, prefix)
+        seen: set[tuple[str, int]] = set()
         async for entry in self._coordinator.iter_records(KIND_DATAUSE, path, prefix):
             if entry.deleted:
                 continue
+            seen.add((entry.name, entry.ts))
             if await self._object_uses(entry.name[len(prefix):], data_id, block):
                 return True
             if entry.ts < settled:
@@ -195,6 +212,15 @@ class GarbageCollector:
                 # new copy of the same data to the same name (a newer entry) wins.
                 await self._coordinator.put_records(
                     path, [Record(KIND_DATAUSE, entry.name, entry.ts + 1, entry.node, deleted=True)], restamp=False)
+        if not seen:
+            return False
+        # A copy of one of those copies (a renamed file renamed again) may have been made
+        # after the listing passed its place and before its source was found gone. The
+        # copy wrote its entry before it checked that source (Objects._share_blocks), and
+        # the source went only after that, so listing again now finds the entry.
+        async for entry in self._coordinator.iter_records(KIND_DATAUSE, path, prefix):
+            if not entry.deleted and (entry.name, entry.ts) not in seen:
+                return True
         return False
 
     # -- the block's replicas ------------------------------------------------------------
