@@ -130,7 +130,10 @@ class GarbageCollector:
     # -- one block ---------------------------------------------------------------------
 
     async def _consider(self, holder: LocalDevice, block: str, settled: int) -> str:
-        if await self._used_by_local_ref(holder, block, settled):
+        # References whose own object was found not to use the block in this decision: not
+        # asked again. (Only within it: a later "not used" could miss a copy made since.)
+        unused: set[str] = set()
+        if await self._used_by_local_ref(holder, block, settled, unused):
             return "in_use"
         ring = self._coordinator.ring_state.ring
         primaries = ring.primaries(ring.partition_for_path(block_path(block)))
@@ -141,16 +144,17 @@ class GarbageCollector:
         if any(ts >= settled for ts in refs.values()):
             return "in_use"      # written within the grace period: an upload may be in flight
         for ref in refs:
-            if await self._ref_live(ref, block, settled):
+            if await self._ref_live(ref, block, settled, ref in unused):
                 return "in_use"
         for device in primaries:
             await self._collect_on(device, block, set(refs))
         log.info("gc: collected block %s (%d dead references)", block, len(refs))
         return "collected"
 
-    async def _used_by_local_ref(self, holder: LocalDevice, block: str, settled: int) -> bool:
+    async def _used_by_local_ref(self, holder: LocalDevice, block: str, settled: int, unused: set[str]) -> bool:
         """A reference on the candidate's own device that is recent, or whose record
-        lists the block: in use, found without asking the other replicas."""
+        lists the block: in use, found without asking the other replicas. Adds the
+        references found not to be used so to `unused`."""
         refs = await holder.meta.block_refs(block)
         if any(ts >= settled for _, ts in refs):
             return True
@@ -158,15 +162,17 @@ class GarbageCollector:
             name, _, data_id = ref.rpartition("#")
             if name and await self._object_uses(name, data_id, block):
                 return True
+            unused.add(ref)
         return False
 
-    async def _ref_live(self, ref: str, block: str, settled: int) -> bool:
+    async def _ref_live(self, ref: str, block: str, settled: int, object_checked: bool = False) -> bool:
         """Is the version that wrote `block` under `ref` ("record name#data_id"), or any
-        object that took it over or copied it, still using it?"""
+        object that took it over or copied it, still using it? `object_checked`: the
+        version's own object was just found not to."""
         name, _, data_id = ref.rpartition("#")
         if not name:
             return True     # not a reference this code wrote: never guess
-        if await self._object_uses(name, data_id, block):
+        if not object_checked and await self._object_uses(name, data_id, block):
             return True
         part = await self._coordinator.get_record(KIND_PART, name) if name.count("/") >= 3 else None
         if _lists_block(part, data_id, block):
