@@ -96,6 +96,7 @@ class _Stream:
 
     upload_id: str
     part_size: int
+    headers: dict[str, str]  # the metadata the upload was started with
     parts: list[Future[str]] = field(default_factory=list)  # part n+1 is parts[n]
 
     @property
@@ -305,8 +306,9 @@ class OpenFile:
             part = self.tuning.part_size_for(0)
             if self.attr.size < 2 * part:
                 return
+            headers = self._headers()
             try:
-                self._stream = _Stream(self.client.create_multipart(self.key, self._headers()), part)
+                self._stream = _Stream(self.client.create_multipart(self.key, headers), part, headers)
             except S3Error as exc:
                 raise io_error(f"upload of {self.key}", exc) from exc
             log.debug("%s: uploading while writing (upload %s)", self.key, self._stream.upload_id)
@@ -371,6 +373,12 @@ class OpenFile:
         etags = self._results(stream)
         self.client.complete_multipart(key, stream.upload_id, etags)
         self._stream = None
+        headers = self._headers()
+        if headers != stream.headers:
+            # The upload was started with the metadata of the moment the cache filled: later
+            # writes (mtime), chmod, chown, utimensat and xattrs before the close are stored
+            # now, by a copy onto itself (metadata only on edgestore).
+            self.client.copy(key, key, headers)
         head = self.client.head(key)
         return head.etag if head else ""
 

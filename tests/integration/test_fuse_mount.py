@@ -139,6 +139,32 @@ def test_a_file_larger_than_the_cache_streams_both_ways_in_bounded_memory(cluste
     assert peak_mib < 120, f"the mount process peaked at {peak_mib:.0f} MiB"
 
 
+def test_a_file_larger_than_the_cache_keeps_the_metadata_set_before_its_close(cluster: Any, bucket: str, boto: Any,
+                                                                             tmp_path: Path) -> None:
+    """Its upload starts while it is written (the cache is full): a chmod, chown and
+    utimensat of the open file after that are still what the object carries once closed."""
+    atime_ns, mtime_ns = 1_600_000_000_123_456_789, 1_700_000_000_987_654_321
+    with edgestore_mount(cluster, bucket, tmp_path, "--cache-size", "16M") as (mnt, _):
+        fd = os.open(mnt / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            block = hashlib.sha256(b"meta").digest() * (MIB // 32)
+            for _ in range(48):  # three times the cache
+                os.write(fd, block)
+            os.fchmod(fd, 0o600)
+            os.fchown(fd, 1234, 5678)
+            os.utime(fd, ns=(atime_ns, mtime_ns))
+        finally:
+            os.close(fd)
+        st = os.stat(mnt / "big.bin")
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_mtime_ns) == (0o600, 1234, mtime_ns)
+    head = boto.head_object(Bucket=bucket, Key="big.bin")
+    assert head["ContentLength"] == 48 * MIB
+    meta = head["Metadata"]
+    assert meta["mode"] == str(stat.S_IFREG | 0o600)
+    assert (meta["uid"], meta["gid"]) == ("1234", "5678")
+    assert (meta["mtime"], meta["atime"]) == ("1700000000.987654321", "1600000000.123456789")
+
+
 def test_two_mounts_see_each_others_closed_files(cluster: Any, bucket: str, tmp_path: Path) -> None:
     """Close-to-open: what one mount closed, the other's next open sees, even with both
     having looked at the file before."""
