@@ -163,20 +163,20 @@ class OpenFile:
         self._held = held
         return ok
 
-    def _get_into(self, start: int, length: int, write: Callable[[int, bytes], None]) -> int:
+    def _get_into(self, start: int, length: int, write: Callable[[int, memoryview], None]) -> int:
         assert self.key is not None
         return self.client.get_into(self.key, start, length, write)
 
-    def _store(self, pos: int, piece: bytes) -> None:
+    def _store(self, pos: int, piece: memoryview) -> None:
         """A fill's piece of the object at ``pos`` (lock held): written where the local file
         holds nothing yet (a local change since the fill started wins), below the size the
         object had (a truncate since cuts it)."""
         end = min(pos + len(piece), self.remote_size)
         if end <= pos:
             return
-        fd, view, added = self._temp(), memoryview(piece), 0
+        fd, added = self._temp(), 0
         for gap_start, gap_end in self.present.missing(pos, end):
-            os.pwrite(fd, view[gap_start - pos:gap_end - pos], gap_start)
+            os.pwrite(fd, piece[gap_start - pos:gap_end - pos], gap_start)
             added += gap_end - gap_start
         self.present.add(pos, end)
         self._held += added  # (what _account would count: a file of many ranges sums them slowly)
@@ -260,7 +260,7 @@ class OpenFile:
         """The object's first bytes, fetched by the open: into the local file, as if read."""
         with self.lock:
             if self.key is not None and first:
-                self._store(0, first)
+                self._store(0, memoryview(first))
                 ahead.seed(0, len(first))
 
     def read(self, offset: int, size: int, ahead: ReadAhead) -> bytes:

@@ -19,7 +19,7 @@ from .ranges import RangeSet, without
 __all__ = ["Fill", "Fills", "FillStopped"]
 
 # (start, length, write(offset, piece)) -> bytes the object had there: one streamed ranged GET
-GetInto = Callable[[int, int, Callable[[int, bytes], None]], int]
+GetInto = Callable[[int, int, Callable[[int, memoryview], None]], int]
 
 
 class FillStopped(Exception):
@@ -51,7 +51,7 @@ class Fills:
     held; it writes what the local file does not hold yet (never over a local change)."""
 
     def __init__(self, lock: threading.RLock, pool: ThreadPoolExecutor | None, get_into: GetInto,
-                 store: Callable[[int, bytes], None]) -> None:
+                 store: Callable[[int, memoryview], None]) -> None:
         self.cond = threading.Condition(lock)
         self._pool = pool
         self._get_into = get_into
@@ -109,7 +109,7 @@ class Fills:
         return self.cond.wait_for(lambda: not self.active, timeout_s)
 
     def _run(self, fill: Fill) -> None:
-        def write(offset: int, piece: bytes) -> None:
+        def write(offset: int, piece: memoryview) -> None:
             with self.cond:
                 if fill.stopped:
                     raise FillStopped

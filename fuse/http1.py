@@ -27,14 +27,15 @@ class ProtocolError(OSError):
 
 
 # Called with an answer's status and headers before its body: a consumer of the body's pieces
-# (in order, as they arrive), or None to have the body read whole into the Answer.
-Sink = Callable[[int, dict[str, str]], Callable[[bytes], None] | None]
+# (in order, as they arrive), or None to have the body read whole into the Answer. A piece is
+# a view of one buffer, used again for the next: the consumer copies what it keeps.
+Sink = Callable[[int, dict[str, str]], Callable[[memoryview], None] | None]
 
 
 class Readable(Protocol):
     length: int
 
-    def read(self, n: int = -1) -> bytes: ...
+    def readinto(self, buffer: memoryview) -> int: ...
 
 
 @dataclass
@@ -70,8 +71,9 @@ class Connection:
         else:
             self._sock.sendall(data)
             if body is not None:
-                while block := body.read(self._block):
-                    self._sock.sendall(block)
+                buffer = memoryview(bytearray(min(self._block, max(body.length, 1))))
+                while got := body.readinto(buffer):
+                    self._sock.sendall(buffer[:got])
         return self._answer(method, sink)
 
     def _line(self) -> bytes:
@@ -121,15 +123,18 @@ class Connection:
             return Answer(status, headers, body, will_close)
         return Answer(status, headers, self._reader.read(), True)  # up to the close
 
-    def _stream(self, length: int, consumer: Callable[[bytes], None]) -> None:
-        """``length`` bytes of body to ``consumer``, each piece as soon as it has arrived."""
+    def _stream(self, length: int, consumer: Callable[[memoryview], None]) -> None:
+        """``length`` bytes of body to ``consumer``, each piece as soon as it has arrived, read
+        into one buffer (a new bytes object per piece kept glibc's heaps growing: the mount's
+        peak RSS was 6 to 8 MiB higher)."""
+        buffer = memoryview(bytearray(min(length, self._block)))
         left = length
         while left > 0:
-            piece = self._reader.read1(min(left, self._block))
-            if not piece:
+            got = self._reader.readinto1(buffer[:min(left, len(buffer))])
+            if not got:
                 raise ProtocolError("the server closed the connection inside an answer")
-            left -= len(piece)
-            consumer(piece)
+            left -= got
+            consumer(buffer[:got])
 
     def _chunked(self) -> bytes:
         parts: list[bytes] = []

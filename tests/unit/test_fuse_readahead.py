@@ -58,7 +58,7 @@ class Store:
         self.data = bytearray(size)
         self.present = RangeSet()
 
-    def store(self, pos: int, piece: bytes) -> None:
+    def store(self, pos: int, piece: memoryview) -> None:
         for start, end in self.present.missing(pos, pos + len(piece)):
             self.data[start:end] = piece[start - pos:end - pos]
         self.present.add(pos, pos + len(piece))
@@ -66,7 +66,7 @@ class Store:
 
 def get_into(start: int, length: int, write: object) -> int:
     """A ranged GET of OBJECT, in 64 KiB pieces."""
-    body = OBJECT[start:start + length]
+    body = memoryview(OBJECT)[start:start + length]
     for pos in range(0, len(body), 64 * KIB):
         write(start + pos, body[pos:pos + 64 * KIB])  # type: ignore[operator]
     return len(body)
@@ -102,7 +102,7 @@ def test_what_a_fill_brings_is_not_asked_again_and_a_stopped_fill_ends_at_its_ne
     release = threading.Event()
 
     def slow_get_into(start: int, length: int, write: object) -> int:
-        write(start, OBJECT[start:start + 64 * KIB])  # type: ignore[operator]
+        write(start, memoryview(OBJECT)[start:start + 64 * KIB])  # type: ignore[operator]
         release.wait(30)
         return get_into(start + 64 * KIB, length - 64 * KIB, write) + 64 * KIB
 
