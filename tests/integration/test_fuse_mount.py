@@ -320,6 +320,46 @@ def test_lookups_of_siblings_are_answered_from_one_listing(cluster: Any, bucket:
         assert (mnt / "sib" / "later").read_bytes() == b"made elsewhere"
 
 
+class WriteDuringGet(S3Client):
+    """The real client, which runs ``during`` once, when the first piece of a streamed GET has
+    arrived and before it is handed over: a local write racing a fetch, in a set order."""
+
+    during: Callable[[], None] | None = None
+
+    def get_into(self, key: str, start: int, length: int, write: Callable[[int, memoryview], None]) -> int:
+        def first_after(pos: int, piece: memoryview) -> None:
+            if self.during is not None:
+                during, self.during = self.during, None
+                during()
+            write(pos, piece)
+
+        return super().get_into(key, start, length, first_after)
+
+
+def test_bytes_fetched_around_a_local_change_never_cover_it(cluster: Any, bucket: str, boto: Any,
+                                                            tmp_path: Path) -> None:
+    """A write into the range a fill is bringing stays what the file reads and uploads (the
+    file system driven directly: no page cache in the way); and a few random reads of a large
+    file fetch little of it."""
+    data = bytearray(os.urandom(20 * MIB))
+    boto.put_object(Bucket=bucket, Key="obj", Body=bytes(data))
+    client = WriteDuringGet(cluster.endpoint, bucket, *cluster.credentials)
+    fs = EdgeFS(client, Tuning(cache_dir=str(tmp_path)), ttl_s=0)
+    try:
+        fh = fs.open("/obj", os.O_RDWR)
+        for offset in (3 * MIB + 5, 17 * MIB, 9 * MIB + 4096):  # the first misses of a file bring little
+            assert fs.read("/obj", 4096, offset, fh) == data[offset:offset + 4096]
+        assert fs._handles[fh].file.present.total() <= (128 + 256 + 512 + 1024) * 1024  # the open's GET, then regions
+        client.during = lambda: fs.write("/obj", b"local", 12 * MIB + 7, fh)
+        data[12 * MIB + 7:12 * MIB + 12] = b"local"
+        assert fs.read("/obj", 4 * MIB, 10 * MIB, fh) == data[10 * MIB:14 * MIB]
+        assert client.during is None  # (the write came while the 4 MiB were on their way)
+        fs.release("/obj", fh)
+    finally:
+        fs.destroy("/")
+    assert boto.get_object(Bucket=bucket, Key="obj")["Body"].read() == data
+
+
 def test_with_ttl_0_a_lookup_lists_only_the_name_not_its_directory(cluster: Any, bucket: str, boto: Any) -> None:
     """A listing of the parent answers sibling lookups from the cache; with a TTL of 0 nothing
     is cached, so a lookup sends its one listing of the name and nothing more."""
