@@ -228,8 +228,8 @@ class OpenFile:
         on their way (from where it reads, so they come first; for a random read also the
         region around it), and for a sequential reader the next pieces ahead of it."""
         if self.fills.reach(plan.start, self.present) == plan.start:  # a miss
-            first, last = ((plan.start, plan.end) if plan.sequential
-                           else self.misses.around(plan.start, self.remote_size))
+            first, last = ((plan.start, plan.end) if plan.sequential  # (a region: at most a quarter of the cache)
+                           else self.misses.around(plan.start, self.remote_size, self.budget.limit // 4))
             last = max(last, plan.end)
             if not plan.sequential:  # what earlier misses' regions have not begun: the reader moved on
                 self.fills.stop(lambda fill: fill.ahead and not fill.running)

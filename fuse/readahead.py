@@ -20,7 +20,11 @@ AHEAD = 4  # fills in flight ahead of a sequential reader: their latencies overl
 SLACK = 4 * MIN_FETCH  # how far past the last read a read may start and still be sequential
 BEHIND = 8 * MIN_FETCH  # how far before it (requests of the kernel's read-ahead, out of order)
 MIN_AROUND = 256 * 1024  # the region around a random miss, at first
-MAX_AROUND = 8 * 1024 * 1024
+# Up to 32 MiB: a file read at random again and again is brought in whole sooner (A/B, 1000
+# random 4 KiB reads of 256 MiB: 8 MiB regions 107 GETs, 0.7 to 1.4 s; 32 MiB, 88 GETs, 0.6 to
+# 1.1 s). A new miss drops what earlier regions have not begun, which bounds what a large file
+# read at random brings per miss to the fills already running.
+MAX_AROUND = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,14 @@ class MissSize:
         self.size = MIN_AROUND
         self._lock = threading.Lock()
 
-    def around(self, offset: int, limit: int) -> tuple[int, int]:
-        """The aligned region of the object (up to ``limit``) to bring for a miss at ``offset``."""
+    def around(self, offset: int, limit: int, most: int = MAX_AROUND) -> tuple[int, int]:
+        """The aligned region of the object (up to ``limit``, at most ``most`` bytes) to bring
+        for a miss at ``offset``."""
         with self._lock:
             size = self.size
             self.size = min(size * 2, MAX_AROUND)
+            while size > max(most, MIN_AROUND):
+                size //= 2
         start = offset - offset % size
         return start, min(start + size, limit)
 

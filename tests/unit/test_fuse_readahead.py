@@ -48,7 +48,8 @@ def test_a_random_miss_brings_more_at_each_miss_of_the_file_up_to_the_cap() -> N
         assert start <= offset < end and start % (end - start) == 0  # aligned, around the miss
         sizes.append(end - start)
     assert sizes[0] == MIN_AROUND and sizes == sorted(sizes) and sizes[-1] == MAX_AROUND
-    assert misses.around(16 * MIB + 5, 16 * MIB + 9) == (16 * MIB, 16 * MIB + 9)  # never past the end
+    assert misses.around(64 * MIB + 5, 64 * MIB + 9) == (64 * MIB, 64 * MIB + 9)  # never past the end
+    assert misses.around(64 * MIB + 5, 1 << 40, 5 * MIB) == (64 * MIB, 68 * MIB)  # nor over ``most``
 
 
 class Store:
