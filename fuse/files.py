@@ -66,7 +66,7 @@ def punch_hole(fd: int, offset: int, length: int) -> None:
 @dataclass(frozen=True)
 class Tuning:
     part_size: int = 8 * MIB
-    readahead: int = 4 * MIB
+    readahead: int = 8 * MIB  # the largest fill: four ahead of a sequential reader
     cache_bytes: int = 1024 * MIB
     cache_dir: str = "/tmp"
 
