@@ -3,9 +3,11 @@ holding the changes in a sparse temporary file of the local cache until they are
 flush, fsync or the last release.
 
 What the temporary file holds is tracked as byte ranges (``present``). Bytes outside them are
-read from the object as it was when opened (below ``remote_size``) or are zeros (a hole, or
-past the old end). Uploading fills the gaps first: a small file is one PUT; a large one is a
-multipart upload in which parts nobody wrote are server-side copies of the old object
+the object's as it was when opened (below ``remote_size``), brought into the file by fills
+(``fills``: streamed ranged GETs, planned per handle by ``readahead``) before they are read,
+or are zeros (a hole, or past the old end). Reads are always answered from the file, so the
+process holds no read-ahead in memory. Uploading fills the gaps first: a small file is one
+PUT; a large one is a multipart upload in which parts nobody wrote are server-side copies of the old object
 (UploadPartCopy), so appending to a large file uploads only its end. When the cache is over
 its size, a file being written from empty uploads its finished parts at once and frees them
 locally, so a file larger than the cache streams through it.
@@ -26,9 +28,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fills import Fill, Fills
 from .metadata import Attr
-from .ranges import RangeSet
-from .readahead import ReadAhead
+from .ranges import RangeSet, without
+from .readahead import AHEAD, MissSize, Plan, ReadAhead
 from .s3client import FileRegion, S3Client, S3Error
 
 __all__ = ["Tuning", "CacheBudget", "OpenFile", "Handle", "io_error"]
@@ -38,9 +41,9 @@ log = logging.getLogger("edgestore.fuse")
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3's smallest part but the last
 MAX_PARTS = 10_000
-FILL_CHUNK = 4 * MIB
-RANDOM_CHUNK = 8 * MIB  # what a random read brings into the local file, around it
-RANDOM_PIECE = 4 * MIB  # in requests of this size, in parallel (2 MiB: twice the GETs, a quarter more CPU)
+WAIT_S = 120.0  # the longest a read waits for its bytes (two of the client's timeouts)
+FILL_WAIT_S = 1.0  # between looks at a fill that brings nothing
+CLOSE_WAIT_S = 60.0  # for the fills still running when the file is closed
 _FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -63,7 +66,7 @@ def punch_hole(fd: int, offset: int, length: int) -> None:
 @dataclass(frozen=True)
 class Tuning:
     part_size: int = 8 * MIB
-    readahead: int = 4 * MIB
+    readahead: int = 8 * MIB  # the largest fill: four ahead of a sequential reader
     cache_bytes: int = 1024 * MIB
     cache_dir: str = "/tmp"
 
@@ -96,6 +99,7 @@ class _Stream:
 
     upload_id: str
     part_size: int
+    headers: dict[str, str]  # the metadata the upload was started with
     parts: list[Future[str]] = field(default_factory=list)  # part n+1 is parts[n]
 
     @property
@@ -122,11 +126,11 @@ class OpenFile:
     def __init__(self, client: S3Client, key: str, attr: Attr, exists: bool, tuning: Tuning,
                  budget: CacheBudget, pool: ThreadPoolExecutor | None = None,
                  uploads: ThreadPoolExecutor | None = None) -> None:
-        """``pool`` fetches the pieces of random reads in parallel; ``uploads`` sends the parts
-        of a changed file at close, several at once (each streamed from the local file). They
-        are sent at close, not while writing (which measured slower here: docs/mounts.md),
-        unless the cache fills first."""
-        self.client, self.tuning, self.budget, self.pool, self.uploads = client, tuning, budget, pool, uploads
+        """``pool`` runs the fills of the local file (what reads need, read ahead, the regions
+        around random misses); ``uploads`` sends the parts of a changed file at close, several
+        at once (each streamed from the local file). They are sent at close, not while writing
+        (which measured slower here: docs/mounts.md), unless the cache fills first."""
+        self.client, self.tuning, self.budget, self.uploads = client, tuning, budget, uploads
         self.key: str | None = key  # None once unlinked: the handles keep the data, nothing is uploaded
         self.attr = attr
         self.remote_size = attr.size if exists else 0
@@ -138,6 +142,8 @@ class OpenFile:
         self._fd: int | None = None
         self._held = 0  # bytes of `present`, as accounted in the budget
         self._stream: _Stream | None = None
+        self.fills = Fills(self.lock, pool, self._get_into, self._store)
+        self.misses = MissSize()
 
     # -- the local copy -------------------------------------------------------------------
 
@@ -157,60 +163,90 @@ class OpenFile:
         self._held = held
         return ok
 
-    def _fetch(self, start: int, length: int) -> bytes:
+    def _get_into(self, start: int, length: int, write: Callable[[int, memoryview], None]) -> int:
         assert self.key is not None
-        return self.client.get(self.key, start, length)
+        return self.client.get_into(self.key, start, length, write)
+
+    def _store(self, pos: int, piece: memoryview) -> None:
+        """A fill's piece of the object at ``pos`` (lock held): written where the local file
+        holds nothing yet (a local change since the fill started wins), below the size the
+        object had (a truncate since cuts it)."""
+        end = min(pos + len(piece), self.remote_size)
+        if end <= pos:
+            return
+        fd, added = self._temp(), 0
+        for gap_start, gap_end in self.present.missing(pos, end):
+            os.pwrite(fd, piece[gap_start - pos:gap_end - pos], gap_start)
+            added += gap_end - gap_start
+        self.present.add(pos, end)
+        self._held += added  # (what _account would count: a file of many ranges sums them slowly)
+        self.budget.change(added)
+
+    def _await(self, start: int, end: int, piece: int) -> None:
+        """Wait until the local file holds [start, end) of the object (lock held; released
+        while waiting): what no fill brings is fetched now."""
+        deadline = time.monotonic() + WAIT_S
+        while gaps := self.present.missing(start, min(end, self.remote_size)):
+            gap_start, gap_end = gaps[0]
+            fill = self.fills.covering(gap_start)
+            if fill is None:
+                fill = self.fills.start(gap_start, gap_end, self.present, piece, ahead=False)[0]
+
+            def arrived(fill: Fill = fill, gap_start: int = gap_start) -> bool:
+                return fill.done or fill.pos > gap_start
+
+            self.fills.cond.wait_for(arrived, FILL_WAIT_S)
+            if fill.done and fill.error is not None:
+                raise io_error(f"read of {self.key}", fill.error)
+            if fill.done and fill.short and fill.end <= self.remote_size:
+                raise OSError(errno.EIO, f"{self.key} is shorter than it was when opened")
+            if time.monotonic() > deadline:
+                raise OSError(errno.EIO, f"read of {self.key}: no answer within {WAIT_S:.0f} s")
 
     def _fill(self, start: int, end: int) -> None:
         """Copy what the object holds of [start, end) into the local file, where it is missing."""
-        fd = self._temp()
-        for gap_start, gap_end in self.present.missing(start, min(end, self.remote_size)):
-            for pos in range(gap_start, gap_end, FILL_CHUNK):
-                data = self._fetch(pos, min(FILL_CHUNK, gap_end - pos))
-                os.pwrite(fd, data, pos)
-                self.present.add(pos, pos + len(data))
-                if len(data) < min(FILL_CHUNK, gap_end - pos):
-                    raise OSError(errno.EIO, f"{self.key} is shorter than it was when opened")
+        end = min(end, self.remote_size)
+        self.fills.start(start, end, self.present, self.tuning.readahead, ahead=False)
+        self._await(start, end, self.tuning.readahead)
+
+    def _make_room(self, keep_start: int, keep_end: int) -> None:
+        """Fetching [keep_start, keep_end) of a file not changed here would overfill the cache:
+        give back what the local file holds elsewhere (it holds nothing not in the object)."""
+        if self.dirty or self._stream is not None or self._fd is None:
+            return
+        wanted = sum(e - s for s, e in self.present.missing(keep_start, keep_end))
+        if self.budget.used + wanted <= self.budget.limit:
+            return
+        for start, end in list(self.present):
+            for s, e in without([(start, end)], keep_start, keep_end):
+                punch_hole(self._fd, s, e - s)
+                self.present.remove(s, e)
         self._account()
 
-    def _fill_chunks(self, start: int, end: int) -> None:
-        """Random reads of a file not changed here: bring the aligned chunks around [start, end)
-        into the local file, their pieces fetched in parallel, so that the reads that follow
-        nearby are local. Made room for by dropping what the local file held before, if the
-        cache is full (it holds nothing that is not in the object)."""
-        first = start - start % RANDOM_CHUNK
-        last = min(-(-end // RANDOM_CHUNK) * RANDOM_CHUNK, self.remote_size)
-        gaps = self.present.missing(first, last)
-        wanted = sum(e - s for s, e in gaps)
-        if not wanted:
+    def _prepare(self, plan: Plan) -> None:
+        """Start the fills a read needs (lock held): its own bytes if they are neither here nor
+        on their way (from where it reads, so they come first; for a random read also the
+        region around it), and for a sequential reader the next pieces ahead of it."""
+        if self.fills.reach(plan.start, self.present) == plan.start:  # a miss
+            first, last = ((plan.start, plan.end) if plan.sequential  # (a region: at most a quarter of the cache)
+                           else self.misses.around(plan.start, self.remote_size, self.budget.limit // 4))
+            last = max(last, plan.end)
+            if not plan.sequential:  # what earlier misses' regions have not begun: the reader moved on
+                self.fills.stop(lambda fill: fill.ahead and not fill.running)
+            self._make_room(first, last)
+            own = min(plan.start + plan.piece, last)
+            self.fills.start(plan.start, own, self.present, plan.piece, ahead=False)
+            self.fills.start(own, last, self.present, plan.piece, ahead=True)
+            self.fills.start(first, plan.start, self.present, plan.piece, ahead=True)
+        if not plan.sequential:
             return
-        if self.budget.used + wanted > self.budget.limit:
-            if self._fd is not None:
-                punch_hole(self._fd, 0, max(self.remote_size, 1))
-            self.present = RangeSet()
-            self._account()
-            gaps = [(first, last)]
-        fd = self._temp()
-        pieces = [(pos, min(pos + RANDOM_PIECE, gap_end)) for gap_start, gap_end in gaps
-                  for pos in range(gap_start, gap_end, RANDOM_PIECE)]
-        fetched = [self._submit_read(pos, piece_end - pos) for pos, piece_end in pieces]
-        try:
-            for (pos, piece_end), future in zip(pieces, fetched, strict=True):
-                data = future.result()
-                os.pwrite(fd, data, pos)
-                self.present.add(pos, pos + len(data))
-                if len(data) < piece_end - pos:
-                    raise OSError(errno.EIO, f"{self.key} is shorter than it was when opened")
-        finally:
-            wait(fetched)
-            self._account()
-
-    def _submit_read(self, start: int, length: int) -> Future[bytes]:
-        if self.pool is not None:
-            return self.pool.submit(self._fetch, start, length)
-        done: Future[bytes] = Future()
-        done.set_result(self._fetch(start, length))
-        return done
+        frontier = self.fills.reach(plan.start, self.present)
+        while (frontier < plan.end and self.fills.ahead_count() < AHEAD
+               and plan.end - frontier >= min(plan.piece, self.remote_size - frontier)):
+            self._make_room(plan.start, frontier + plan.piece)
+            self.fills.start(frontier, min(frontier + plan.piece, self.remote_size), self.present, plan.piece,
+                             ahead=True)
+            frontier = self.fills.reach(frontier, self.present)
 
     def _check_streamed(self, start: int, end: int) -> None:
         """Parts already uploaded by a started stream and freed locally cannot be read or changed."""
@@ -220,26 +256,27 @@ class OpenFile:
 
     # -- reads and writes -----------------------------------------------------------------
 
+    def seed(self, first: bytes, ahead: ReadAhead) -> None:
+        """The object's first bytes, fetched by the open: into the local file, as if read."""
+        with self.lock:
+            if self.key is not None and first:
+                self._store(0, memoryview(first))
+                ahead.seed(0, len(first))
+
     def read(self, offset: int, size: int, ahead: ReadAhead) -> bytes:
         with self.lock:
             end = min(offset + size, self.attr.size)
             if offset >= end:
                 return b""
-            if (self.key is not None and not self.dirty and self._stream is None and self.remote_size > offset
-                    and not ahead.sequential(offset)):
-                self._fill_chunks(offset, end)
-            if self._fd is None:
-                if self.key is None:
-                    return bytes(end - offset)
-                return ahead.read(self._fetch, offset, end - offset, min(self.attr.size, self.remote_size))
             self._check_streamed(offset, end)
-            out = bytearray(os.pread(self._fd, end - offset, offset).ljust(end - offset, b"\0"))
-            for gap_start, gap_end in self.present.missing(offset, min(end, self.remote_size)):
-                if self.key is None:
-                    continue
-                piece = ahead.read(self._fetch, gap_start, gap_end - gap_start, self.remote_size)
-                out[gap_start - offset:gap_start - offset + len(piece)] = piece
-            return bytes(out)
+            if self.key is not None and offset < self.remote_size:
+                plan = ahead.plan(offset, end - offset, self.remote_size)
+                self._prepare(plan)
+                self._await(offset, end, plan.piece)
+            if self._fd is None:  # nothing fetched nor written: a new file's hole, or one unlinked
+                return bytes(end - offset)
+            data = os.pread(self._fd, end - offset, offset)
+            return data if len(data) == end - offset else data.ljust(end - offset, b"\0")
 
     def write(self, data: bytes, offset: int) -> int:
         with self.lock:
@@ -305,8 +342,9 @@ class OpenFile:
             part = self.tuning.part_size_for(0)
             if self.attr.size < 2 * part:
                 return
+            headers = self._headers()
             try:
-                self._stream = _Stream(self.client.create_multipart(self.key, self._headers()), part)
+                self._stream = _Stream(self.client.create_multipart(self.key, headers), part, headers)
             except S3Error as exc:
                 raise io_error(f"upload of {self.key}", exc) from exc
             log.debug("%s: uploading while writing (upload %s)", self.key, self._stream.upload_id)
@@ -371,6 +409,12 @@ class OpenFile:
         etags = self._results(stream)
         self.client.complete_multipart(key, stream.upload_id, etags)
         self._stream = None
+        headers = self._headers()
+        if headers != stream.headers:
+            # The upload was started with the metadata of the moment the cache filled: later
+            # writes (mtime), chmod, chown, utimensat and xattrs before the close are stored
+            # now, by a copy onto itself (metadata only on edgestore).
+            self.client.copy(key, key, headers)
         head = self.client.head(key)
         return head.etag if head else ""
 
@@ -435,6 +479,9 @@ class OpenFile:
     def close(self) -> None:
         """The last handle is gone: free the local copy (after the caller's last upload)."""
         with self.lock:
+            if not self.fills.stop_all(CLOSE_WAIT_S):
+                log.warning("%s: fills still running at close; its local copy is kept open", self.key)
+                return
             self._abort_stream()
             if self._fd is not None:
                 os.close(self._fd)

@@ -45,7 +45,7 @@ XATTR_META_MAX = 2048  # S3's limit on all user metadata of an object
 # Read-only on the root: the requests this mount has sent, by kind (JSON), for benchmarks.
 REQUESTS_XATTR = "user.edgestore.requests"
 RENAME_WORKERS = 8
-READ_WORKERS = 4
+READ_WORKERS = 8  # fills of open files' local copies: each streams one GET into its file
 UPLOAD_WORKERS = 4  # parts of one file sent at once at close (s3fs sends five)
 LOOKUP_KEYS = 16  # keys a lookup lists: `key`, and `key/` after the keys that sort between them
 SCAN_PAGES = 1  # a lookup lists a whole directory if it fits in this many pages (else it asks for the name)
@@ -400,7 +400,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             of.refs += 1
             fh = next(self._fh)
-            self._handles[fh] = Handle(of, flags, ReadAhead(self.tuning.readahead, self.read_pool))
+            self._handles[fh] = Handle(of, flags, ReadAhead(self.tuning.readahead))
             return fh
 
     @s3_errors
@@ -457,7 +457,7 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         of, first = self._open_file(path, fetch=bool(reads))
         fh = self._new_handle(of, flags)
         if first:
-            self._handles[fh].ahead.seed(0, first)
+            of.seed(first, self._handles[fh].ahead)
         if flags & os.O_TRUNC and of.attr.size:
             of.truncate(0)
         return fh

@@ -90,7 +90,7 @@ class MountOptions:
     log_file: Path | None = None
     debug: bool = False
     part_size: int = 8 * MIB
-    readahead: int = 4 * MIB
+    readahead: int = 8 * MIB  # the largest fill (GET) of a read; reads ahead go on disk, not in memory
     fuse_options: dict[str, str | bool] = field(default_factory=dict)
     cluster_status: Callable[[], dict[str, Any]] | None = None  # for statfs, when we may ask
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 
-__all__ = ["RangeSet"]
+__all__ = ["RangeSet", "without"]
 
 
 class RangeSet:
@@ -34,15 +34,7 @@ class RangeSet:
     def remove(self, start: int, end: int) -> None:
         if end <= start:
             return
-        kept: list[tuple[int, int]] = []
-        for s, e in self:
-            if e <= start or s >= end:
-                kept.append((s, e))
-                continue
-            if s < start:
-                kept.append((s, start))
-            if e > end:
-                kept.append((end, e))
+        kept = without(list(self), start, end)
         self._starts = [s for s, _ in kept]
         self._ends = [e for _, e in kept]
 
@@ -68,3 +60,23 @@ class RangeSet:
 
     def covers(self, start: int, end: int) -> bool:
         return not self.missing(start, end)
+
+    def extent(self, pos: int) -> int:
+        """The end of the range that holds ``pos`` (``pos`` itself if none does)."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return self._ends[i] if i >= 0 and self._ends[i] > pos else pos
+
+
+
+def without(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """``ranges`` (half-open) less [start, end)."""
+    kept: list[tuple[int, int]] = []
+    for s, e in ranges:
+        if e <= start or s >= end:
+            kept.append((s, e))
+            continue
+        if s < start:
+            kept.append((s, start))
+        if e > end:
+            kept.append((end, e))
+    return kept

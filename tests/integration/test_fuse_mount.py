@@ -139,6 +139,32 @@ def test_a_file_larger_than_the_cache_streams_both_ways_in_bounded_memory(cluste
     assert peak_mib < 120, f"the mount process peaked at {peak_mib:.0f} MiB"
 
 
+def test_a_file_larger_than_the_cache_keeps_the_metadata_set_before_its_close(cluster: Any, bucket: str, boto: Any,
+                                                                             tmp_path: Path) -> None:
+    """Its upload starts while it is written (the cache is full): a chmod, chown and
+    utimensat of the open file after that are still what the object carries once closed."""
+    atime_ns, mtime_ns = 1_600_000_000_123_456_789, 1_700_000_000_987_654_321
+    with edgestore_mount(cluster, bucket, tmp_path, "--cache-size", "16M") as (mnt, _):
+        fd = os.open(mnt / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            block = hashlib.sha256(b"meta").digest() * (MIB // 32)
+            for _ in range(48):  # three times the cache
+                os.write(fd, block)
+            os.fchmod(fd, 0o600)
+            os.fchown(fd, 1234, 5678)
+            os.utime(fd, ns=(atime_ns, mtime_ns))
+        finally:
+            os.close(fd)
+        st = os.stat(mnt / "big.bin")
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_mtime_ns) == (0o600, 1234, mtime_ns)
+    head = boto.head_object(Bucket=bucket, Key="big.bin")
+    assert head["ContentLength"] == 48 * MIB
+    meta = head["Metadata"]
+    assert meta["mode"] == str(stat.S_IFREG | 0o600)
+    assert (meta["uid"], meta["gid"]) == ("1234", "5678")
+    assert (meta["mtime"], meta["atime"]) == ("1700000000.987654321", "1600000000.123456789")
+
+
 def test_two_mounts_see_each_others_closed_files(cluster: Any, bucket: str, tmp_path: Path) -> None:
     """Close-to-open: what one mount closed, the other's next open sees, even with both
     having looked at the file before."""
@@ -292,6 +318,46 @@ def test_lookups_of_siblings_are_answered_from_one_listing(cluster: Any, bucket:
             os.stat(mnt / "sib" / "absent")
         boto.put_object(Bucket=bucket, Key="sib/later", Body=b"made elsewhere")
         assert (mnt / "sib" / "later").read_bytes() == b"made elsewhere"
+
+
+class WriteDuringGet(S3Client):
+    """The real client, which runs ``during`` once, when the first piece of a streamed GET has
+    arrived and before it is handed over: a local write racing a fetch, in a set order."""
+
+    during: Callable[[], None] | None = None
+
+    def get_into(self, key: str, start: int, length: int, write: Callable[[int, memoryview], None]) -> int:
+        def first_after(pos: int, piece: memoryview) -> None:
+            if self.during is not None:
+                during, self.during = self.during, None
+                during()
+            write(pos, piece)
+
+        return super().get_into(key, start, length, first_after)
+
+
+def test_bytes_fetched_around_a_local_change_never_cover_it(cluster: Any, bucket: str, boto: Any,
+                                                            tmp_path: Path) -> None:
+    """A write into the range a fill is bringing stays what the file reads and uploads (the
+    file system driven directly: no page cache in the way); and a few random reads of a large
+    file fetch little of it."""
+    data = bytearray(os.urandom(20 * MIB))
+    boto.put_object(Bucket=bucket, Key="obj", Body=bytes(data))
+    client = WriteDuringGet(cluster.endpoint, bucket, *cluster.credentials)
+    fs = EdgeFS(client, Tuning(cache_dir=str(tmp_path)), ttl_s=0)
+    try:
+        fh = fs.open("/obj", os.O_RDWR)
+        for offset in (3 * MIB + 5, 17 * MIB, 9 * MIB + 4096):  # the first misses of a file bring little
+            assert fs.read("/obj", 4096, offset, fh) == data[offset:offset + 4096]
+        assert fs._handles[fh].file.present.total() <= (128 + 256 + 512 + 1024) * 1024  # the open's GET, then regions
+        client.during = lambda: fs.write("/obj", b"local", 12 * MIB + 7, fh)
+        data[12 * MIB + 7:12 * MIB + 12] = b"local"
+        assert fs.read("/obj", 4 * MIB, 10 * MIB, fh) == data[10 * MIB:14 * MIB]
+        assert client.during is None  # (the write came while the 4 MiB were on their way)
+        fs.release("/obj", fh)
+    finally:
+        fs.destroy("/")
+    assert boto.get_object(Bucket=bucket, Key="obj")["Body"].read() == data
 
 
 def test_with_ttl_0_a_lookup_lists_only_the_name_not_its_directory(cluster: Any, bucket: str, boto: Any) -> None:

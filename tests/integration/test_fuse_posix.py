@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -141,6 +142,32 @@ def test_overwrite_in_the_middle_of_a_large_file_keeps_the_rest(mounted: tuple[P
     data[17 * MIB + 3:17 * MIB + 9] = b"middle"
     assert hashlib.sha256(body_of(boto, bucket, prefix + "large")).digest() == hashlib.sha256(data).digest()
     assert hashlib.sha256((d / "large").read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_reads_in_any_order_answer_the_objects_bytes_and_local_changes(mounted: tuple[Path, str],
+                                                                        here: tuple[Path, str], boto: Any) -> None:
+    """Random reads of many sizes, a sequential reader on a second handle meanwhile, then a
+    change in the middle of the file: the bytes fetched around it never cover the change."""
+    _, bucket = mounted
+    d, prefix = here
+    data = bytearray(os.urandom(20 * MIB))
+    (d / "object").write_bytes(bytes(data))  # uploaded at close: the reads below fetch it
+    rng = random.Random(6)
+    with open(d / "object", "rb") as a, open(d / "object", "rb") as b:
+        for step in range(200):
+            offset, size = rng.randrange(len(data)), rng.choice([1, 4096, 100_000, 3 * MIB])
+            assert os.pread(a.fileno(), size, offset) == data[offset:offset + size]
+            if step % 20 == 0:
+                assert b.read(MIB) == data[step // 20 * MIB:(step // 20 + 1) * MIB]
+        assert b.read() == data[10 * MIB:]
+    with open(d / "object", "r+b") as f:
+        os.pwrite(f.fileno(), b"local", 12 * MIB + 7)
+        data[12 * MIB + 7:12 * MIB + 12] = b"local"
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # read through the mount, not the page cache
+        assert os.pread(f.fileno(), 4 * MIB, 10 * MIB) == data[10 * MIB:14 * MIB]
+        f.seek(0)
+        assert f.read() == data
+    assert body_of(boto, bucket, prefix + "object") == data
 
 
 def test_truncate_shrinks_and_grows_with_zeros(mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) -> None:

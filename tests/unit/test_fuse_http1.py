@@ -97,3 +97,25 @@ def test_a_body_up_to_the_close_and_a_closed_connection(serve: Callable[[list[by
             conn.exchange("GET", "/b/k", {"Host": "h"}, None)
     finally:
         conn.close()
+
+
+def test_a_sink_takes_a_body_in_pieces_and_an_error_whole(serve: Callable[[list[bytes | None]], Scripted]) -> None:
+    body = bytes(range(256)) * 2000  # 512000 bytes: more than one buffer of the connection's
+    server = serve([
+        b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+        b"HTTP/1.1 503 Slow Down\r\nContent-Length: 7\r\n\r\n<Error>",
+    ])
+    conn = Connection("127.0.0.1", server.port, 10, block=64 * 1024)
+    pieces: list[bytes] = []
+
+    def sink(status: int, headers: dict[str, str]) -> Callable[[memoryview], None] | None:
+        return (lambda piece: pieces.append(bytes(piece))) if status == 206 else None
+
+    try:
+        answer = conn.exchange("GET", "/b/k", {"Host": "h"}, None, sink)
+        assert (answer.status, answer.body) == (206, b"")
+        assert b"".join(pieces) == body and len(pieces) > 1 and max(map(len, pieces)) <= 64 * 1024
+        error = conn.exchange("GET", "/b/k", {"Host": "h"}, None, sink)
+        assert (error.status, error.body) == (503, b"<Error>")
+    finally:
+        conn.close()

@@ -1,6 +1,9 @@
-"""The mount's read-ahead of one handle: whatever the order of reads, they answer the object's
-bytes; a sequential reader whose requests arrive slightly out of order (as the kernel's
-read-ahead hands them to several threads) keeps its full windows."""
+"""The mount's read-ahead plans and its fills of a local copy: a sequential reader's distance
+ahead grows to its cap, also when the kernel's requests arrive slightly out of order, and
+starts over at a random read; the region a random miss brings grows with each miss; fills
+write the object's bytes where the local copy holds nothing (never over a local change),
+readers wait for just their bytes, what is coming is not asked again, and a stopped fill
+ends."""
 
 from __future__ import annotations
 
@@ -8,58 +11,109 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from edgestore.fuse.readahead import MIN_FETCH, ReadAhead
+from edgestore.fuse.fills import Fills
+from edgestore.fuse.ranges import RangeSet
+from edgestore.fuse.readahead import AHEAD, MAX_AROUND, MIN_AROUND, MIN_FETCH, MissSize, ReadAhead
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 KIB = 1024
-OBJECT = os.urandom(3 * 1024 * KIB)
+MIB = 1024 * KIB
+OBJECT = os.urandom(3 * MIB)
 
 
-class Counted:
-    """Ranged reads of an in-memory object, counted."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.calls = data, 0
-        self._lock = threading.Lock()
-
-    def __call__(self, start: int, length: int) -> bytes:
-        with self._lock:
-            self.calls += 1
-        return self.data[start:start + length]
-
-
-reads = st.lists(st.tuples(st.integers(0, len(OBJECT) + 10), st.integers(1, 300 * KIB)), max_size=30)
-
-
-@given(reads, st.booleans(), st.integers(0, 2 * MIN_FETCH))
-@settings(deadline=None, max_examples=60)
-def test_reads_in_any_order_answer_the_objects_bytes(steps: list[tuple[int, int]], pooled: bool, seed: int) -> None:
-    fetch = Counted(OBJECT)
-    with ThreadPoolExecutor(2) as pool:
-        ahead = ReadAhead(256 * KIB, pool if pooled else None)
-        ahead.seed(0, OBJECT[:seed])
-        for offset, size in steps:
-            assert ahead.read(fetch, offset, size, len(OBJECT)) == OBJECT[offset:offset + size]
-
-
-def test_a_shorter_object_than_told_gives_a_short_read() -> None:
-    fetch = Counted(OBJECT[:100 * KIB])
-    ahead = ReadAhead(256 * KIB)
-    assert ahead.read(fetch, 0, 128 * KIB, len(OBJECT)) == OBJECT[:100 * KIB]
-    assert ahead.read(fetch, 100 * KIB, 128 * KIB, len(OBJECT)) == b""
-
-
-def test_sequential_reads_slightly_out_of_order_keep_full_windows() -> None:
-    size, window, piece = len(OBJECT), 256 * KIB, 32 * KIB
-    offsets = list(range(0, size, piece))
+def test_a_sequential_reader_reads_further_ahead_up_to_the_cap_even_out_of_order() -> None:
+    ahead = ReadAhead(1 * MIB)
+    ahead.seed(0, MIN_FETCH)  # as the open does
+    offsets = list(range(MIN_FETCH, 64 * MIB, 128 * KIB))
     for i in range(0, len(offsets) - 1, 2):  # each pair of requests arrives swapped
         offsets[i], offsets[i + 1] = offsets[i + 1], offsets[i]
-    fetch = Counted(OBJECT)
-    with ThreadPoolExecutor(2) as pool:
-        ahead = ReadAhead(window, pool)
-        ahead.seed(0, OBJECT[:MIN_FETCH])  # as the open does
-        for offset in offsets:
-            assert ahead.sequential(offset)
-            assert ahead.read(fetch, offset, piece, size) == OBJECT[offset:offset + piece]
-    assert fetch.calls <= 1 + size // window  # a 128 KiB window after the seed, then full ones
+    distances = []
+    for offset in offsets:
+        plan = ahead.plan(offset, 128 * KIB, 1 << 40)
+        assert plan.sequential
+        distances.append(plan.end - offset - 128 * KIB)
+    assert all(a <= b for a, b in zip(distances, distances[1:], strict=False))  # it grows...
+    assert distances[0] < distances[2] < distances[-1] == AHEAD * MIB  # ...to its cap
+    assert ahead.plan(offsets[-1] + 2 * AHEAD * MIB, 4 * KIB, 1 << 40).sequential is False  # a jump: random
+    assert ahead.plan(0, 4 * KIB, 100).end == 100  # never past what is wanted
+
+
+def test_a_random_miss_brings_more_at_each_miss_of_the_file_up_to_the_cap() -> None:
+    misses = MissSize()
+    sizes = []
+    for i in range(12):
+        offset = (i * 7919 % 101) * 100 * MIB + 5 * KIB
+        start, end = misses.around(offset, 1 << 40)
+        assert start <= offset < end and start % (end - start) == 0  # aligned, around the miss
+        sizes.append(end - start)
+    assert sizes[0] == MIN_AROUND and sizes == sorted(sizes) and sizes[-1] == MAX_AROUND
+    assert misses.around(64 * MIB + 5, 64 * MIB + 9) == (64 * MIB, 64 * MIB + 9)  # never past the end
+    assert misses.around(64 * MIB + 5, 1 << 40, 5 * MIB) == (64 * MIB, 68 * MIB)  # nor over ``most``
+
+
+class Store:
+    """A local copy in memory: what the fills write, and where a local change was made."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
+        self.present = RangeSet()
+
+    def store(self, pos: int, piece: memoryview) -> None:
+        for start, end in self.present.missing(pos, pos + len(piece)):
+            self.data[start:end] = piece[start - pos:end - pos]
+        self.present.add(pos, pos + len(piece))
+
+
+def get_into(start: int, length: int, write: object) -> int:
+    """A ranged GET of OBJECT, in 64 KiB pieces."""
+    body = memoryview(OBJECT)[start:start + length]
+    for pos in range(0, len(body), 64 * KIB):
+        write(start + pos, body[pos:pos + 64 * KIB])  # type: ignore[operator]
+    return len(body)
+
+
+@given(st.lists(st.tuples(st.integers(0, len(OBJECT) - 1), st.integers(1, 600 * KIB)), max_size=20),
+       st.integers(64 * KIB, MIB), st.booleans())
+@settings(deadline=None, max_examples=40)
+def test_fills_bring_the_objects_bytes_without_overwriting_local_changes(
+        reads: list[tuple[int, int]], piece: int, pooled: bool) -> None:
+    copy = Store(len(OBJECT))
+    copy.data[100:200] = b"x" * 100  # a local change, made before any fill
+    copy.present.add(100, 200)
+    lock = threading.RLock()
+    with ThreadPoolExecutor(3) as pool:
+        fills = Fills(lock, pool if pooled else None, get_into, copy.store)
+        for offset, size in reads:
+            end = min(offset + size, len(OBJECT))
+            with fills.cond:
+                fills.start(offset, end, copy.present, piece, ahead=False)  # what nothing brings yet
+                assert fills.cond.wait_for(lambda o=offset, e=end: copy.present.covers(o, e), 30)
+        with fills.cond:
+            assert fills.cond.wait_for(lambda: not fills.active, 30)
+    expected = bytearray(OBJECT)
+    expected[100:200] = b"x" * 100
+    for start, end in copy.present:
+        assert copy.data[start:end] == expected[start:end]
+
+
+def test_what_a_fill_brings_is_not_asked_again_and_a_stopped_fill_ends_at_its_next_piece() -> None:
+    copy = Store(len(OBJECT))
+    lock = threading.RLock()
+    release = threading.Event()
+
+    def slow_get_into(start: int, length: int, write: object) -> int:
+        write(start, memoryview(OBJECT)[start:start + 64 * KIB])  # type: ignore[operator]
+        release.wait(30)
+        return get_into(start + 64 * KIB, length - 64 * KIB, write) + 64 * KIB
+
+    with ThreadPoolExecutor(1) as pool:
+        fills = Fills(lock, pool, slow_get_into, copy.store)
+        with fills.cond:
+            (fill,) = fills.start(0, len(OBJECT), copy.present, len(OBJECT), ahead=True)
+            assert fills.cond.wait_for(lambda: fill.pos > 0, 30)
+            assert fills.start(0, len(OBJECT), copy.present, MIB, ahead=False) == []  # all here or coming
+            assert fills.reach(0, copy.present) == len(OBJECT)
+            release.set()
+            assert fills.stop_all(30)
+    assert fill.done and copy.present.total() == 64 * KIB
