@@ -84,12 +84,16 @@ class DirTimes:
     def created(self, path: str) -> Attr | None:
         """The attributes of directory ``path`` if it was made here and its object is not
         written yet (None otherwise)."""
+        if not self._created:
+            return None  # (every lookup asks: no lock while there are none)
         with self._lock:
             attr = self._attrs.get(path) if path in self._created else None
         return self.overlay(path, attr) if attr is not None else None
 
     def created_below(self, path: str) -> list[str]:
         """The directories under ``path`` made here whose objects are not written yet."""
+        if not self._created:
+            return []
         below = path.rstrip("/") + "/"
         with self._lock:
             return [p for p in self._created if p.startswith(below)]
