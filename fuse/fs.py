@@ -121,8 +121,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         self.space = space or ClusterSpace(None)
         self.budget = CacheBudget(tuning.cache_bytes)
         # Directories' metadata is written late, but no later than another mount would see it
-        # anyway (it caches directories' attributes for dir_ttl).
-        self.dirtimes = DirTimes(self._store_dir_time, min(dir_time_delay_s, self.cache.dir_ttl_s))
+        # anyway (it caches directories' attributes for dir_ttl); a new directory's object
+        # within the TTL (as late as another mount may see a listing).
+        self.dirtimes = DirTimes(self._store_dir_time, min(dir_time_delay_s, self.cache.dir_ttl_s), ttl_s)
         self._root = implicit_dir(self.defaults)
         self._files: dict[str, OpenFile] = {}
         self._handles: dict[int, Handle] = {}
@@ -220,6 +221,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             of = self._files.get(path)
             if of is not None:
                 return of.attr.copy()
+        made = self.dirtimes.created(path)
+        if made is not None:
+            return made  # (not on the server yet)
         found, attr = self.cache.attr(path)
         if not found:
             since = self.cache.stamp()  # (what the server says is not cached if this mount changed it meanwhile)
@@ -331,6 +335,9 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                 name = open_path[len(below):]
                 if open_path.startswith(below) and "/" not in name and not name.startswith(HIDDEN_PREFIX):
                     names[name] = False
+        for made in self.dirtimes.created_below(path):
+            if "/" not in made[len(below):]:
+                names[made[len(below):]] = True
         return names
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> None:
@@ -348,7 +355,10 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         uid, gid = self._context_owner()
         now = time.time_ns()
         attr = Attr(stat.S_IFDIR | stat.S_IMODE(mode), uid, gid, 0, now, now, now, DIR_CONTENT_TYPE)
-        self.client.put(_prefix(path), b"", attr.meta_headers())
+        if self.dirtimes.create_delay_s > 0:
+            self.dirtimes.create(path, attr)  # its object written with what tar sets on it next
+        else:
+            self.client.put(_prefix(path), b"", attr.meta_headers())
         self.cache.update_attr(path, attr)
         self.cache.put_listing(path, {})
         self._touch_parent(path, now)
@@ -358,6 +368,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             if any(p.startswith(below) for p in self._files):
                 return True
+        if self.dirtimes.created_below(path):
+            return True
         prefix = _prefix(path)
         page = self.client.list_page(prefix, None, max_keys=2)
         return any(e.key != prefix for e in page.entries) or bool(page.prefixes)
@@ -369,15 +381,16 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             raise _fail(errno.ENOTDIR)
         if self._has_children(path):
             raise _fail(errno.ENOTEMPTY)
-        self.client.delete(_prefix(path))
+        with self.dirtimes.write_lock:  # (no pending write of it may follow the delete)
+            self.dirtimes.forget(path)
+            self.client.delete(_prefix(path))
         self.cache.forget(path)
         self.cache.update_attr(path, None)
-        self.dirtimes.forget(path)
         self._touch_parent(path, time.time_ns())
 
-    def _store_dir_time(self, path: str, ns: int, attr: Attr | None = None) -> bool:
+    def _store_dir_time(self, path: str, ns: int, attr: Attr | None = None, create: bool = False) -> bool:
         """DirTimes' writer: the directory object's metadata (``attr``, else what is known of it)
-        with the new mtime and ctime."""
+        with the new mtime and ctime; with ``create``, the object itself (a mkdir's)."""
         if path == "/":
             return False
         attr = attr.copy() if attr is not None else self._lookup(path)
@@ -385,6 +398,10 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             return False
         attr.mtime_ns, attr.ctime_ns = max(attr.mtime_ns, ns), max(attr.ctime_ns, ns)
         key = _prefix(path)
+        if create:
+            self.client.put(key, b"", attr.meta_headers())
+            self.cache.update_attr(path, attr)
+            return True
         try:
             self.client.copy(key, key, attr.meta_headers())
         except S3Error as exc:
@@ -574,6 +591,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         dst = self._lookup(new)
         if src.is_dir:
             self.dirtimes.flush(old)  # the keys are copied as they are: their metadata written first
+            if dst is not None and dst.is_dir:
+                self.dirtimes.flush(new)  # (no pending write of it may follow the rename)
             if dst is not None and not dst.is_dir:
                 raise _fail(errno.ENOTDIR)
             if dst is not None and self._has_children(new):

@@ -418,14 +418,15 @@ def test_a_listing_sent_before_a_local_change_does_not_undo_it(cluster: Any, buc
         fs.destroy("/")
 
 
-def test_a_directorys_chmod_chown_and_utimensat_are_one_request(cluster: Any, bucket: str, boto: Any,
-                                                                tmp_path: Path) -> None:
-    """As tar sets them on each directory it extracted: shown at once, stored together (at
-    the latest on fsync of the directory)."""
+def test_a_directorys_mkdir_chmod_chown_and_utimensat_are_one_request(cluster: Any, bucket: str, boto: Any,
+                                                                      tmp_path: Path) -> None:
+    """As tar makes each directory it extracts and sets them on it: shown at once, stored
+    together (at the latest on fsync of the directory); a directory removed before it was
+    stored is never written."""
     stamp = 1_600_000_000_123_456_789
-    with edgestore_mount(cluster, bucket, tmp_path) as (mnt, _):
+    with edgestore_mount(cluster, bucket, tmp_path, "--ttl", "5") as (mnt, _):  # (written 5 s after the mkdir)
+        before = requests_sent(mnt)
         (mnt / "d").mkdir(mode=0o700)
-        before = requests_sent(mnt).get("COPY", 0)
         os.utime(mnt / "d", ns=(stamp, stamp))
         os.chown(mnt / "d", 1234, 5678)
         os.chmod(mnt / "d", 0o751)
@@ -436,10 +437,22 @@ def test_a_directorys_chmod_chown_and_utimensat_are_one_request(cluster: Any, bu
             os.fsync(fd)
         finally:
             os.close(fd)
-        assert requests_sent(mnt).get("COPY", 0) - before == 1
+        sent = {k: n - before.get(k, 0) for k, n in requests_sent(mnt).items() if n > before.get(k, 0)}
+        assert {k: n for k, n in sent.items() if k != "LIST"} == {"PUT": 1}  # (LIST: the lookup before mkdir)
         meta = boto.head_object(Bucket=bucket, Key="d/")["Metadata"]
         assert (meta["mode"], meta["uid"], meta["gid"]) == (str(stat.S_IFDIR | 0o751), "1234", "5678")
         assert meta["mtime"] == "1600000000.123456789"
+        (mnt / "gone").mkdir()
+        assert (mnt / "gone").is_dir() and "gone" in os.listdir(mnt)
+        (mnt / "d" / "sub").mkdir()
+        with pytest.raises(OSError) as info:
+            (mnt / "d").rmdir()
+        assert info.value.errno == errno.ENOTEMPTY
+        (mnt / "d" / "sub").rmdir()
+        (mnt / "gone").rmdir()
+        assert not (mnt / "gone").exists() and "gone" not in os.listdir(mnt)
+    keys = {o["Key"] for o in boto.list_objects_v2(Bucket=bucket).get("Contents", [])}  # (all written at unmount)
+    assert keys == {"d/"}
 
 
 def test_dir_ttl_zero_writes_a_directorys_metadata_at_once(cluster: Any, bucket: str, boto: Any,

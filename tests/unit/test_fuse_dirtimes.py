@@ -94,7 +94,7 @@ def test_the_background_flush_writes_only_changes_older_than_the_delay() -> None
     which a directory's first unwritten change must lie."""
     written: list[tuple[str, int, Attr | None]] = []
 
-    def write(path: str, ns: int, attr: Attr | None) -> bool:
+    def write(path: str, ns: int, attr: Attr | None, create: bool) -> bool:
         written.append((path, ns, attr))
         return True
 
@@ -111,3 +111,31 @@ def test_the_background_flush_writes_only_changes_older_than_the_delay() -> None
     assert times.flush() == []    # fsyncdir, rename, unmount: everything
     assert [(path, ns) for path, ns, _ in written] == [("/old", 1), ("/new", 3)]
     assert written[1][2] is not None and written[1][2].mode == stat.S_IFDIR | 0o751
+
+
+def test_a_new_directory_is_created_once_with_the_attributes_it_got_meanwhile() -> None:
+    """tar's mkdir, then (once it has filled the directory) its utimensat, chown and chmod of
+    it: one write that creates the object, not a create and a metadata update; shown at once."""
+    written: list[tuple[str, int, Attr | None, bool]] = []
+
+    def write(path: str, ns: int, attr: Attr | None, create: bool) -> bool:
+        written.append((path, ns, attr, create))
+        return True
+
+    times = DirTimes(write, delay_s=5.0, create_delay_s=1.0)
+    times.create("/t", Attr(stat.S_IFDIR | 0o700, 0, 0, 0, 1, 1, 1, DIR_CONTENT_TYPE))
+    times.create("/t/sub", Attr(stat.S_IFDIR | 0o700, 0, 0, 0, 1, 1, 1, DIR_CONTENT_TYPE))
+    times.touch("/t/sub", 7)  # a file made in it
+    taken = times.take("/t/sub")  # EdgeFS._change: chmod of it
+    made = times.created("/t/sub")
+    assert taken == 7 and made is not None and made.mode == stat.S_IFDIR | 0o700
+    times.defer("/t/sub", Attr(stat.S_IFDIR | 0o751, 12, 34, 0, 5, 5, 5, DIR_CONTENT_TYPE))
+    assert sorted(times.created_below("/t")) == ["/t/sub"] and times.created("/other") is None
+    assert times.flush(changed_before=time.monotonic() - 5.0) == []  # a tick: not due yet
+    assert written == []
+    assert times.flush("/t/sub") == []  # fsync of it
+    assert [(path, attr.mode if attr else None, create) for path, _, attr, create in written] == \
+        [("/t/sub", stat.S_IFDIR | 0o751, True)]
+    assert times.created("/t/sub") is None and times.created("/t") is not None
+    times.forget("/t")  # rmdir: never written
+    assert times.flush() == [] and len(written) == 1
