@@ -68,7 +68,7 @@ def _columns(fields: Sequence[str]) -> str:
 
 
 # SQLite orders every TEXT value before every BLOB: an empty BLOB as the upper bound of a
-# name range means "no bound" (a prefix of U+10FFFF characters only has no end).
+# name range means "no bound" (for a prefix with no end: empty, or U+10FFFF only).
 _NO_END = b""
 
 # One delimiter listing page in one statement: each step of `walk` is one indexed seek,
