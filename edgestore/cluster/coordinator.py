@@ -309,17 +309,13 @@ class Coordinator:
     # -- lean listings ----------------------------------------------------------------
 
     async def _rows_one(self, target: Target, kind: str, prefix: str, after: str | None, limit: int,
-                        delimiter: str, fields: tuple[str, ...], now: float) -> bytes | list[Row]:
-        """One replica's page: as JSON text (replicas in step send the same bytes, and the
-        coordinator then decodes one page instead of each of them), but this node's own
-        page with a delimiter as rows (a few items, whose JSON would cost more to write and
-        read again than their rows cost to build)."""
-        async def local(dev: LocalDevice) -> bytes | list[Row]:
-            if delimiter:
-                return await dev.meta.list_rows(kind, prefix, after, limit, delimiter, fields, now)
-            return (await dev.meta.list_rows_json(kind, prefix, after, limit, delimiter, fields, now)).encode()
+                        delimiter: str, fields: tuple[str, ...], now: float) -> bytes:
+        """One replica's page as the JSON text SQLite writes, this node's own too: replicas
+        in step send the same bytes, and the coordinator then decodes one page, not each."""
+        async def local(dev: LocalDevice) -> bytes:
+            return await dev.meta.list_rows_json(kind, prefix, after, limit, delimiter, fields, now)
 
-        async def remote() -> bytes | list[Row]:
+        async def remote() -> bytes:
             params = {"kind": kind, "prefix": prefix, "limit": str(limit), "delimiter": delimiter,
                       "fields": ",".join(fields), "now": repr(now)}
             if after is not None:
@@ -332,13 +328,13 @@ class Coordinator:
         return await self._call(target, local, remote)
 
     @staticmethod
-    def _decode_pages(answers: list[Answer[Target, bytes | list[Row]]]) -> list[list[Row]]:
+    def _decode_pages(answers: list[Answer[Target, bytes]]) -> list[list[Row]]:
         """The replicas' pages, a text decoded once when the others are the same bytes."""
         texts = [a.value for a in answers]
         try:
-            if all(isinstance(text, bytes) and text == texts[0] for text in texts[1:]) and isinstance(texts[0], bytes):
+            if all(text == texts[0] for text in texts[1:]):
                 return [json.loads(texts[0])]
-            return [json.loads(text) if isinstance(text, bytes) else text for text in texts]
+            return [json.loads(text) for text in texts]
         except ValueError as exc:
             raise PeerError(answers[0].candidate.url, f"malformed listing page: {exc}") from exc
 

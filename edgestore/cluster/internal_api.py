@@ -138,7 +138,7 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             raise web.HTTPBadRequest(text="bad now\n") from None
         page = await device.meta.list_rows_json(q.get("kind", ""), q.get("prefix", ""), q.get("after"), limit,
                                                 q.get("delimiter", ""), fields, now)
-        return web.Response(text=page, content_type="application/json")
+        return web.Response(body=page, content_type="application/json")
 
     async def bucket_counters(request: web.Request) -> web.Response:
         device = device_of(request)

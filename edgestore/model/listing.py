@@ -14,12 +14,14 @@ from edgestore.cluster.coordinator import Coordinator
 from edgestore.cluster.listing import CommonPrefix
 from edgestore.store.records import KIND_OBJECT, bucket_record_name, placement_path
 
-__all__ = ["ListedObject", "ListedPrefix", "list_bucket_pages", "bucket_usage"]
+__all__ = ["ListedObject", "ListedPrefix", "list_bucket_pages", "list_bucket_names", "bucket_usage"]
 
 # The value fields a listing shows, in the order the rows carry them.
 FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
 # ...and the user metadata too, when a listing shows it (MinIO's `metadata=true`).
 FIELDS_WITH_META = FIELDS + ("meta",)
+# What a listing of names only needs of a value: whether the object has expired.
+NAME_FIELDS = ("delete_at",)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs three times as much
@@ -65,6 +67,30 @@ async def list_bucket_pages(coordinator: Coordinator, account: str, bucket: str,
                              content_type or "binary/octet-stream",
                              int(slo_size) if slo_size is not None else int(size),
                              _user_meta(item[10]) if with_meta else None))
+        if page:
+            yield page
+
+
+async def list_bucket_names(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
+                            after: str | None = None, delimiter: str = "", page_size: int = 1000
+                            ) -> AsyncGenerator[list[str], None]:
+    """list_bucket_pages for a listing that shows names only (Swift's plain text): the
+    keys of live objects and the common prefixes (ending with the delimiter), in order.
+    The replicas pick one field out of each value instead of six, and the page is a list
+    of strings, not of ListedObjects."""
+    base = f"{account}/{bucket}/"
+    cut = len(base)
+    now = time.time()
+    async for items in coordinator.iter_listing_pages(
+            KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix, base + after if after is not None else None,
+            delimiter, NAME_FIELDS, page_size, now):
+        page: list[str] = []
+        add = page.append
+        for item in items:
+            if isinstance(item, CommonPrefix):
+                add(item.name[cut:])
+            elif not item[3] and (item[4] is None or item[4] > now):   # neither deleted nor expired
+                add(item[0][cut:])
         if page:
             yield page
 

@@ -24,7 +24,7 @@ from edgestore.config import NodeConfig
 from edgestore.errors import BodyTooSlow, DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
-from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket_pages
+from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket_names, list_bucket_pages
 from edgestore.store.blockid import new_block_id
 from edgestore.store.records import (
     KIND_DATAUSE,
@@ -355,6 +355,11 @@ class Objects:
         """What a listing shows (model/listing.py), a page at a time: lean entries, common
         prefixes rolled up."""
         return list_bucket_pages(self._coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta)
+
+    def listing_names(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
+                      delimiter: str = "", page_size: int = 1000) -> AsyncGenerator[list[str], None]:
+        """listing_pages of a listing that shows names only: keys and common prefixes."""
+        return list_bucket_names(self._coordinator, account, bucket, prefix, after, delimiter, page_size)
 
     async def usage(self, account: str, bucket: str) -> tuple[int, int]:
         """(objects, bytes) of a bucket, from counters (eventually consistent)."""

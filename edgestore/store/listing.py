@@ -11,7 +11,7 @@ A page is a list of items in name order:
 
 Each common prefix costs an index seek or two (its first row, a live one if that is not,
 then past its end), however many rows it holds: that is what makes a delimiter listing
-of a large bucket cheap.
+of a large bucket cheap. A page is one SQL statement, whose result is the page's JSON.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ __all__ = ["list_rows_sync", "list_rows_json_sync", "prefix_end", "FIELD_PATH", 
 
 # A field is a JSON path into a record's value: "size", "slo.size".
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-# Live: not a tombstone and not expired (an object's delete_at, unix seconds, not yet due).
-LIVE_SQL = "deleted = 0 AND coalesce(json_extract(value, '$.delete_at') > ?, 1)"
-_LIVE = LIVE_SQL
+# Live: not a tombstone and not expired (an object's delete_at, unix seconds, not yet due),
+# of the row `r` (a table alias and a dot, or nothing) at `now` (a parameter).
+_LIVE = "{r}deleted = 0 AND coalesce(json_extract({r}value, '$.delete_at') > {now}, 1)"
+LIVE_SQL = _LIVE.format(r="", now="?")
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -48,84 +49,110 @@ def is_common_prefix(name: str, prefix: str, delimiter: str) -> bool:
             and name.find(delimiter, len(prefix)) == len(name) - len(delimiter))
 
 
+# Top-level keys most values lack. SQLite (3.40) parses a value for json_extract, and for
+# a listing of names only (delete_at alone) that parse was a third of the query; a value
+# is written by json.dumps, which spells every key out, so one without the text "key"
+# has no such key. With a field every value has, the value is parsed anyway: no test then.
+_RARE_KEYS = {"delete_at", "slo"}
+
+
 def _columns(fields: Sequence[str]) -> str:
+    """The columns of a row item: name, version, tombstone flag and the fields asked for."""
     for f in fields:
         if not FIELD_PATH.match(f):
             raise ValueError(f"bad field {f!r}")
-    return "name, ts, node, deleted" + "".join(f", json_extract(value, '$.{f}')" for f in fields)
+    rare = all(f.split(".")[0] in _RARE_KEYS for f in fields)
+    return "name, ts, node, deleted" + "".join(
+        f", CASE WHEN instr(value, '\"{f.split('.')[0]}\"') THEN json_extract(value, '$.{f}') END" if rare
+        else f", json_extract(value, '$.{f}')" for f in fields)
+
+
+# SQLite orders every TEXT value before every BLOB: an empty BLOB as the upper bound of a
+# name range means "no bound" (for a prefix with no end: empty, or U+10FFFF only).
+_NO_END = b""
+
+# One delimiter listing page in one statement: each step of `walk` is one indexed seek,
+# to the first name past the previous one, or past the whole common prefix it fell in.
+# Bound: :kind, :low (inclusive), :end, :cut (characters of the listing's prefix, plus
+# one), :delim, :dlen (its characters), :dend (prefix_end of the delimiter), :now, :limit.
+# In SQL, `at` is where the delimiter starts in the name after the prefix (1-based, 0:
+# none); a common prefix is name[:cut - 1 + at - 1 + dlen]. Because it ends with the
+# delimiter, prefix_end(common) is common less the delimiter, then :dend — except for a
+# delimiter made of U+10FFFF only (no :dend): then the general rule, in SQL.
+_AT = "instr(substr({n}, :cut), :delim)"
+_HEAD = "substr({n}, 1, :cut - 2 + " + _AT + ")"
+_COMMON = "substr({n}, 1, :cut - 2 + " + _AT + " + :dlen)"
+_COMMON_END = _HEAD + " || :dend"
+_TRIMMED = "rtrim(" + _HEAD + ", char(1114111))"
+_COMMON_END_GENERAL = (  # prefix_end() in SQL: strip U+10FFFF, then the next code point past the last (no surrogates)
+    "CASE WHEN {t} = '' THEN NULL ELSE substr({t}, 1, length({t}) - 1)"
+    " || char(unicode(substr({t}, -1)) + 1 + 2048 * (unicode(substr({t}, -1)) + 1 = 55296)) END")
+
+
+def _walk_sql(columns: str, general: bool) -> str:
+    def common_end(n: str) -> str:
+        if general:
+            return _COMMON_END_GENERAL.format(t=_TRIMMED.format(n=n))
+        return _COMMON_END.format(n=n)
+
+    def seek(n: str) -> str:  # where the step after name n starts (inclusive); NULL: nothing can follow
+        return f"CASE WHEN {_AT.format(n=n)} > 0 THEN {common_end(n)} ELSE {n} || char(0) END"
+
+    first = "SELECT name FROM records WHERE kind = :kind AND name >= {low} AND name < :end ORDER BY name LIMIT 1"
+    witness = (f"SELECT w.name FROM records AS w WHERE w.kind = :kind AND w.name >= {_COMMON.format(n='r.name')}"
+               f" AND w.name < coalesce({common_end('r.name')}, x'') AND {_LIVE.format(r='w.', now=':now')}"
+               " ORDER BY w.name LIMIT 1")
+    return f"""
+WITH RECURSIVE walk(n) AS (
+    SELECT ({first.format(low=":low")})
+    UNION ALL
+    SELECT ({first.format(low=seek("walk.n"))}) FROM walk WHERE walk.n IS NOT NULL AND {seek("walk.n")} IS NOT NULL
+)
+SELECT CAST('[' || group_concat(item) || ']' AS BLOB) FROM (
+    SELECT CASE WHEN at = 0 THEN json_array({columns}) ELSE json_array(common, witness) END AS item FROM (
+        SELECT r.name AS name, r.ts AS ts, r.node AS node, r.deleted AS deleted, r.value AS value,
+            {_AT.format(n="r.name")} AS at, {_COMMON.format(n="r.name")} AS common,
+            CASE WHEN {_LIVE.format(r="r.", now=":now")} THEN r.name ELSE ({witness}) END AS witness
+        FROM walk JOIN records AS r ON r.kind = :kind AND r.name = walk.n)
+    WHERE at = 0 OR witness IS NOT NULL
+    LIMIT :limit)
+"""
 
 
 def list_rows_json_sync(conn: sqlite3.Connection, kind: str, prefix: str, after: str | None, limit: int,
-                        delimiter: str, fields: Sequence[str], now: float) -> str:
-    """list_rows_sync's page as JSON text, for a peer. Without a delimiter SQLite writes
-    it (json_array per row): a large page never becomes Python objects on this side."""
-    if delimiter:
-        return json.dumps(list_rows_sync(conn, kind, prefix, after, limit, delimiter, fields, now),
-                          separators=(",", ":"))
-    end = prefix_end(prefix)
-    where = "kind = ? AND name >= ?"
-    args: list[Any] = [kind, prefix]
-    if after is not None and after >= prefix:
-        where += " AND name > ?"
-        args.append(after)
-    if end is not None:
-        where += " AND name < ?"
-        args.append(end)
-    page = f"SELECT json_array({_columns(fields)}) AS item FROM records WHERE {where} ORDER BY name LIMIT ?"
-    (text,) = conn.execute(f"SELECT '[' || group_concat(item) || ']' FROM ({page})", [*args, limit]).fetchone()
-    return str(text) if text is not None else "[]"
-
-
-def list_rows_sync(conn: sqlite3.Connection, kind: str, prefix: str, after: str | None, limit: int,
-                   delimiter: str, fields: Sequence[str], now: float) -> list[list[Any]]:
+                        delimiter: str, fields: Sequence[str], now: float) -> bytes:
     """Up to `limit` items (rows and common prefixes, see the module doc) of `kind` under
-    `prefix`, after `after`: past a whole common prefix when `after` is one."""
-    columns = _columns(fields)
+    `prefix`, after `after` (past a whole common prefix when `after` is one), as the JSON
+    text (UTF-8) of a list. SQLite writes it in one statement: a page never becomes Python
+    objects on this side, the thread that asks does not hold the GIL meanwhile (one step
+    of the statement, where a step per common prefix waited for the GIL at each), and
+    the bytes go out as they are."""
     end = prefix_end(prefix)
-    low, inclusive = prefix, True
+    low = prefix
     if after is not None and after >= prefix:
         if is_common_prefix(after, prefix, delimiter):
             seek = prefix_end(after)
             if seek is None:
-                return []
+                return b"[]"
             low = seek
         else:
-            low, inclusive = after, False
-    upper = " AND name < ?" if end is not None else ""
-    items: list[list[Any]] = []
-    while len(items) < limit:
-        args: list[Any] = [kind, low] + ([end] if end is not None else [])
-        op = ">=" if inclusive else ">"
-        if not delimiter:
-            cursor = conn.execute(f"SELECT {columns} FROM records WHERE kind = ? AND name {op} ?{upper} ORDER BY name",
-                                  args)
-            items += map(list, cursor.fetchmany(limit - len(items)))
-            return items
-        cursor = conn.execute(f"SELECT {columns}, {_LIVE} FROM records WHERE kind = ? AND name {op} ?{upper}"
-                              " ORDER BY name", [now] + args)
-        common = witness = None
-        for row in cursor:
-            name = row[0]
-            cut = name.find(delimiter, len(prefix))
-            if cut >= 0:
-                common, witness = name[:cut + len(delimiter)], name if row[-1] else None
-                break
-            items.append(list(row[:-1]))
-            if len(items) >= limit:
-                return items
-        cursor.close()
-        if common is None:
-            return items
-        common_end = prefix_end(common)
-        if witness is None:  # the first row under it is dead: look for a live one
-            found = conn.execute(
-                f"SELECT name FROM records WHERE kind = ? AND name >= ? {' AND name < ?' if common_end else ''}"
-                f" AND {_LIVE} ORDER BY name LIMIT 1",
-                [kind, common] + ([common_end] if common_end else []) + [now]).fetchone()
-            witness = found[0] if found is not None else None
-        if witness is not None:
-            items.append([common, witness])
-        if common_end is None:
-            return items
-        low, inclusive = common_end, True
-    return items
+            low = after + "\0"   # the smallest name greater than `after`
+    args: dict[str, Any] = {"kind": kind, "low": low, "end": end if end is not None else _NO_END, "limit": limit}
+    if not delimiter:
+        page = (f"SELECT json_array({_columns(fields)}) AS item FROM records"
+                " WHERE kind = :kind AND name >= :low AND name < :end ORDER BY name LIMIT :limit")
+        sql = f"SELECT CAST('[' || group_concat(item) || ']' AS BLOB) FROM ({page})"
+    else:
+        dend = prefix_end(delimiter)
+        sql = _walk_sql(_columns(fields), general=dend is None)
+        args |= {"cut": len(prefix) + 1, "delim": delimiter, "dlen": len(delimiter), "dend": dend, "now": now}
+    (text,) = conn.execute(sql, args).fetchone()
+    return bytes(text) if text is not None else b"[]"
+
+
+def list_rows_sync(conn: sqlite3.Connection, kind: str, prefix: str, after: str | None, limit: int,
+                   delimiter: str, fields: Sequence[str], now: float) -> list[list[Any]]:
+    """list_rows_json_sync's page, decoded (a field holding a JSON object or array comes as
+    that object)."""
+    page: list[list[Any]] = json.loads(list_rows_json_sync(conn, kind, prefix, after, limit, delimiter, fields, now))
+    return page

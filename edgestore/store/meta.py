@@ -554,8 +554,8 @@ class MetaStore:
         return await self._read(fn)
 
     async def list_rows_json(self, kind: str, prefix: str, after: str | None, limit: int, delimiter: str = "",
-                             fields: Sequence[str] = (), now: float = 0.0) -> str:
-        """list_rows as JSON text, for a peer."""
+                             fields: Sequence[str] = (), now: float = 0.0) -> bytes:
+        """list_rows as JSON text (UTF-8), as a coordinator takes it."""
         return await self._read(lambda conn: list_rows_json_sync(conn, kind, prefix, after, limit, delimiter,
                                                                  fields, now))
 

@@ -303,6 +303,36 @@ def test_listing_formats_and_parameters(sw: Swift, container: str) -> None:
     assert sw("GET", "/" + container, params={"limit": "x"}).status_code == 412
 
 
+def test_plain_listings_name_what_json_listings_name(sw: Swift, container: str) -> None:
+    """Plain text listings read names only from the replicas: the same entries as the JSON
+    listing, deleted and overwritten objects included, under every parameter."""
+    names = ["a", "b/1", "b/2", "b/c/3", "c", "d.txt", "d/x", "e"]
+    for name in names + ["gone", "b/gone", "d/gone/y"]:
+        assert sw("PUT", f"/{container}/{name}", data=b"x").status_code == 201
+    for name in ("gone", "b/gone", "d/gone/y"):
+        assert sw("DELETE", f"/{container}/{name}").status_code == 204
+    assert sw("PUT", f"/{container}/c", data=b"again").status_code == 201
+
+    def both(**params: str) -> tuple[list[str], list[str]]:
+        plain = sw("GET", "/" + container, params=params)
+        assert plain.status_code in (200, 204), plain.text
+        assert plain.status_code == 204 or plain.headers["Content-Type"].startswith("text/plain")
+        as_json = sw("GET", "/" + container, params={"format": "json", **params})
+        assert as_json.status_code == 200, as_json.text
+        return plain.text.splitlines(), [e.get("name", e.get("subdir")) for e in as_json.json()]
+
+    assert both() == (names, names)
+    for params in ({"delimiter": "/"}, {"prefix": "b/", "delimiter": "/"}, {"prefix": "d/", "delimiter": "/"},
+                   {"path": "b"}, {"path": "d"}, {"marker": "b/1"}, {"marker": "a", "end_marker": "d"},
+                   {"limit": "3"}, {"limit": "2", "delimiter": "/"}, {"reverse": "true"},
+                   {"reverse": "true", "limit": "2", "delimiter": "/"}, {"delimiter": "/", "marker": "b/"},
+                   {"prefix": "zzz"}):
+        plain, as_json = both(**params)
+        assert plain == as_json, params
+    assert both(delimiter="/")[0] == ["a", "b/", "c", "d.txt", "d/", "e"]
+    assert both(prefix="d/", delimiter="/")[0] == ["d/x"]
+
+
 def test_account_listing_and_stats(sw: Swift) -> None:
     for name in (f"acct{TAG}-a", f"acct{TAG}-b"):
         sw("PUT", "/" + name)

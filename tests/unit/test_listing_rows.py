@@ -9,7 +9,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edgestore.cluster.listing import CommonPrefix, merge_pages
+from edgestore.store.listing import list_rows_sync
 from edgestore.store.meta import MetaStore
 from edgestore.store.records import Record
 
@@ -172,3 +176,69 @@ def test_counters_leave_out_objects_expired_at_the_time_asked(tmp_path: Path) ->
         finally:
             meta.close()
     run(go())
+
+
+# Names over a small alphabet with the characters at the edges of prefix_end: "/" (the
+# usual delimiter), U+10FFFF (no successor), U+D7FF (whose successor skips the surrogates).
+_CHARS = st.sampled_from(["a", "b", "/", "\U0010ffff", "\ud7ff", "\ue000", "é"])
+_NAMES = st.text(_CHARS, min_size=1, max_size=5)
+
+
+def reference_page(rows: dict[str, tuple[int, bool, int | None]], prefix: str, after: str | None, limit: int,
+                   delimiter: str, now: float) -> list[list[Any]]:
+    """What a page must hold, computed name by name from the module doc's rules."""
+    def live(name: str) -> bool:
+        _, deleted, delete_at = rows[name]
+        return not deleted and (delete_at is None or delete_at > now)
+
+    names = sorted(name for name in rows if name.startswith(prefix))
+    if after is not None and after >= prefix:
+        rolled = bool(delimiter) and after.endswith(delimiter) and after.find(delimiter, len(prefix)) == \
+            len(after) - len(delimiter)
+        names = [n for n in names if n > after and not (rolled and n.startswith(after))]
+    items: list[list[Any]] = []
+    done: set[str] = set()
+    for name in names:
+        at = name.find(delimiter, len(prefix)) if delimiter else -1
+        if at < 0:
+            ts, deleted, delete_at = rows[name]
+            items.append([name, ts, "n1", int(deleted), delete_at])
+        else:
+            common = name[:at + len(delimiter)]
+            if common in done:
+                continue
+            done.add(common)
+            witness = next((n for n in sorted(rows) if n.startswith(common) and live(n)), None)
+            if witness is None:
+                continue
+            items.append([common, witness])
+        if len(items) >= limit:
+            break
+    return items
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.dictionaries(_NAMES, st.tuples(st.integers(1, 9), st.booleans(), st.sampled_from([None, 50, 150])),
+                            max_size=20),
+       prefix=st.text(_CHARS, max_size=2), after=st.none() | st.text(_CHARS, max_size=4),
+       limit=st.integers(1, 6),
+       delimiter=st.sampled_from(["", "/", "/", "a/", "\ud7ff", "\U0010ffff", "\U0010ffff" * 2]),
+       roll_after=st.booleans())
+def test_a_page_is_what_the_rules_say_name_by_name(rows: dict[str, tuple[int, bool, int | None]], prefix: str,
+                                                   after: str | None, limit: int, delimiter: str,
+                                                   roll_after: bool) -> None:
+    """The page SQLite writes in one statement (a recursive walk with a delimiter) against
+    the rules applied name by name, with the characters where prefix ends are tricky."""
+    if roll_after and after is not None and delimiter:
+        after = prefix + after.replace(delimiter, "") + delimiter   # `after` a common prefix
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE records (kind TEXT NOT NULL, name TEXT NOT NULL, ts INTEGER NOT NULL,"
+                 " node TEXT NOT NULL, deleted INTEGER NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, name))")
+    for name, (ts, deleted, delete_at) in rows.items():
+        value = {} if deleted else {"size": 1, **({"delete_at": delete_at} if delete_at is not None else {})}
+        conn.execute("INSERT INTO records VALUES ('object', ?, ?, 'n1', ?, ?)",
+                     (name, ts, int(deleted), json.dumps(value)))
+        conn.execute("INSERT INTO records VALUES ('other', ?, 1, 'n1', 0, '{}')", (name,))  # another kind: never listed
+    want = reference_page({n: (ts, d, None if d else at) for n, (ts, d, at) in rows.items()}, prefix, after, limit,
+                          delimiter, 100.0)
+    assert list_rows_sync(conn, "object", prefix, after, limit, delimiter, ("delete_at",), 100.0) == want

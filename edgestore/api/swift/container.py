@@ -151,6 +151,7 @@ async def container_head(req: SwiftRequest) -> web.StreamResponse:
 
 
 _KEY: Callable[[ListedObject | ListedPrefix], str] = operator.attrgetter("key")
+_NAME: Callable[[str], str] = str
 
 
 def object_entry(info: ListedObject) -> dict[str, Any]:
@@ -169,14 +170,20 @@ async def container_get(req: SwiftRequest) -> web.StreamResponse:
         # The replicas roll up what select() folds into subdirs (`path=` lists no subdirs,
         # so its "/" rolls up too, and select() drops those).
         delimiter = "/" if params.path_only else params.delimiter
-        pages = req.services.objects.listing_pages(bucket.account, bucket.name, params.prefix, after, delimiter,
-                                                   page_size=params.limit if not params.reverse else MAX_PAGE)
-
-        async with aclosing(pages):
-            entries = await select_pages(pages, params, _KEY)
+        page_size = params.limit if not params.reverse else MAX_PAGE
+        objects = req.services.objects
+        if fmt == "plain":   # names only: the replicas need not pick each object's fields out
+            names = objects.listing_names(bucket.account, bucket.name, params.prefix, after, delimiter, page_size)
+            async with aclosing(names):
+                entries: list[Any] = await select_pages(names, params, _NAME)
+        else:
+            pages = objects.listing_pages(bucket.account, bucket.name, params.prefix, after, delimiter, page_size)
+            async with aclosing(pages):
+                entries = await select_pages(pages, params, _KEY)
     except BaseException:
         stats.cancel()
         await asyncio.gather(stats, return_exceptions=True)
         raise
     headers = _container_headers(req, bucket, await stats)
-    return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method, _KEY)
+    return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method,
+                          _NAME if fmt == "plain" else _KEY)

@@ -81,6 +81,14 @@ class _Selection(Generic[T]):
         """Take a batch; True once the page is decided (read no further)."""
         params, kept, low, high, key = self.params, self.kept, self.low, self.high, self.key
         prefix, delimiter, cut = params.prefix, params.delimiter, len(params.prefix)
+        if not (delimiter or params.path_only or low or high):
+            batch = batch if isinstance(batch, list) else list(batch)
+            if batch and key(batch[0]) >= prefix and key(batch[-1]).startswith(prefix):
+                # A name-ordered run from `prefix` to a name under it is under it all along:
+                # nothing to check name by name (a full listing of 10,000 names).
+                taken = batch if params.reverse else batch[:params.limit - len(kept)]
+                kept.extend(zip(map(key, taken), taken, strict=True))
+                return not params.reverse and len(kept) >= params.limit
         for item in batch:
             name = key(item)
             if not name.startswith(prefix):
