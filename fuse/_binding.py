@@ -3,10 +3,10 @@
 
 libfuse 3 differs from 2 in ways a filesystem sees (libfuse's ChangeLog, 3.0.0):
 - renameat2's flags reach the ``rename`` callback, which mfusepy drops: RENAME_EXCHANGE
-  would become a plain rename that loses the target. ``FUSE.rename_fuse_3`` keeps them.
-- Defaults it asks the kernel for: ``handle_killpriv`` (the filesystem, not the kernel,
-  clears setuid/setgid on write, truncate and chown: ours does not, so that is turned
-  off in ``tune_connection``), ``atomic_o_trunc`` (O_TRUNC reaches ``open``, which
+  would become a plain rename that loses the target. ``FUSE.rename_fuse_3`` refuses it.
+- Defaults it may ask the kernel for: ``handle_killpriv`` (the filesystem, not the kernel,
+  clears setuid/setgid on write, truncate and chown: ours does not, so ``tune_connection``
+  turns it off; libfuse 3.14 does not ask for it, some other versions do), ``atomic_o_trunc`` (O_TRUNC reaches ``open``, which
   handles it: one upload at close instead of an empty PUT before the open), 1 MiB writes.
 """
 
@@ -61,15 +61,7 @@ class FUSE(_Base):  # type: ignore[misc]
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         if flags & ~RENAME_NOREPLACE:
             return -errno.EINVAL  # RENAME_EXCHANGE, RENAME_WHITEOUT: not offered (as with libfuse 2)
-        if flags:
-            # The kernel holds both directories locked through the call, so nothing on this
-            # mount creates ``new`` between this check and the rename.
-            try:
-                self.operations.getattr(new.decode(self.encoding, self.errors))
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
-            else:
-                return -errno.EEXIST
+        # RENAME_NOREPLACE is the kernel's: it has looked ``new`` up and found nothing (else
+        # EEXIST), and holds both directories locked until the rename returns.
         return int(self.operations.rename(old.decode(self.encoding, self.errors),
                                           new.decode(self.encoding, self.errors)) or 0)

@@ -90,9 +90,10 @@ def _logging(opts: MountOptions) -> None:
 
 
 def _mount_device(mountpoint: Path) -> str | None:
-    """The device number (``0:53``) of the last mount on ``mountpoint``: the name of its
-    backing_dev_info in /sys/class/bdi."""
-    target, found = os.path.realpath(mountpoint), None
+    """The device number (``0:53``) of the last mount on ``mountpoint`` (an absolute path:
+    resolving it would look it up in the mount, which from its own ``init`` waits forever):
+    the name of its backing_dev_info in /sys/class/bdi."""
+    target, found = str(mountpoint), None
     with open("/proc/self/mountinfo") as lines:
         for line in lines:
             fields = line.split()

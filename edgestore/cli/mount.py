@@ -113,9 +113,9 @@ def build_options(args: argparse.Namespace) -> Any:
 
 
 def run_mount(args: argparse.Namespace) -> int:
+    opts = build_options(args)  # first: it chooses the libfuse that importing the mount loads
     from edgestore.fuse.mount import MountError, mount
 
-    opts = build_options(args)
     try:
         return int(mount(opts))
     except MountError as exc:
