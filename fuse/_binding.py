@@ -6,8 +6,9 @@ libfuse 3 differs from 2 in ways a filesystem sees (libfuse's ChangeLog, 3.0.0):
   would become a plain rename that loses the target. ``FUSE.rename_fuse_3`` refuses it.
 - Defaults it may ask the kernel for: ``handle_killpriv`` (the filesystem, not the kernel,
   clears setuid/setgid on write, truncate and chown: ours does not, so ``tune_connection``
-  turns it off; libfuse 3.14 does not ask for it, some other versions do), ``atomic_o_trunc`` (O_TRUNC reaches ``open``, which
-  handles it: one upload at close instead of an empty PUT before the open), 1 MiB writes.
+  turns it off; libfuse 3.14 does not ask for it, some other versions do), ``atomic_o_trunc``
+  (O_TRUNC reaches ``open``, which handles it: one upload at close instead of an empty PUT
+  before the open), 1 MiB writes.
 """
 
 from __future__ import annotations
