@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--debug", action="store_true", help="log every FUSE call")
     p.add_argument("--libfuse", choices=("auto", "3", "2"), default=None,
                    help="the libfuse to use: auto (default: 3 if installed, else 2), 3 or 2; also -o libfuse=N "
-                        "or EDGESTORE_LIBFUSE=N. libfuse 3 sends reads and writes of up to 1 MiB, 2 of 128 KiB")
+                        "or EDGESTORE_LIBFUSE=N. libfuse 3 hands the mount writes of up to 1 MiB, 2 of 128 KiB")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
                    help="FUSE options (allow_other, ro, ...) or any of the above as name=value")
     p.set_defaults(func=run_mount)

@@ -141,12 +141,13 @@ def test_libfuse_3_is_the_default_and_libfuse_2_is_there_when_asked_for(cluster:
 @pytest.mark.parametrize("libfuse", LIBFUSES)
 def test_reads_and_writes_reach_the_mount_in_requests_as_large_as_libfuse_allows(cluster: Any, bucket: str,
                                                                                 tmp_path: Path, libfuse: str) -> None:
-    """libfuse 3: 1 MiB per write callback, and per read callback of a sequential reader (the
-    mount, as root, raises the kernel's read-ahead for it from 128 KiB); libfuse 2 (with
-    big_writes): 128 KiB both."""
+    """libfuse 3: 1 MiB per write callback, and per read callback of a sequential reader with
+    the kernel's read-ahead raised from 128 KiB (kernel_readahead=1M, as root); libfuse 2
+    (with big_writes): 128 KiB both."""
     if libfuse_missing(libfuse):
         pytest.skip(str(libfuse_missing(libfuse)))
-    with edgestore_mount(cluster, bucket, tmp_path, "--libfuse", libfuse, "--debug") as (mnt, _):
+    with edgestore_mount(cluster, bucket, tmp_path, "--libfuse", libfuse, "--debug",
+                         "-o", "kernel_readahead=1M") as (mnt, _):
         with open(mnt / "four-mib", "wb") as f:
             # (Bytes whose pages were written: the kernel sends a page the writer never touched
             # in a write of its own, whatever the libfuse.)
