@@ -22,8 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import mfusepy
-
+from ._binding import mfusepy
 from .cache import MetaCache, parent_of
 from .dirtimes import DirTimes
 from .files import CacheBudget, Handle, OpenFile, Tuning, io_error

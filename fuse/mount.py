@@ -1,6 +1,6 @@
-"""Mounting and unmounting: options (from the command line or an fstab ``-o`` list), a check
-that the bucket answers, then FUSE in this process (``--foreground``) or in a daemon; the
-caller gets its prompt back once the mount is ready."""
+"""Mounting and unmounting: a check that the bucket answers, then FUSE (with the libfuse
+``_binding`` loaded) in this process (``--foreground``) or in a daemon; the caller gets its
+prompt back once the mount is ready. The options are ``options.py``'s."""
 
 from __future__ import annotations
 
@@ -8,91 +8,30 @@ import errno
 import logging
 import logging.handlers
 import os
+import re
 import select
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mfusepy
-
 from edgestore.malloc import limit_malloc_arenas
 
+from ._binding import FUSE, MAJOR, MINOR, tune_connection
 from .files import Tuning
 from .fs import EdgeFS
 from .metadata import Defaults
+from .options import MIB, MIN_CACHE, MountError, MountOptions, fuse_kwargs
 from .s3client import S3Client, S3Error
 from .space import ClusterSpace
 
-__all__ = ["MountOptions", "MountError", "mount", "unmount", "is_mounted", "parse_size", "split_options"]
+__all__ = ["MountOptions", "MountError", "mount", "unmount", "is_mounted"]
 
 log = logging.getLogger("edgestore.fuse")
 
 READY_TIMEOUT_S = 30.0
-MIB = 1024 * 1024
-MIN_CACHE = 16 * MIB
-# Options mount(8) and systemd hand to a helper that mean nothing to FUSE.
-_MOUNT_ONLY = {"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
-               "nobootwait", "bg", "fg"}
-_OURS = {"endpoint", "access_key", "secret_key", "region", "cluster", "ca_file", "cache_dir", "cache_size",
-         "ttl", "dir_ttl", "log_file", "part_size", "readahead"}
-
-
-class MountError(Exception):
-    """The mount cannot be made: a one-line reason for the user."""
-
-
-def parse_size(text: str) -> int:
-    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = raw[-1:] if raw[-1:] in units and not raw[-1:].isdigit() else ""
-    try:
-        value = float(raw[:len(raw) - len(unit)])
-    except ValueError:
-        raise MountError(f"not a size: {text!r} (e.g. 512M, 2G)") from None
-    return int(value * units[unit])
-
-
-def split_options(items: list[str]) -> tuple[dict[str, str], dict[str, str | bool]]:
-    """``-o a=b,c`` lists: (our options, FUSE's options); mount(8)-only ones are dropped."""
-    ours: dict[str, str] = {}
-    theirs: dict[str, str | bool] = {}
-    for item in items:
-        for opt in filter(None, (o.strip() for o in item.split(","))):
-            name, eq, value = opt.partition("=")
-            if name.replace("-", "_") in _OURS:
-                ours[name.replace("-", "_")] = value
-            elif name in _MOUNT_ONLY or name.startswith(("x-", "comment")):
-                continue
-            else:
-                theirs[name] = value if eq else True
-    return ours, theirs
-
-
-@dataclass
-class MountOptions:
-    bucket: str
-    mountpoint: Path
-    endpoint: str
-    access_key: str
-    secret_key: str
-    region: str = "us-east-1"
-    ca_file: str | None = None
-    cache_dir: Path = Path("/var/cache/edgestore" if os.geteuid() == 0 else "~/.cache/edgestore").expanduser()
-    cache_size: int = 1024 * MIB
-    ttl_s: float = 1.0
-    dir_ttl_s: float | None = None  # directories' attributes; None: DIR_TTL_FACTOR times ttl_s
-    foreground: bool = False
-    log_file: Path | None = None
-    debug: bool = False
-    part_size: int = 8 * MIB
-    readahead: int = 8 * MIB  # the largest fill (GET) of a read; reads ahead go on disk, not in memory
-    fuse_options: dict[str, str | bool] = field(default_factory=dict)
-    cluster_status: Callable[[], dict[str, Any]] | None = None  # for statfs, when we may ask
 
 
 def is_mounted(path: Path) -> bool:
@@ -115,6 +54,8 @@ def _check(opts: MountOptions) -> None:
         if not _dead(opts.mountpoint):
             raise MountError(f"{opts.mountpoint} is already mounted")
         unmount(opts.mountpoint)  # what a killed mount left: take it away and mount again
+    if opts.libfuse != "auto" and int(opts.libfuse) != MAJOR:  # chosen too late: mfusepy was loaded
+        raise MountError(f"libfuse {opts.libfuse} was asked for, but libfuse {MAJOR} is loaded")
     if not opts.mountpoint.is_dir():
         raise MountError(f"{opts.mountpoint} is not a directory")
     if opts.cache_size < MIN_CACHE:
@@ -148,31 +89,50 @@ def _logging(opts: MountOptions) -> None:
     root.addHandler(handler)
 
 
-def _fuse_kwargs(opts: MountOptions) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "foreground": True, "fsname": f"edgestore:{opts.bucket}", "subtype": "edgestore",
-        "default_permissions": True,
-        # The kernel asks for attributes every time (our cache answers within its TTL): after a
-        # close-to-open revalidation it must see the new size at once.
-        "attr_timeout": 0, "entry_timeout": opts.ttl_s, "negative_timeout": 0,
-    }
-    if mfusepy.fuse_version_major == 2:
-        # Without it libfuse 2 has the kernel split every write into 4 KiB pages (a Python
-        # callback each: 65536 for 256 MiB); with it, writes of up to 128 KiB (libfuse 3
-        # always has them, and rejects the option).
-        kwargs["big_writes"] = True
-    if os.geteuid() == 0:
-        kwargs["allow_other"] = True  # modes decide who may do what, as on a local filesystem
-    kwargs.update(opts.fuse_options)
-    if opts.debug:
-        kwargs["debug"] = True
-    return kwargs
+def _mount_device(mountpoint: Path) -> str | None:
+    """The device number (``0:53``) of the last mount on ``mountpoint`` (an absolute path:
+    resolving it would look it up in the mount, which from its own ``init`` waits forever):
+    the name of its backing_dev_info in /sys/class/bdi."""
+    target, found = str(mountpoint), None
+    with open("/proc/self/mountinfo") as lines:
+        for line in lines:
+            fields = line.split()
+            # (mountinfo writes a space in a path as \040, a backslash as \134.)
+            if len(fields) > 4 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]) == target:
+                found = fields[2]
+    return found
+
+
+def _set_kernel_readahead(mountpoint: Path, size: int) -> bool:
+    """Have the kernel read ahead ``size`` bytes on this mount (its default: 128 KiB), so that
+    a sequential reader's reads reach the mount in requests of up to that size (as large as
+    libfuse allows: 1 MiB with libfuse 3), not of 128 KiB. Root only (a file in /sys)."""
+    device = _mount_device(mountpoint)
+    try:
+        if device is None:
+            raise FileNotFoundError(f"{mountpoint} not in /proc/self/mountinfo")
+        Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(str(size // 1024))
+    except OSError as exc:
+        log.info("kernel read-ahead left at its default: %s", exc)
+        return False
+    return True
 
 
 class _Ready(EdgeFS):
-    """Tells the waiting parent that the kernel has the mount."""
+    """Tells the waiting parent that the kernel has the mount; sets up the connection."""
 
     ready_fd: int | None = None
+    mountpoint = Path("/")
+    kernel_readahead = 0
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        # (mfusepy calls this instead of ``init`` when it is defined.) The kernel takes the
+        # smaller of its read-ahead when this returns and what ``conn`` says: both are set.
+        if MAJOR == 3 and conn is not None:
+            tune_connection(conn)
+            if self.kernel_readahead and _set_kernel_readahead(self.mountpoint, self.kernel_readahead):
+                conn.max_readahead = self.kernel_readahead
+        self.init("/")
 
     def init(self, path: str) -> None:
         super().init(path)
@@ -191,10 +151,11 @@ def _serve(opts: MountOptions, ready_fd: int | None) -> int:
                     cache_dir=str(opts.cache_dir))
     fs = _Ready(client, tuning, opts.ttl_s, Defaults(os.getuid(), os.getgid(), time_ns=time.time_ns()),
                 ClusterSpace(opts.cluster_status), dir_ttl_s=opts.dir_ttl_s)
-    fs.ready_fd = ready_fd
-    log.info("mounting bucket %s of %s on %s", opts.bucket, opts.endpoint, opts.mountpoint)
+    fs.ready_fd, fs.mountpoint, fs.kernel_readahead = ready_fd, opts.mountpoint, opts.kernel_readahead
+    log.info("mounting bucket %s of %s on %s with libfuse %d.%d", opts.bucket, opts.endpoint, opts.mountpoint,
+             MAJOR, MINOR)
     try:
-        mfusepy.FUSE(fs, str(opts.mountpoint), **_fuse_kwargs(opts))
+        FUSE(fs, str(opts.mountpoint), **fuse_kwargs(opts, MAJOR))
     except RuntimeError as exc:
         log.error("FUSE failed: %s", exc)
         return 1

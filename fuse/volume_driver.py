@@ -38,7 +38,7 @@ class Backend:
     region: str | None = None
     ca_file: str | None = None
     cache_dir: Path = Path("/var/cache/edgestore/volumes")
-    mount_options: dict[str, str] = field(default_factory=dict)  # cache-size, ttl for every volume
+    mount_options: dict[str, str] = field(default_factory=dict)  # cache-size, ttl, libfuse for every volume
 
     def settings(self, volume_opts: dict[str, str]) -> dict[str, str]:
         """The volume's options over the plugin's: endpoint, keys, region, cache..."""
@@ -203,7 +203,7 @@ class VolumeDriver:
         command = [sys.executable, "-m", "edgestore", "mount", volume.bucket, str(mountpoint),
                    "--endpoint", settings["endpoint"], "--cache-dir", str(self.backend.cache_dir / volume.name),
                    "--log-file", str(self.store.log_file(volume))]
-        for option in ("region", "ca-file", "cache-size", "ttl"):
+        for option in ("region", "ca-file", "cache-size", "ttl", "libfuse"):
             if settings.get(option):
                 command += [f"--{option}", settings[option]]
         # Keys in the environment, not in the command line every user can read in ps.

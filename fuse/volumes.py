@@ -15,12 +15,15 @@ from edgestore.ring.io import atomic_write
 
 from edgestore.model.buckets import valid_bucket_name
 
+from .libfuse import CHOICES
+
 __all__ = ["Volume", "VolumeError", "VolumeStore", "OPTIONS", "bucket_for", "check_name", "check_options"]
 
 STATE_FILE = ".volumes.json"  # volume names cannot start with '.', so no volume's directory clashes
 FORMAT = 1
 # What `docker volume create -o NAME=VALUE` may say; the rest come from the plugin's own options.
-OPTIONS = frozenset({"bucket", "endpoint", "access-key", "secret-key", "region", "ca-file", "cache-size", "ttl"})
+OPTIONS = frozenset({"bucket", "endpoint", "access-key", "secret-key", "region", "ca-file", "cache-size", "ttl",
+                     "libfuse"})
 # Docker's own rule for volume names; it also keeps names from leaving the state directory.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]+$")
 
@@ -137,4 +140,6 @@ def check_options(opts: Any) -> dict[str, str]:
     unknown = sorted(set(opts) - OPTIONS)
     if unknown:
         raise VolumeError(400, f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
+    if opts.get("libfuse", "auto") not in CHOICES:
+        raise VolumeError(400, f"libfuse must be one of {', '.join(CHOICES)}")
     return {k: v for k, v in opts.items() if v != ""}

@@ -7,13 +7,14 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from ctypes.util import find_library
 from pathlib import Path
 from typing import Any
 
 from mounts import take_down, unmount, wait_mounted
 
 MOUNT_TIMEOUT_S = 30.0
-
+LIBFUSES = ("3", "2")  # the default first
 
 
 def mount_command(cluster: Any, bucket: str, mountpoint: Path, home: Path, *extra: str) -> list[str]:
@@ -49,3 +50,18 @@ def rss_peak_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmHWM for {pid}")
+
+
+def libfuse_missing(major: str) -> str | None:
+    """Why a mount with libfuse ``major`` cannot be made here, or None."""
+    if find_library({"3": "fuse3", "2": "fuse"}[major]) is None:
+        return f"libfuse {major} is not installed (apt-get install {'fuse3' if major == '3' else 'libfuse2'})"
+    return None
+
+
+def loaded_libfuse(pid: int) -> int | None:
+    """The major version of the libfuse the process has loaded (from its memory map), if any."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    found = {major for name, major in (("/libfuse3.so.3", 3), ("/libfuse.so.2", 2)) if name in maps}
+    assert len(found) <= 1, f"both libfuse 2 and 3 loaded in {pid}"
+    return found.pop() if found else None

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--log-file", type=Path, help="log here (default: syslog; stderr with --foreground)")
     p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground until unmounted")
     p.add_argument("--debug", action="store_true", help="log every FUSE call")
+    p.add_argument("--libfuse", choices=("auto", "3", "2"), default=None,
+                   help="the libfuse to use: auto (default: 3 if installed, else 2), 3 or 2; also -o libfuse=N "
+                        "or EDGESTORE_LIBFUSE=N. libfuse 3 hands the mount writes of up to 1 MiB, 2 of 128 KiB")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
                    help="FUSE options (allow_other, ro, ...) or any of the above as name=value")
     p.set_defaults(func=run_mount)
@@ -59,7 +62,8 @@ def _cluster_file(path: Path | None, required: bool) -> dict[str, Any] | None:
 
 
 def build_options(args: argparse.Namespace) -> Any:
-    from edgestore.fuse.mount import MountError, MountOptions, parse_size, split_options
+    from edgestore.fuse import libfuse
+    from edgestore.fuse.options import MountError, MountOptions, parse_size, split_options
 
     ours, fuse_options = split_options(args.options)
 
@@ -95,7 +99,12 @@ def build_options(args: argparse.Namespace) -> Any:
             opts.part_size = parse_size(ours["part_size"])
         if ours.get("readahead"):
             opts.readahead = parse_size(ours["readahead"])
-    except (MountError, ValueError) as exc:
+        if ours.get("kernel_readahead"):
+            opts.kernel_readahead = parse_size(ours["kernel_readahead"])
+        # Before edgestore.fuse.mount is imported: that loads the library.
+        opts.libfuse = libfuse.check_choice(pick("libfuse") or os.environ.get(libfuse.LIBFUSE_ENV))
+        libfuse.select(opts.libfuse)
+    except (MountError, ValueError, libfuse.LibfuseError) as exc:
         raise CliError(str(exc)) from None
     # statfs asks edgestore for its capacity: that needs an admin user, which a cluster.json has.
     target = ClusterTarget(opts.endpoint, access, secret, region)
@@ -104,9 +113,9 @@ def build_options(args: argparse.Namespace) -> Any:
 
 
 def run_mount(args: argparse.Namespace) -> int:
+    opts = build_options(args)  # first: it chooses the libfuse that importing the mount loads
     from edgestore.fuse.mount import MountError, mount
 
-    opts = build_options(args)
     try:
         return int(mount(opts))
     except MountError as exc:

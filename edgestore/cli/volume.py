@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--ca-file", help="CA certificate(s) for an https endpoint")
     p.add_argument("--cache-size", help="every volume's mount cache size unless it gives one (e.g. 512M)")
     p.add_argument("--ttl", help="seconds attributes and listings are cached in every mount")
+    p.add_argument("--libfuse", choices=("auto", "3", "2"),
+                   help="the libfuse every mount uses unless its volume says (default auto: 3 if installed)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         region=args.region or info.get("region"),
         ca_file=args.ca_file,
         cache_dir=args.cache_dir.resolve(),
-        mount_options={k: v for k, v in (("cache-size", args.cache_size), ("ttl", args.ttl)) if v},
+        mount_options={k: v for k, v in (("cache-size", args.cache_size), ("ttl", args.ttl),
+                                         ("libfuse", args.libfuse)) if v},
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s edgestore-volume-plugin %(levelname)s %(message)s"))

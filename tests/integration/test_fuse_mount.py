@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -23,7 +24,7 @@ from conftest import make_s3, unique_bucket_name
 from edgestore.fuse.files import Tuning
 from edgestore.fuse.fs import EdgeFS
 from edgestore.fuse.s3client import ListPage, S3Client
-from fusemount import edgestore_mount, mount_command, rss_peak_kib
+from fusemount import LIBFUSES, edgestore_mount, libfuse_missing, loaded_libfuse, mount_command, rss_peak_kib
 from mounts import fuse_unusable, mounted, take_down, unmount, wait_mounted
 
 MIB = 1024 * 1024
@@ -119,6 +120,48 @@ def test_mount_refuses_a_missing_bucket_and_bad_keys(cluster: Any, tmp_path: Pat
     bad = edgestore("mount", "x", str(mnt), "--endpoint", cluster.endpoint, "--access-key", "AKIDNOPE",
                     "--secret-key", "nope")
     assert bad.returncode == 2 and not mounted(mnt)
+
+
+def test_libfuse_3_is_the_default_and_libfuse_2_is_there_when_asked_for(cluster: Any, bucket: str,
+                                                                        tmp_path: Path) -> None:
+    for major in LIBFUSES:
+        if libfuse_missing(major):
+            pytest.skip(str(libfuse_missing(major)))
+    with edgestore_mount(cluster, bucket, tmp_path / "default") as (mnt, proc):
+        assert loaded_libfuse(proc.pid) == 3
+        (mnt / "from-3").write_bytes(b"written with libfuse 3")
+    with edgestore_mount(cluster, bucket, tmp_path / "two", "-o", "libfuse=2,nonempty") as (mnt, proc):
+        assert loaded_libfuse(proc.pid) == 2
+        assert (mnt / "from-3").read_bytes() == b"written with libfuse 3"
+    # An fstab line written for libfuse 2 (nonempty) mounts with libfuse 3 too.
+    with edgestore_mount(cluster, bucket, tmp_path / "three", "-o", "nonempty,big_writes") as (mnt, proc):
+        assert loaded_libfuse(proc.pid) == 3 and (mnt / "from-3").exists()
+
+
+@pytest.mark.parametrize("libfuse", LIBFUSES)
+def test_reads_and_writes_reach_the_mount_in_requests_as_large_as_libfuse_allows(cluster: Any, bucket: str,
+                                                                                tmp_path: Path, libfuse: str) -> None:
+    """libfuse 3: 1 MiB per write callback, and per read callback of a sequential reader with
+    the kernel's read-ahead raised from 128 KiB (kernel_readahead=1M, as root); libfuse 2
+    (with big_writes): 128 KiB both."""
+    if libfuse_missing(libfuse):
+        pytest.skip(str(libfuse_missing(libfuse)))
+    with edgestore_mount(cluster, bucket, tmp_path, "--libfuse", libfuse, "--debug",
+                         "-o", "kernel_readahead=1M") as (mnt, _):
+        with open(mnt / "four-mib", "wb") as f:
+            # (Bytes whose pages were written: the kernel sends a page the writer never touched
+            # in a write of its own, whatever the libfuse.)
+            f.write(b"\x01" * (4 * MIB))
+        with open(mnt / "four-mib", "rb") as f:  # (an open drops the file's pages from the kernel's cache)
+            while f.read(MIB):
+                pass
+    # libfuse's own debug output (-d): a line per request it hands the mount.
+    debug = (tmp_path / "stderr").read_text()
+    writes = [int(n) for n in re.findall(r"^write(?:page)?\[\d+\] (\d+) bytes to", debug, re.MULTILINE)]
+    reads = [int(n) for n in re.findall(r"^read\[\d+\] (\d+) bytes from", debug, re.MULTILINE)]
+    assert sum(writes) == 4 * MIB and max(writes) == (MIB if libfuse == "3" else 128 * 1024)
+    assert sum(reads) >= 4 * MIB
+    assert max(reads) == (MIB if libfuse == "3" and os.geteuid() == 0 else 128 * 1024)
 
 
 def test_a_file_larger_than_the_cache_streams_both_ways_in_bounded_memory(cluster: Any, bucket: str, boto: Any,

@@ -4,6 +4,7 @@ driven with ordinary system calls, and what it stored checked object by object w
 from __future__ import annotations
 
 import base64
+import ctypes
 import errno
 import hashlib
 import json
@@ -22,12 +23,14 @@ from typing import Any
 
 import pytest
 from conftest import make_s3
-from fusemount import edgestore_mount
+from fusemount import LIBFUSES, edgestore_mount, libfuse_missing, loaded_libfuse
 from mounts import fuse_unusable
 from mounts import mounted as is_mount_point
 
 MIB = 1024 * 1024
 TTL_S = 0.5
+AT_FDCWD = -100
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2  # <linux/fs.h>
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -36,18 +39,30 @@ def boto(cluster: Any) -> Any:
     return make_s3(cluster.endpoint, *cluster.credentials)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a libfuse 3 mount (the default); those marked ``libfuse2`` on a libfuse 2
+    mount too: the calls where the two differ (O_TRUNC, rename, setattr, permissions), not
+    the slow ones, so that the suite does not take twice as long."""
+    if "mounted" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("libfuse2") is not None
+        metafunc.parametrize("mounted", LIBFUSES if both else LIBFUSES[:1], indirect=True, scope="module",
+                             ids=[f"libfuse{major}" for major in (LIBFUSES if both else LIBFUSES[:1])])
+
+
 @pytest.fixture(scope="module")
-def mounted(cluster: Any, boto: Any) -> Iterator[tuple[Path, str]]:
-    reason = fuse_unusable()
+def mounted(cluster: Any, boto: Any, request: pytest.FixtureRequest) -> Iterator[tuple[Path, str]]:
+    """The mount (bucket ``posixN-PID``) with the libfuse of the test's parameter."""
+    reason = fuse_unusable() or libfuse_missing(request.param)
     if reason:
         pytest.skip(f"the mount needs FUSE: {reason}")
-    bucket = f"posix-{os.getpid()}"
+    bucket = f"posix{request.param}-{os.getpid()}"
     boto.create_bucket(Bucket=bucket)
     # Outside pytest's private tmp dir, so that another user can reach the mount point.
     home = Path(tempfile.mkdtemp(prefix="edgestore-fuse-"))
     home.chmod(0o755)
     try:
-        with edgestore_mount(cluster, bucket, home, "--ttl", str(TTL_S)) as (mnt, _):
+        with edgestore_mount(cluster, bucket, home, "--ttl", str(TTL_S), "--libfuse", request.param) as (mnt, proc):
+            assert loaded_libfuse(proc.pid) == int(request.param)
             yield mnt, bucket
     finally:
         if not is_mount_point(home / "mnt"):  # never delete through a mount that is still there
@@ -68,6 +83,12 @@ def here(mounted: tuple[Path, str], request: pytest.FixtureRequest) -> tuple[Pat
     return mnt / name, name + "/"
 
 
+@pytest.fixture
+def libfuse(request: pytest.FixtureRequest) -> str:
+    """The major version of the libfuse the test's mount uses ("3" or "2")."""
+    return str(request.node.callspec.params["mounted"])
+
+
 def body_of(boto: Any, bucket: str, key: str) -> bytes:
     return bytes(boto.get_object(Bucket=bucket, Key=key)["Body"].read())
 
@@ -86,6 +107,7 @@ def errno_of(call: Any, *args: Any) -> int:
 # -- files ----------------------------------------------------------------------------------
 
 
+@pytest.mark.libfuse2
 def test_create_and_read_back_with_s3fs_metadata(mounted: tuple[Path, str], here: tuple[Path, str],
                                                  boto: Any) -> None:
     _, bucket = mounted
@@ -114,6 +136,7 @@ def test_create_and_read_back_with_s3fs_metadata(mounted: tuple[Path, str], here
     assert stat.S_ISDIR(int(marker["Metadata"]["mode"]))
 
 
+@pytest.mark.libfuse2
 def test_overwrite_in_the_middle_append_and_o_append(mounted: tuple[Path, str], here: tuple[Path, str],
                                                      boto: Any) -> None:
     _, bucket = mounted
@@ -175,6 +198,7 @@ def test_reads_in_any_order_answer_the_objects_bytes_and_local_changes(mounted: 
     assert body_of(boto, bucket, prefix + "object") == data
 
 
+@pytest.mark.libfuse2
 def test_truncate_shrinks_and_grows_with_zeros(mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) -> None:
     _, bucket = mounted
     d, prefix = here
@@ -207,6 +231,7 @@ def test_pwrite_past_the_end_leaves_a_hole_of_zeros(mounted: tuple[Path, str], h
     assert body_of(boto, bucket, prefix + "holes") == expected
 
 
+@pytest.mark.libfuse2
 def test_o_excl_on_an_existing_file_is_eexist(here: tuple[Path, str]) -> None:
     d, _ = here
     (d / "x").write_bytes(b"x")
@@ -216,6 +241,7 @@ def test_o_excl_on_an_existing_file_is_eexist(here: tuple[Path, str]) -> None:
     assert stat.S_IMODE((d / "y").stat().st_mode) == 0o600
 
 
+@pytest.mark.libfuse2
 def test_unlink_of_an_open_file_keeps_it_readable(mounted: tuple[Path, str], here: tuple[Path, str],
                                                   boto: Any) -> None:
     _, bucket = mounted
@@ -249,6 +275,7 @@ def test_fsync_returns_when_another_node_can_read_it(cluster: Any, mounted: tupl
 # -- directories ----------------------------------------------------------------------------
 
 
+@pytest.mark.libfuse2
 def test_directory_errors_are_those_of_a_local_filesystem(here: tuple[Path, str]) -> None:
     d, _ = here
     (d / "sub").mkdir()
@@ -299,6 +326,7 @@ def test_keys_of_other_clients_make_implicit_directories(mounted: tuple[Path, st
 # -- rename ---------------------------------------------------------------------------------
 
 
+@pytest.mark.libfuse2
 def test_rename_of_a_file_replaces_the_target(mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) -> None:
     _, bucket = mounted
     d, prefix = here
@@ -313,6 +341,7 @@ def test_rename_of_a_file_replaces_the_target(mounted: tuple[Path, str], here: t
     assert body_of(boto, bucket, prefix + "b") == b"content of a"
 
 
+@pytest.mark.libfuse2
 def test_rename_errors(here: tuple[Path, str]) -> None:
     d, _ = here
     (d / "dir" / "inner").mkdir(parents=True)
@@ -325,6 +354,31 @@ def test_rename_errors(here: tuple[Path, str]) -> None:
     assert errno_of(os.rename, d / "dir", d / "dir" / "inner" / "deeper") == errno.EINVAL
     os.rename(d / "dir", d / "full" / "x")  # onto an empty directory: replaces it
     assert os.listdir(d / "full" / "x") == ["inner"]
+
+
+def renameat2(old: Path, new: Path, flags: int) -> int:
+    """renameat2(2): 0, or the errno it failed with."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
+@pytest.mark.libfuse2
+def test_renameat2_noreplace_never_replaces_and_exchange_is_refused(here: tuple[Path, str], libfuse: str) -> None:
+    """libfuse 3 passes renameat2's flags to the mount, and mfusepy dropped them: an exchange
+    became a plain rename that lost the target. libfuse 2 passes none, and the kernel
+    answers EINVAL for any flag (mv then checks for the target itself); the kernel finds an
+    existing target for RENAME_NOREPLACE itself."""
+    d, _ = here
+    (d / "a").write_bytes(b"content of a")
+    (d / "b").write_bytes(b"content of b")
+    assert renameat2(d / "a", d / "b", RENAME_EXCHANGE) == errno.EINVAL
+    assert renameat2(d / "a", d / "b", RENAME_NOREPLACE) == errno.EEXIST
+    assert (d / "a").read_bytes() == b"content of a" and (d / "b").read_bytes() == b"content of b"
+    assert renameat2(d / "a", d / "c", RENAME_NOREPLACE) == (0 if libfuse == "3" else errno.EINVAL)
+    if libfuse == "3":
+        assert sorted(os.listdir(d)) == ["b", "c"] and (d / "c").read_bytes() == b"content of a"
 
 
 def test_rename_of_a_directory_of_1000_files(mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) -> None:
@@ -369,6 +423,7 @@ def test_symlinks(mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) 
     assert os.readlink(d / "link2") == "target.txt"
 
 
+@pytest.mark.libfuse2
 def test_chmod_chown_and_utimensat_are_kept_with_nanoseconds(mounted: tuple[Path, str], here: tuple[Path, str],
                                                              boto: Any) -> None:
     _, bucket = mounted
@@ -423,6 +478,7 @@ def test_extended_attributes_are_kept_in_the_objects_metadata_as_s3fs_keeps_them
     assert json.loads(urllib.parse.unquote(stored)) == {"user.color": base64.b64encode(b"blue").decode()}
 
 
+@pytest.mark.libfuse2
 def test_modes_are_enforced_for_another_user(here: tuple[Path, str]) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to act as another user")
@@ -442,6 +498,28 @@ def test_modes_are_enforced_for_another_user(here: tuple[Path, str]) -> None:
     assert denied.returncode != 0 and "PermissionError" in denied.stderr
     write = as_nobody(f"open({str(d / 'new')!r}, 'w')")
     assert write.returncode != 0 and "PermissionError" in write.stderr
+
+
+@pytest.mark.libfuse2
+def test_chown_and_a_write_by_another_user_clear_setuid_and_setgid(here: tuple[Path, str]) -> None:
+    """As on a local filesystem. libfuse 3 would leave it to the mount (handle_killpriv),
+    which does not do it: the mount has the kernel do it, as with libfuse 2."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown and to act as another user")
+    d, _ = here
+    os.chmod(d, 0o755)
+    (d / "program").write_bytes(b"#!/bin/sh\n")
+    os.chmod(d / "program", 0o6755)
+    os.chown(d / "program", 1234, 1234)
+    assert stat.S_IMODE(os.stat(d / "program").st_mode) == 0o755
+    (d / "shared").write_bytes(b"first\n")
+    os.chmod(d / "shared", 0o6777)
+    appended = subprocess.run(["python3", "-c", f"open({str(d / 'shared')!r}, 'ab').write(b'second')"],
+                              user=65534, group=65534, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    assert appended.returncode == 0, appended.stderr
+    assert stat.S_IMODE(os.stat(d / "shared").st_mode) == 0o777
+    assert (d / "shared").read_bytes() == b"first\nsecond"
 
 
 def test_parent_times_change_on_create_unlink_and_rename(here: tuple[Path, str]) -> None:

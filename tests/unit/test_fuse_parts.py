@@ -4,15 +4,22 @@ attribute cache's lifetimes, and the mount options."""
 from __future__ import annotations
 
 import argparse
+import os
 import stat
+from ctypes.util import find_library
 from pathlib import Path
 
+import pytest
+from edgestore.fuse import libfuse
 from edgestore.fuse.cache import DIR_TTL_FACTOR, MetaCache
+from edgestore.fuse.libfuse import LIBFUSE_ENV
 from edgestore.fuse.metadata import Attr, Defaults, attr_from_meta, format_time, implicit_dir, parse_time
+from edgestore.fuse.options import fuse_kwargs
 from edgestore.fuse.ranges import RangeSet
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgestore.cli import CliError
 from edgestore.cli.mount import add_parser, build_options
 
 ops = st.lists(st.tuples(st.sampled_from(["add", "remove", "clip"]), st.integers(0, 100), st.integers(0, 30)),
@@ -113,6 +120,13 @@ def test_a_listing_made_for_a_lookup_does_not_deny_names() -> None:
     assert not cache.denies("/d", "b")  # expired
 
 
+@pytest.fixture(autouse=True)
+def libfuse_env_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_options() sets EDGESTORE_LIBFUSE for the mount it prepares: put back afterwards,
+    so that the mounts of later tests are not given a choice made here."""
+    monkeypatch.setenv(LIBFUSE_ENV, os.environ.get(LIBFUSE_ENV, "auto"))
+
+
 def options(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
@@ -130,11 +144,36 @@ def test_dir_ttl_option_from_the_command_line_and_o() -> None:
 
 
 def test_libfuse_2_is_asked_for_writes_larger_than_a_page() -> None:
-    import mfusepy
-    from edgestore.fuse.mount import _fuse_kwargs
+    opts = build_options(options())
+    assert fuse_kwargs(opts, 2)["big_writes"] is True  # else the kernel sends a write per 4 KiB page
+    assert "big_writes" not in fuse_kwargs(opts, 3)  # libfuse 3 always has them and rejects the option
 
-    kwargs = _fuse_kwargs(build_options(options()))
-    if mfusepy.fuse_version_major == 2:
-        assert kwargs["big_writes"] is True  # else the kernel sends a write per 4 KiB page
-    else:
-        assert "big_writes" not in kwargs  # libfuse 3 always has them and rejects the option
+
+def test_options_only_one_libfuse_knows_are_left_out_with_the_other() -> None:
+    """An fstab line written for libfuse 2 (nonempty, big_writes) still mounts with 3, and
+    the other way round: the other library refuses to mount with an option it does not know."""
+    opts = build_options(options("-o", "nonempty,big_writes,clone_fd,ro,max_read=65536"))
+    two, three = fuse_kwargs(opts, 2), fuse_kwargs(opts, 3)
+    assert two["nonempty"] is True and "clone_fd" not in two
+    assert "nonempty" not in three and "big_writes" not in three and three["clone_fd"] is True
+    assert two["ro"] is three["ro"] is True and two["max_read"] == three["max_read"] == "65536"
+
+
+def test_the_libfuse_is_chosen_by_option_o_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for argv, env, chosen in (((), "auto", "auto"), (("--libfuse", "3"), "auto", "3"), (("-o", "libfuse=3"), "2", "3"),
+                              ((), "3", "3"), (("--libfuse", "auto"), "3", "auto"), (("--libfuse", "2"), "3", "2")):
+        monkeypatch.setenv(LIBFUSE_ENV, env)
+        if chosen != "auto" and find_library({"3": "fuse3", "2": "fuse"}[chosen]) is None:
+            continue
+        assert build_options(options(*argv)).libfuse == chosen
+        assert os.environ[LIBFUSE_ENV] == chosen  # what the daemon and the library loader see
+    with pytest.raises(CliError, match="libfuse must be one of"):
+        build_options(options("-o", "libfuse=4"))
+    with pytest.raises(libfuse.LibfuseError):
+        libfuse.check_choice("fuse3")
+
+
+@pytest.mark.skipif(find_library("fuse3") is None or find_library("fuse") is None, reason="needs libfuse 2 and 3")
+def test_auto_prefers_libfuse_3_where_mfusepy_would_load_libfuse_2() -> None:
+    assert libfuse.library_path("auto") == libfuse.library_path("3") == find_library("fuse3")
+    assert libfuse.library_path("2") == find_library("fuse")

@@ -44,7 +44,8 @@ def test_names_docker_would_refuse_are_refused(name: object) -> None:
 def test_options_are_strings_of_known_names() -> None:
     assert check_options(None) == {}
     assert check_options({"bucket": "b1b", "ttl": ""}) == {"bucket": "b1b"}  # empty: as if not given
-    for bad in ([], {"ttl": 1}, {"colour": "blue"}):
+    assert check_options({"libfuse": "2"}) == {"libfuse": "2"}
+    for bad in ([], {"ttl": 1}, {"colour": "blue"}, {"libfuse": "fuse3"}):
         with pytest.raises(VolumeError):
             check_options(bad)
 
