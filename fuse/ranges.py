@@ -67,7 +67,6 @@ class RangeSet:
         return self._ends[i] if i >= 0 and self._ends[i] > pos else pos
 
 
-
 def without(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
     """``ranges`` (half-open) less [start, end)."""
     kept: list[tuple[int, int]] = []

@@ -356,8 +356,8 @@ class S3Client:
     def get_into(self, key: str, start: int, length: int, write: Callable[[int, memoryview], None]) -> int:
         """``length`` bytes of the object from ``start`` (fewer at its end), handed to
         ``write(offset in the object, piece)`` as they arrive (a view of a buffer used again for
-        the next piece), never held whole (after a
-        dropped connection, again from the start); returns how many the object had there."""
+        the next piece), never held whole (after a dropped connection, again from the start);
+        returns how many the object had there."""
         if length <= 0:
             return 0
         got = 0
