@@ -14,12 +14,10 @@ nothing), but bounded: at most MAX_DELETES paths of at most MAX_LINE_BYTES each.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 from urllib.parse import quote, unquote_to_bytes
-from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -27,8 +25,9 @@ from edgestore.api.swift import container, objects
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
 from edgestore.api.swift.context import SwiftRequest
 from edgestore.api.swift.errors import as_swift_error, status_line, stock_body
+from edgestore.api.swift.result_body import render_body
 
-__all__ = ["bulk_delete", "CAPABILITIES", "is_bulk_delete"]
+__all__ = ["bulk_delete", "CAPABILITIES", "is_bulk_delete", "best_format", "Heartbeat", "Refused"]
 
 MAX_DELETES = 10000          # Swift's max_deletes_per_request
 MAX_FAILED_DELETES = 1000    # Swift's max_failed_deletes
@@ -47,7 +46,7 @@ def is_bulk_delete(method: str, container_name: str | None, query: dict[str, str
     return container_name is None and method in ("POST", "DELETE") and "bulk-delete" in query
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The whole request fails: its status line and body go into the result."""
 
     def __init__(self, status: int, body: str | None = None) -> None:
@@ -57,7 +56,7 @@ class _Refused(Exception):
 
 
 @dataclass
-class _Result:
+class _Deletes:
     status: str = "200 OK"
     body: str = ""
     deleted: int = 0
@@ -100,56 +99,35 @@ def best_format(accept: str | None) -> str | None:
     return None
 
 
-def render(fmt: str | None, result: _Result) -> bytes:
-    """The result as Swift's bulk middleware writes it (keys sorted in plain and XML)."""
-    data = result.fields()
-    if fmt == "application/json":
-        return json.dumps({**data, "Errors": result.errors}).encode()
-    if fmt is not None and fmt.endswith("/xml"):
-        parts = ["<delete>\n"]
-        for key in sorted(data):
-            tag = key.replace(" ", "_").lower()
-            parts.append(f"<{tag}>{escape(str(data[key]))}</{tag}>\n")
-        parts.append("<errors>\n")
-        parts += [f"<object><name>{escape(name)}</name><status>{escape(status)}</status></object>\n"
-                  for name, status in result.errors]
-        parts.append("</errors>\n</delete>\n")
-        return "".join(parts).encode()
-    lines = [f"{key}: {data[key]}\n" for key in sorted(data)]
-    lines.append("Errors:\n")
-    lines += [f"{name}, {status}\n" for name, status in result.errors]
-    return "".join(lines).encode()
-
-
 async def _read_paths(http: web.Request) -> list[bytes]:
     """The URL-decoded paths of the body, streamed line by line."""
     if http.content_length is None and "chunked" not in http.headers.get("Transfer-Encoding", "").lower():
-        raise _Refused(411)
+        raise Refused(411)
     paths: list[bytes] = []
     pending = b""
 
     def add(line: bytes) -> None:
         if len(line) > MAX_LINE_BYTES:
-            raise _Refused(400, "Invalid File Name")
+            raise Refused(400, "Invalid File Name")
         line = line.strip()
         if line:
             paths.append(unquote_to_bytes(line))
             if len(paths) > MAX_DELETES:
-                raise _Refused(413, f"Maximum Bulk Deletes: {MAX_DELETES} per request")
+                raise Refused(413, f"Maximum Bulk Deletes: {MAX_DELETES} per request")
 
     while True:
         try:
             async with asyncio.timeout(objects.IDLE_TIMEOUT_S):
                 chunk = await http.content.read(READ_CHUNK_BYTES)
         except TimeoutError:
-            raise _Refused(408) from None
+            raise Refused(408) from None
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             add(line)
         if len(pending) > MAX_LINE_BYTES:
-            raise _Refused(400, "Invalid File Name")  # before it grows any further
+            raise Refused(400, "Invalid File Name")  # before it grows any further
     add(pending)
     return paths
 
@@ -187,8 +165,8 @@ async def _delete_one(req: SwiftRequest, path: bytes) -> int:
         return as_swift_error(exc).status
 
 
-class _Heartbeat:
-    """Sends the 200 early and a space now and then while deletes go on."""
+class Heartbeat:
+    """Sends the 200 early and a space now and then while a long bulk request goes on."""
 
     def __init__(self, req: SwiftRequest, content_type: str) -> None:
         self._req = req
@@ -212,8 +190,19 @@ class _Heartbeat:
         else:
             await self.response.write(b" ")
 
+    async def finish(self, body: bytes) -> web.StreamResponse:
+        """The answer, ``body`` its result: after the padding if it started, else whole."""
+        if self.response is not None:
+            await self.response.write(b"\r\n\r\n" + body)
+            await self.response.write_eof()
+            return self.response
+        response = web.Response(status=200, body=body, content_type=self._content_type, charset="utf-8")
+        if not self._req.http.content.at_eof():
+            response.force_close()  # refused before the whole body was read: do not read the rest
+        return response
 
-async def _delete_all(req: SwiftRequest, paths: list[bytes], result: _Result, heartbeat: _Heartbeat) -> None:
+
+async def _delete_all(req: SwiftRequest, paths: list[bytes], result: _Deletes, heartbeat: Heartbeat) -> None:
     # Objects first, then containers: a container listed before its objects is empty by then.
     ordered = [p for p in paths if _is_object(p)] + [p for p in paths if not _is_object(p)]
     for start in range(0, len(ordered), CONCURRENCY):
@@ -229,34 +218,26 @@ async def _delete_all(req: SwiftRequest, paths: list[bytes], result: _Result, he
                 result.errors.append([_quoted(path), status_line(status)])
         await heartbeat.beat()
         if len(result.errors) >= MAX_FAILED_DELETES:
-            raise _Refused(400, "Max delete failures exceeded")
+            raise Refused(400, "Max delete failures exceeded")
 
 
 async def bulk_delete(req: SwiftRequest) -> web.StreamResponse:
     fmt = best_format(req.http.headers.get("Accept"))
     content_type = fmt or "text/plain"
-    heartbeat = _Heartbeat(req, content_type)
-    result = _Result()
+    heartbeat = Heartbeat(req, content_type)
+    result = _Deletes()
     try:
         if fmt is None:
-            raise _Refused(406)
+            raise Refused(406)
         sent_type = req.http.headers.get("Content-Type")
         if sent_type and not sent_type.startswith("text/plain"):
-            raise _Refused(406)  # only newline-separated names, as in Swift
+            raise Refused(406)  # only newline-separated names, as in Swift
         paths = await _read_paths(req.http)
         await _delete_all(req, paths, result, heartbeat)
         if result.errors:
             result.status = status_line(502 if result.server_failed else 400)
         elif not (result.deleted or result.not_found):
             result.status, result.body = status_line(400), "Invalid bulk delete."
-    except _Refused as refused:
+    except Refused as refused:
         result.status, result.body = status_line(refused.status), refused.body
-    body = render(fmt, result)
-    if heartbeat.response is not None:
-        await heartbeat.response.write(b"\r\n\r\n" + body)
-        await heartbeat.response.write_eof()
-        return heartbeat.response
-    response = web.Response(status=200, body=body, content_type=content_type, charset="utf-8")
-    if not req.http.content.at_eof():
-        response.force_close()  # refused before the whole list was read: do not read the rest
-    return response
+    return await heartbeat.finish(render_body(fmt, result.fields(), result.errors, "delete"))

@@ -82,16 +82,16 @@ def _check_quota_meta(meta: dict[str, str]) -> None:
             raise SwiftError(400, complaint)
 
 
-async def enforce_quota(req: SwiftRequest) -> None:
-    """Before an object PUT: 413 if the container's quotas would be exceeded (by its
-    counters, read only when a quota is set). A chunked upload counts as 0 bytes, as in Swift."""
-    assert req.container is not None
-    bucket = await req.services.buckets.lookup(req.container)
+async def enforce_quota(req: SwiftRequest, container_name: str, size: int) -> None:
+    """Before an object PUT of ``size`` bytes: 413 if the container's quotas would be
+    exceeded (by its counters, read only when a quota is set). A chunked upload counts as
+    0 bytes, as in Swift."""
+    bucket = await req.services.buckets.lookup(container_name)
     if bucket is None or not any(bucket.meta.get(name) for name in _QUOTAS):
         return
     stats = await container_stats(req, bucket)
     max_bytes, max_count = (bucket.meta.get(name, "") for name in _QUOTAS)
-    if max_bytes.isdigit() and stats.bytes_used + (req.http.content_length or 0) > int(max_bytes):
+    if max_bytes.isdigit() and stats.bytes_used + size > int(max_bytes):
         raise SwiftError(413, "Upload exceeds quota.")
     if max_count.isdigit() and stats.count + 1 > int(max_count):
         raise SwiftError(413, "Upload exceeds quota.")

@@ -14,6 +14,7 @@ __all__ = ["SwiftError", "as_swift_error", "error_response", "status_line", "sto
 
 # Swift's stock explanations (webob/swob), per status.
 _EXPLANATIONS = {
+    201: ("Created", ""),  # (a bulk extract's success, inside its body)
     400: ("Bad Request", "The server could not comply with the request since it is either "
           "malformed or otherwise incorrect."),
     401: ("Unauthorized", "This server could not verify that you are authorized to access the "

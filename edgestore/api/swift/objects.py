@@ -30,7 +30,7 @@ from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.objects import ObjectInfo
 
 __all__ = ["object_put", "object_get", "object_head", "object_delete", "object_post", "object_copy",
-           "MAX_FILE_SIZE", "MAX_OBJECT_NAME_BYTES", "META_LIMITS"]
+           "checked_body", "content_type_for", "MAX_FILE_SIZE", "MAX_OBJECT_NAME_BYTES", "META_LIMITS"]
 
 MAX_FILE_SIZE = 5 * 1024 ** 3
 MAX_OBJECT_NAME_BYTES = 1024
@@ -55,9 +55,12 @@ def _content_type(req: SwiftRequest, key: str) -> str:
     to ask for that, and so does X-Detect-Content-Type: true)."""
     sent = req.http.headers.get("Content-Type", "")
     detect = req.http.headers.get("X-Detect-Content-Type", "").lower() in ("true", "1", "yes", "on")
-    if sent and not detect:
-        return sent
-    return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
+    return content_type_for(key, "" if detect else sent)
+
+
+def content_type_for(key: str, sent: str = "") -> str:
+    """``sent``, or the type an object's name suggests when none was sent."""
+    return sent or mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
 
 
 def _object_headers(info: ObjectInfo) -> dict[str, str]:
@@ -72,9 +75,9 @@ def _object_headers(info: ObjectInfo) -> dict[str, str]:
     return headers
 
 
-async def _checked_body(req: SwiftRequest) -> AsyncIterator[bytes]:
-    """The request body, verified as it streams: within MAX_FILE_SIZE and as long as
-    Content-Length said. (The MD5 an ETag header names is checked by the object store.)"""
+async def checked_body(req: SwiftRequest, limit: int | None = MAX_FILE_SIZE) -> AsyncIterator[bytes]:
+    """The request body, verified as it streams: within ``limit`` (None: any size) and as
+    long as Content-Length said. (The MD5 an ETag header names is checked by the object store.)"""
     declared = req.http.content_length
     size = 0
     while True:
@@ -89,7 +92,7 @@ async def _checked_body(req: SwiftRequest) -> AsyncIterator[bytes]:
         if not chunk:
             break
         size += len(chunk)
-        if size > MAX_FILE_SIZE:
+        if limit is not None and size > limit:
             raise SwiftError(413)
         yield chunk
     if declared is not None and size != declared:
@@ -138,7 +141,7 @@ async def object_put(req: SwiftRequest) -> web.StreamResponse:
             raise SwiftError(412)
 
     await before_commit()
-    info = await req.services.objects.put(bucket.account, bucket.name, req.obj, _checked_body(req), attrs,
+    info = await req.services.objects.put(bucket.account, bucket.name, req.obj, checked_body(req), attrs,
                                           before_commit=before_commit, versioning=bucket.versioning,
                                           expected_md5=_declared_md5(req))
     return web.Response(status=201, headers={"Etag": info.etag, "Last-Modified": http_date(info.last_modified),

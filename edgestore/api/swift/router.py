@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, bulk, container, keystone, objects, slo, tempurl
+from edgestore.api.swift import account, bulk, container, extract, keystone, objects, slo, tempurl
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.authorize import Caller, operation
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
@@ -113,6 +113,7 @@ def capabilities() -> dict[str, object]:
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
             "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES,
+            "bulk_upload": extract.CAPABILITIES,
             "tempurl": tempurl.capabilities(), "container_quotas": {}, "slo": slo.capabilities(), "dlo": {},
             "keystone": {"versions": ["v3", "v2.0"], "methods": ["password", "token"]}}
 
@@ -139,8 +140,10 @@ class SwiftApi:
             except UnicodeDecodeError:
                 raise SwiftError(412, "Invalid UTF8 or contains NULL") from None
             # Bulk delete is an account operation: only the account's owner (or an admin) may.
+            # Bulk extract checks each container it writes to itself.
+            extracting = extract.is_extract(http.method, query)
             handler = bulk.bulk_delete if bulk.is_bulk_delete(http.method, cont, query) else \
-                _pick(http.method, cont, obj)
+                extract.extract_archive if extracting else _pick(http.method, cont, obj)
             # A temp URL stands for its signer; otherwise the token's user, or anonymous.
             caller = await temp_url_caller(http, self.services, acct, cont, obj, query)
             if caller is None:
@@ -148,9 +151,10 @@ class SwiftApi:
                 caller = Caller(await user_for_token(self.services.users, self.services.config.cluster_secret,
                                                      token, time.time()) if token else None)
             req = SwiftRequest(http, self.services, acct, cont, obj, query, caller.user, caller=caller)
-            await req.authorize(cont, operation(http.method, cont, obj))
-            if http.method == "PUT" and obj is not None:
-                await container.enforce_quota(req)
+            if not extracting:
+                await req.authorize(cont, operation(http.method, cont, obj))
+            if http.method == "PUT" and cont is not None and obj is not None and not extracting:
+                await container.enforce_quota(req, cont, req.http.content_length or 0)
             response = await handler(req)
         except ConnectionError as exc:
             # The client went away: nothing to tell it. Cancelling is how aiohttp is told to
