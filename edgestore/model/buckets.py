@@ -28,7 +28,7 @@ from edgestore.store.records import (
     placement_path,
 )
 
-__all__ = ["Bucket", "Buckets", "valid_bucket_name"]
+__all__ = ["Bucket", "Buckets", "SwiftVersions", "valid_bucket_name"]
 
 CACHE_TTL_S = 5.0
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -47,6 +47,13 @@ def valid_bucket_name(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class SwiftVersions:
+    """Swift's versioned writes on a container: its archive container and how DELETE uses it."""
+    mode: str      # "stack" (X-Versions-Location) or "history" (X-History-Location)
+    location: str  # the archive container's name
+
+
+@dataclass(frozen=True)
 class Bucket:
     name: str
     account: str
@@ -58,20 +65,25 @@ class Bucket:
     meta: dict[str, str] = field(default_factory=dict)
     read_acl: str = ""
     write_acl: str = ""
+    swift_versions: SwiftVersions | None = None
 
     def value(self) -> dict[str, object]:
-        return {"account": self.account, "created_ts": self.created_ts, "acl": self.acl,
-                "versioning": self.versioning, "meta": self.meta, "read_acl": self.read_acl,
-                "write_acl": self.write_acl}
+        value: dict[str, object] = {
+            "account": self.account, "created_ts": self.created_ts, "acl": self.acl, "versioning": self.versioning,
+            "meta": self.meta, "read_acl": self.read_acl, "write_acl": self.write_acl}
+        if self.swift_versions is not None:  # (absent, not null: records from before stay as they were)
+            value["swift_versions"] = [self.swift_versions.mode, self.swift_versions.location]
+        return value
 
     @classmethod
     def from_value(cls, name: str, value: dict[str, Any]) -> Bucket:
         versioning = value.get("versioning")
         meta = value.get("meta") or {}
+        versions = value.get("swift_versions")
         return cls(name, str(value["account"]), int(value["created_ts"]), str(value.get("acl", DEFAULT_ACL)),
                    str(versioning) if versioning is not None else None,
                    {str(k): str(v) for k, v in meta.items()}, str(value.get("read_acl") or ""),
-                   str(value.get("write_acl") or ""))
+                   str(value.get("write_acl") or ""), SwiftVersions(*map(str, versions)) if versions else None)
 
 
 class Buckets:
@@ -103,12 +115,12 @@ class Buckets:
         return bucket
 
     async def create(self, account: str, name: str, acl: str = DEFAULT_ACL, *, meta: dict[str, str] | None = None,
-                     read_acl: str = "", write_acl: str = "") -> Bucket:
+                     read_acl: str = "", write_acl: str = "", swift_versions: SwiftVersions | None = None) -> Bucket:
         existing = await self.lookup(name, use_cache=False)
         if existing is not None:
             raise BucketExists(name, owned_by_requester=existing.account == account)
         bucket = Bucket(name, account, self._clock.now(), acl, meta=dict(meta or {}), read_acl=read_acl,
-                        write_acl=write_acl)
+                        write_acl=write_acl, swift_versions=swift_versions)
         await self._write(bucket)
         return bucket
 
@@ -122,9 +134,11 @@ class Buckets:
         await self._write(changed)
         return changed
 
-    async def set_swift_meta(self, bucket: Bucket, meta: dict[str, str], read_acl: str, write_acl: str) -> Bucket:
-        """Replace the container metadata and ACLs (the caller merged them)."""
-        changed = replace(bucket, meta=dict(meta), read_acl=read_acl, write_acl=write_acl)
+    async def set_swift_meta(self, bucket: Bucket, meta: dict[str, str], read_acl: str, write_acl: str,
+                             swift_versions: SwiftVersions | None) -> Bucket:
+        """Replace the container metadata, ACLs and versioning (the caller merged them)."""
+        changed = replace(bucket, meta=dict(meta), read_acl=read_acl, write_acl=write_acl,
+                          swift_versions=swift_versions)
         await self._write(changed)
         return changed
 

@@ -21,8 +21,9 @@ from edgestore.api.swift.context import SwiftRequest, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select_pages
 from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
+from edgestore.api.swift.versioned import VERSIONS_OFF, requested_versions, versions_headers
 from edgestore.clock import ts_to_seconds
-from edgestore.model.buckets import Bucket
+from edgestore.model.buckets import Bucket, SwiftVersions
 from edgestore.model.listing import ListedObject, ListedPrefix
 
 __all__ = ["ContainerStats", "container_stats", "container_put", "container_post", "container_delete",
@@ -54,6 +55,7 @@ def _container_headers(req: SwiftRequest, bucket: Bucket, stats: ContainerStats)
                "X-Timestamp": x_timestamp(ts_to_seconds(bucket.created_ts)), "Accept-Ranges": "bytes"}
     owner = req.owner
     headers.update(meta_headers(bucket.meta, "container", () if owner else SECRET_META))
+    headers.update(versions_headers(bucket.swift_versions))
     if owner:
         for header, acl in ((_ACL_HEADERS["read"], bucket.read_acl), (_ACL_HEADERS["write"], bucket.write_acl)):
             if acl:
@@ -97,36 +99,52 @@ async def enforce_quota(req: SwiftRequest, container_name: str, size: int) -> No
         raise SwiftError(413, "Upload exceeds quota.")
 
 
-def _sent_changes(req: SwiftRequest) -> tuple[dict[str, str], dict[str, str]]:
-    """(metadata, ACLs) a PUT or POST sends, checked."""
+@dataclass(frozen=True)
+class _Changes:
+    """What a container PUT or POST sends, checked."""
+    meta: dict[str, str]
+    acls: dict[str, str]
+    versions: SwiftVersions | None  # None: unchanged; VERSIONS_OFF: turned off
+
+
+def _sent_changes(req: SwiftRequest) -> _Changes:
     meta = sent_meta(req.http.headers, "container", removals=True)
     _check_quota_meta(meta)
-    return meta, _sent_acls(req)
+    return _Changes(meta, _sent_acls(req), requested_versions(req.http.headers, MAX_CONTAINER_NAME_BYTES))
 
 
-async def _update(req: SwiftRequest, meta: dict[str, str], acls: dict[str, str]) -> None:
+def _stored_versions(sent: SwiftVersions | None, stored: SwiftVersions | None) -> SwiftVersions | None:
+    if sent is None:
+        return stored
+    return None if sent == VERSIONS_OFF else sent
+
+
+async def _update(req: SwiftRequest, changes: _Changes) -> None:
     """Merge into the stored record, read fresh (not from the lookup cache) so that a
     change made through another node moments ago is kept."""
     assert req.container is not None
     bucket = await req.services.buckets.lookup(req.container, use_cache=False)
     if bucket is None or bucket.account != req.account:
         raise SwiftError(404)
-    if not meta and not acls:
+    if not changes.meta and not changes.acls and changes.versions is None:
         return
-    merged = merge_meta(bucket.meta, meta, "x-container-meta-")
-    await req.services.buckets.set_swift_meta(bucket, merged, acls.get("read", bucket.read_acl),
-                                              acls.get("write", bucket.write_acl))
+    merged = merge_meta(bucket.meta, changes.meta, "x-container-meta-")
+    await req.services.buckets.set_swift_meta(bucket, merged, changes.acls.get("read", bucket.read_acl),
+                                              changes.acls.get("write", bucket.write_acl),
+                                              _stored_versions(changes.versions, bucket.swift_versions))
 
 
 async def container_put(req: SwiftRequest) -> web.StreamResponse:
     assert req.container is not None
-    meta, acls = _sent_changes(req)
+    changes = _sent_changes(req)
     try:
-        await req.services.buckets.create(req.account, req.container, meta=merge_meta({}, meta, "x-container-meta-"),
-                                          read_acl=acls.get("read", ""), write_acl=acls.get("write", ""))
+        await req.services.buckets.create(
+            req.account, req.container, meta=merge_meta({}, changes.meta, "x-container-meta-"),
+            read_acl=changes.acls.get("read", ""), write_acl=changes.acls.get("write", ""),
+            swift_versions=_stored_versions(changes.versions, None))
     except domain.BucketExists as exc:
         if exc.owned_by_requester:
-            await _update(req, meta, acls)
+            await _update(req, changes)
             return web.Response(status=202)
         raise SwiftError(409, "Container name is taken by another account "
                               "(edgestore container names are unique in the cluster)") from exc
@@ -134,8 +152,7 @@ async def container_put(req: SwiftRequest) -> web.StreamResponse:
 
 
 async def container_post(req: SwiftRequest) -> web.StreamResponse:
-    meta, acls = _sent_changes(req)
-    await _update(req, meta, acls)
+    await _update(req, _sent_changes(req))
     return web.Response(status=204)
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from edgestore.api.byteranges import send_ranges
 from edgestore.api.http import evaluate_preconditions, parse_byte_ranges
-from edgestore.api.swift import large_objects, slo
+from edgestore.api.swift import large_objects, slo, versioned
 from edgestore.api.swift.authorize import Op
 from edgestore.api.swift.context import SwiftRequest, http_date, x_timestamp
 from edgestore.api.swift.errors import SwiftError
@@ -135,12 +135,16 @@ async def object_put(req: SwiftRequest) -> web.StreamResponse:
     if if_none_match is not None and if_none_match.strip() != "*":
         raise SwiftError(400, "If-None-Match only supports *")
 
-    async def before_commit() -> None:
+    async def precondition() -> None:
         if if_none_match is not None and await req.services.objects.head(bucket.account, bucket.name,
                                                                            req.obj or "") is not None:
             raise SwiftError(412)
 
-    await before_commit()
+    async def before_commit() -> None:
+        await precondition()
+        await versioned.archive_current(req, bucket, req.obj or "")
+
+    await precondition()
     info = await req.services.objects.put(bucket.account, bucket.name, req.obj, checked_body(req), attrs,
                                           before_commit=before_commit, versioning=bucket.versioning,
                                           expected_md5=_declared_md5(req))
@@ -186,6 +190,8 @@ async def object_delete(req: SwiftRequest) -> web.StreamResponse:
         return await slo.delete_manifest(req)
     bucket = await req.own_container()
     assert req.obj is not None
+    if bucket.swift_versions is not None and await versioned.versioned_delete(req, bucket, req.obj):
+        return web.Response(status=204)
     if bucket.versioning is None:
         # The replicas' write answers say whether there was an object: no read first.
         # (None: peers older than that answer could not say; only while a cluster is being
@@ -249,15 +255,20 @@ async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web
     attrs = {"content_type": content_type, "meta": meta, "headers": headers,
              "delete_at": delete_at if delete_at is not None or fresh else info.delete_at}
     assembled = await large_objects.copy_source(src_req, info)
+
+    async def before_commit() -> None:
+        await versioned.archive_current(req, dest_bucket, obj)
+
     if assembled is not None:  # a large object is copied as one plain object of its bytes
         if assembled.size > MAX_FILE_SIZE:
             raise SwiftError(413)
         copied = await req.services.objects.put(dest_bucket.account, dest_bucket.name, obj,
                                                 assembled.read(0, assembled.size - 1), dict(attrs, acl=DEFAULT_ACL),
-                                                versioning=dest_bucket.versioning)
+                                                before_commit=before_commit, versioning=dest_bucket.versioning)
     else:
         copied = await req.services.objects.copy(info, dest_bucket.account, dest_bucket.name, obj, attrs,
-                                                 DEFAULT_ACL, versioning=dest_bucket.versioning)
+                                                 DEFAULT_ACL, before_commit=before_commit,
+                                                 versioning=dest_bucket.versioning)
     return web.Response(status=201, headers={
         "Etag": copied.etag, "Last-Modified": http_date(copied.last_modified),
         "X-Timestamp": x_timestamp(copied.last_modified), "X-Copied-From": f"{src_container}/{src_obj}",

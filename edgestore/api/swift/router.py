@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, bulk, container, extract, keystone, objects, slo, tempurl
+from edgestore.api.swift import account, bulk, container, extract, keystone, objects, slo, tempurl, versioned
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.authorize import Caller, operation
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
@@ -113,7 +113,7 @@ def capabilities() -> dict[str, object]:
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
             "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES,
-            "bulk_upload": extract.CAPABILITIES,
+            "bulk_upload": extract.CAPABILITIES, "versioned_writes": versioned.CAPABILITIES,
             "tempurl": tempurl.capabilities(), "container_quotas": {}, "slo": slo.capabilities(), "dlo": {},
             "keystone": {"versions": ["v3", "v2.0"], "methods": ["password", "token"]}}
 

@@ -21,6 +21,7 @@ from edgestore.api.http import parse_byte_ranges, range_specs
 from edgestore.api.swift.context import SwiftRequest, http_date, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.result_body import accepted_format, render_result
+from edgestore.api.swift.versioned import archive_current
 from edgestore.model.large_objects import (
     MAX_MANIFEST_BYTES,
     MAX_RECURSION_DEPTH,
@@ -270,9 +271,12 @@ async def put_manifest(req: SwiftRequest, attrs: dict[str, Any]) -> web.StreamRe
     async def one_chunk() -> AsyncIterator[bytes]:
         yield body
 
+    async def before_commit() -> None:
+        await archive_current(req, bucket, req.obj or "")
+
     info = await req.services.objects.put(bucket.account, bucket.name, req.obj, one_chunk(),
                                           dict(attrs, slo={"etag": etag, "size": total}),
-                                          versioning=bucket.versioning)
+                                          before_commit=before_commit, versioning=bucket.versioning)
     return web.Response(status=201, headers={"Etag": f'"{etag}"', "Last-Modified": http_date(info.last_modified),
                                              "X-Timestamp": x_timestamp(info.last_modified)},
                         content_type="text/html", charset="UTF-8")
