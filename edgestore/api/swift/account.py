@@ -6,6 +6,10 @@ removing an item.
 
 The counts add up each container's counters (kept by every replica's store, read from a
 quorum; eventually consistent, as Swift's are): no container is listed.
+
+Account quotas (Swift's account_quotas): X-Account-Meta-Quota-Bytes caps the bytes of the
+account's objects; only an admin (Swift's reseller admin) may set or remove it, so an
+account's own users cannot lift it. An object PUT that would pass it is 413.
 """
 
 from __future__ import annotations
@@ -16,17 +20,23 @@ from aiohttp import web
 
 from edgestore.api.swift.container import ContainerStats, container_stats
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, iso_time, x_timestamp
+from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.listing import listing_format, listing_params, render_listing, select
 from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket
 
-__all__ = ["account_get", "account_head", "account_post"]
+__all__ = ["account_get", "account_head", "account_post", "enforce_account_quota"]
+
+QUOTA_BYTES = "quota-bytes"  # X-Account-Meta-Quota-Bytes, as sent_meta names it
+
+
+async def _container_stats(req: SwiftRequest) -> list[tuple[Bucket, ContainerStats]]:
+    return [(b, await container_stats(req, b)) async for b in req.services.buckets.list_for_account(req.account)]
 
 
 async def _stats(req: SwiftRequest) -> tuple[list[tuple[Bucket, ContainerStats]], dict[str, str]]:
-    rows = [(b, await container_stats(req, b))
-            async for b in req.services.buckets.list_for_account(req.account)]
+    rows = await _container_stats(req)
     headers = {
         "X-Account-Container-Count": str(len(rows)),
         "X-Account-Object-Count": str(sum(s.count for _, s in rows)),
@@ -65,7 +75,22 @@ async def account_get(req: SwiftRequest) -> web.StreamResponse:
 
 async def account_post(req: SwiftRequest) -> web.StreamResponse:
     sent = sent_meta(req.http.headers, "account", removals=True)
+    if QUOTA_BYTES in sent:
+        if req.user is None or not req.user.admin:
+            raise SwiftError(403)
+        if sent[QUOTA_BYTES] and not (sent[QUOTA_BYTES].isascii() and sent[QUOTA_BYTES].isdigit()):
+            raise SwiftError(400, "Invalid bytes quota.")
     if sent:
         stored = await req.services.accounts.get(req.account, use_cache=False)
         await req.services.accounts.set_meta(req.account, merge_meta(stored.meta, sent, "x-account-meta-"))
     return web.Response(status=204)
+
+
+async def enforce_account_quota(req: SwiftRequest, size: int) -> None:
+    """Before an object PUT of ``size`` bytes: 413 if the account's quota would be passed
+    (its containers' counters are read only when a quota is set)."""
+    quota = (await req.services.accounts.get(req.account)).meta.get(QUOTA_BYTES, "")
+    if not (quota.isascii() and quota.isdigit()):
+        return
+    if sum(stats.bytes_used for _, stats in await _container_stats(req)) + size > int(quota):
+        raise SwiftError(413, "Upload exceeds quota.")

@@ -27,6 +27,7 @@ from aiohttp import web
 from edgestore import errors as domain
 from edgestore.api.swift import container as containers
 from edgestore.api.swift import objects
+from edgestore.api.swift.account import enforce_account_quota
 from edgestore.api.swift.authorize import Op
 from edgestore.api.swift.bulk import Heartbeat, Refused, best_format
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
@@ -111,6 +112,7 @@ class _Extraction:
         try:
             attrs = self._attrs(obj, member)
             await containers.enforce_quota(self.req, container_name, member.size)
+            await enforce_account_quota(self.req, member.size)
             await self.req.services.objects.put(bucket.account, bucket.name, obj, data, attrs,
                                                 versioning=bucket.versioning)
         except (TarError, _BodyFailed):

@@ -114,7 +114,8 @@ def capabilities() -> dict[str, object]:
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
             "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES,
             "bulk_upload": extract.CAPABILITIES, "versioned_writes": versioned.CAPABILITIES,
-            "tempurl": tempurl.capabilities(), "container_quotas": {}, "slo": slo.capabilities(), "dlo": {},
+            "tempurl": tempurl.capabilities(), "container_quotas": {}, "account_quotas": {},
+            "slo": slo.capabilities(), "dlo": {},
             "keystone": {"versions": ["v3", "v2.0"], "methods": ["password", "token"]}}
 
 
@@ -155,6 +156,7 @@ class SwiftApi:
                 await req.authorize(cont, operation(http.method, cont, obj))
             if http.method == "PUT" and cont is not None and obj is not None and not extracting:
                 await container.enforce_quota(req, cont, req.http.content_length or 0)
+                await account.enforce_account_quota(req, req.http.content_length or 0)
             response = await handler(req)
         except ConnectionError as exc:
             # The client went away: nothing to tell it. Cancelling is how aiohttp is told to
