@@ -124,6 +124,7 @@ class Node:
         app.router.add_routes(ring_routes(self.gossip, guard))
         s3, swift = S3Api(self.services), SwiftApi(self.swift_services)
         app.on_response_prepare.append(swift.on_response_prepare)  # temp URLs' header rules
+        app.on_response_prepare.append(s3.on_response_prepare)  # CORS headers
 
         async def front(request: web.Request) -> web.StreamResponse:
             """Swift's paths are valid S3 paths too: is_swift_request decides by credentials."""

@@ -66,6 +66,8 @@ class Bucket:
     read_acl: str = ""
     write_acl: str = ""
     swift_versions: SwiftVersions | None = None
+    # S3 CORS rules (api/s3/cors.py keeps their form), None when the bucket has none.
+    cors: tuple[dict[str, Any], ...] | None = None
 
     def value(self) -> dict[str, object]:
         value: dict[str, object] = {
@@ -73,6 +75,8 @@ class Bucket:
             "meta": self.meta, "read_acl": self.read_acl, "write_acl": self.write_acl}
         if self.swift_versions is not None:  # (absent, not null: records from before stay as they were)
             value["swift_versions"] = [self.swift_versions.mode, self.swift_versions.location]
+        if self.cors is not None:
+            value["cors"] = list(self.cors)
         return value
 
     @classmethod
@@ -83,7 +87,8 @@ class Bucket:
         return cls(name, str(value["account"]), int(value["created_ts"]), str(value.get("acl", DEFAULT_ACL)),
                    str(versioning) if versioning is not None else None,
                    {str(k): str(v) for k, v in meta.items()}, str(value.get("read_acl") or ""),
-                   str(value.get("write_acl") or ""), SwiftVersions(*map(str, versions)) if versions else None)
+                   str(value.get("write_acl") or ""), SwiftVersions(*map(str, versions)) if versions else None,
+                   tuple(cors) if isinstance(cors := value.get("cors"), list) else None)
 
 
 class Buckets:
@@ -126,6 +131,11 @@ class Buckets:
 
     async def set_acl(self, bucket: Bucket, acl: str) -> Bucket:
         changed = replace(bucket, acl=acl)
+        await self._write(changed)
+        return changed
+
+    async def set_cors(self, bucket: Bucket, rules: tuple[dict[str, Any], ...] | None) -> Bucket:
+        changed = replace(bucket, cors=rules)
         await self._write(changed)
         return changed
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 from aiohttp import web
 
-from edgestore.api.s3.checksums import new_checksum, parse_requested, verify
+from edgestore.api.s3.checksums import check_small_body
 from edgestore.api.s3.context import MAX_KEY_BYTES, S3Request
-from edgestore.api.s3.errors import BadDigest, MalformedXML
+from edgestore.api.s3.errors import MalformedXML
 from edgestore.api.s3.xml import document, element, local_name, parse_xml, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.objects import NULL_VERSION
@@ -17,18 +14,6 @@ from edgestore.streams import BodyTooLarge, read_limited
 
 MAX_KEYS = 1000
 MAX_BODY = 2 * 1024 * 1024
-
-
-def _check_integrity(req: S3Request, body: bytes) -> None:
-    """S3 wants DeleteObjects protected by Content-MD5 or a checksum; verify whichever came."""
-    content_md5 = req.http.headers.get("Content-MD5")
-    if content_md5 is not None and base64.b64encode(hashlib.md5(body).digest()).decode() != content_md5.strip():
-        raise BadDigest()
-    requested = parse_requested(req.http.headers)
-    if requested is not None and requested.location == "header" and requested.expected_b64:
-        checksum = new_checksum(requested.algorithm)
-        checksum.update(body)
-        verify(requested.algorithm, requested.expected_b64, checksum)
 
 
 def _parse(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
@@ -56,7 +41,7 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
         body = await read_limited(req.http.content, MAX_BODY)
     except BodyTooLarge:
         raise MalformedXML() from None
-    _check_integrity(req, body)
+    check_small_body(req.http.headers, body)
     entries, quiet = _parse(body)
     parts = []
     valid = [(k, v) for k, v in entries if len(k.encode()) <= MAX_KEY_BYTES]

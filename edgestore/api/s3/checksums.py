@@ -37,6 +37,7 @@ from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 
 __all__ = [
     "ALGORITHMS",
+    "check_small_body",
     "have_fast_crc",
     "Checksum",
     "RequestedChecksum",
@@ -309,3 +310,16 @@ def parse_requested(headers: Mapping[str, str]) -> RequestedChecksum | None:
             "or x-amz-trailer headers were found."
         )
     return result
+
+
+def check_small_body(headers: Mapping[str, str], body: bytes) -> None:
+    """A configuration body (DeleteObjects, PutBucketCors...), which S3 wants protected by
+    Content-MD5 or a checksum header: verify whichever came (BadDigest on a mismatch)."""
+    content_md5 = headers.get("Content-MD5")
+    if content_md5 is not None and base64.b64encode(hashlib.md5(body).digest()).decode() != content_md5.strip():
+        raise BadDigest()
+    requested = parse_requested(headers)
+    if requested is not None and requested.location == "header" and requested.expected_b64:
+        checksum = new_checksum(requested.algorithm)
+        checksum.update(body)
+        verify(requested.algorithm, requested.expected_b64, checksum)

@@ -16,7 +16,19 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.s3 import acl, batch, buckets, copy, listing, multipart, objects, tagging, unconfigured, versioning
+from edgestore.api.s3 import (
+    acl,
+    batch,
+    buckets,
+    copy,
+    cors,
+    listing,
+    multipart,
+    objects,
+    tagging,
+    unconfigured,
+    versioning,
+)
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
@@ -46,6 +58,7 @@ __all__ = ["S3Api"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
+_CORS_HEADERS = "edgestore.s3.cors_headers"  # request key: the CORS headers for its answer
 
 # Bucket sub-resources S3 defines that we do not (yet) serve: answered NotImplemented.
 _BUCKET_SUBRESOURCES = {
@@ -65,7 +78,11 @@ def _pick(req: S3Request) -> Handler:
         if method in ("GET", "HEAD"):
             return buckets.list_buckets
         raise MethodNotAllowed()
+    if method == "OPTIONS":
+        return cors.preflight
     if req.key is None:
+        if "cors" in req.query and method in ("GET", "PUT", "DELETE"):
+            return {"GET": cors.get_bucket_cors, "PUT": cors.put_bucket_cors, "DELETE": cors.delete_bucket_cors}[method]
         if "location" in req.query and method == "GET":
             return buckets.get_bucket_location
         if "uploads" in req.query and method == "GET":
@@ -153,6 +170,11 @@ class S3Api:
         try:
             bucket, key, query = parse_target(http, self.services.config.s3_domain)
             req = S3Request(http, self.services, request_id, bucket, key, query)
+            origin = http.headers.get("Origin")
+            if origin and bucket is not None and http.method != "OPTIONS":
+                # The answer's CORS headers, whatever it turns out to be (on_response_prepare).
+                http[_CORS_HEADERS] = cors.actual_request_headers(await self.services.buckets.lookup(bucket),
+                                                                  origin, http.method)
             req.user = await authenticate_request(req)  # None: anonymous, for the ACLs to judge
             try:
                 handler = _pick(req)
@@ -179,6 +201,12 @@ class S3Api:
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
         return response
+
+    @staticmethod
+    async def on_response_prepare(http: web.Request, response: web.StreamResponse) -> None:
+        """Just before an S3 answer goes out: the CORS headers its request earned."""
+        for name, value in http.get(_CORS_HEADERS, {}).items():
+            response.headers[name] = value
 
     async def _error_response(self, http: web.Request, err: S3Error, resource: str,
                               request_id: str) -> web.StreamResponse:
