@@ -121,6 +121,8 @@ class NodeConfig:
     # How often the object expirer deletes objects whose X-Delete-At has passed (reads hide
     # them from that second on anyway); Swift's expirer runs every 300 s too.
     object_expirer_interval_s: float = 300
+    # How often the lifecycle job applies buckets' S3 lifecycle rules (jobs/lifecycle.py).
+    lifecycle_interval_s: float = 3600
     config_path: Path | None = None
 
 
@@ -232,5 +234,6 @@ def parse_config(raw: dict[str, Any], base: Path, config_path: Path | None = Non
                                      NodeConfig.stale_upload_interval_s),
         object_expirer_interval_s=_get(raw.get("jobs", {}), "object_expirer_interval_s", float,
                                        NodeConfig.object_expirer_interval_s),
+        lifecycle_interval_s=_get(raw.get("jobs", {}), "lifecycle_interval_s", float, NodeConfig.lifecycle_interval_s),
         config_path=config_path,
     )

@@ -34,6 +34,7 @@ from edgestore.cluster.rpc import InternalClient
 from edgestore.cluster.status import node_status
 from edgestore.config import NodeConfig, TlsConfig
 from edgestore.errors import ConfigError
+from edgestore.jobs.lifecycle import Lifecycle
 from edgestore.jobs.object_expirer import ObjectExpirer
 from edgestore.jobs.runner import JobRunner
 from edgestore.jobs.stale_uploads import StaleUploads
@@ -102,6 +103,7 @@ class Node:
             self.scrub,
             self.gc,
             ObjectExpirer(objects.expiry, buckets, versions, config.object_expirer_interval_s),
+            Lifecycle(self.coordinator, buckets, objects, versions, uploads, config.lifecycle_interval_s),
             SegmentCompaction(self.devices.values()),
             self.gossip,
         ])

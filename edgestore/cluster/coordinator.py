@@ -172,6 +172,15 @@ class Coordinator:
             return await dev.meta.merge(((r, target.part) for r in records), prior), prior
         return await self._call(target, local, remote)
 
+    def local_rank(self, path: str) -> int | None:
+        """Which replica of ``path``'s partition this node holds (0 = the first primary), or
+        None: periodic jobs use it to share out work that one node per partition does."""
+        ring = self.ring_state.ring
+        for rank, device in enumerate(ring.primaries(ring.partition_for_path(path))):
+            if (device.ip, device.port, device.device) in self.local_devices:
+                return rank
+        return None
+
     async def put_records(self, path: str, records: list[Record], restamp: bool = True) -> None:
         """Write new records that share a placement path; returns once a quorum has them
         durably. A replica holding a newer version of one (this node's clock lags the

@@ -68,6 +68,8 @@ class Bucket:
     swift_versions: SwiftVersions | None = None
     # S3 CORS rules (api/s3/cors.py keeps their form), None when the bucket has none.
     cors: tuple[dict[str, Any], ...] | None = None
+    # S3 lifecycle rules (model/lifecycle.py keeps their form), None when the bucket has none.
+    lifecycle: tuple[dict[str, Any], ...] | None = None
 
     def value(self) -> dict[str, object]:
         value: dict[str, object] = {
@@ -77,6 +79,8 @@ class Bucket:
             value["swift_versions"] = [self.swift_versions.mode, self.swift_versions.location]
         if self.cors is not None:
             value["cors"] = list(self.cors)
+        if self.lifecycle is not None:
+            value["lifecycle"] = list(self.lifecycle)
         return value
 
     @classmethod
@@ -88,7 +92,8 @@ class Bucket:
                    str(versioning) if versioning is not None else None,
                    {str(k): str(v) for k, v in meta.items()}, str(value.get("read_acl") or ""),
                    str(value.get("write_acl") or ""), SwiftVersions(*map(str, versions)) if versions else None,
-                   tuple(cors) if isinstance(cors := value.get("cors"), list) else None)
+                   tuple(cors) if isinstance(cors := value.get("cors"), list) else None,
+                   tuple(rules) if isinstance(rules := value.get("lifecycle"), list) else None)
 
 
 class Buckets:
@@ -135,7 +140,18 @@ class Buckets:
         return changed
 
     async def set_cors(self, bucket: Bucket, rules: tuple[dict[str, Any], ...] | None) -> Bucket:
-        changed = replace(bucket, cors=rules)
+        return await self._change(bucket, cors=rules)
+
+    async def set_lifecycle(self, bucket: Bucket, rules: tuple[dict[str, Any], ...] | None) -> Bucket:
+        return await self._change(bucket, lifecycle=rules)
+
+    async def _change(self, bucket: Bucket, **fields: Any) -> Bucket:
+        """Write ``fields`` into the bucket's record as read now (not as cached: a change
+        made through another node moments ago is kept)."""
+        fresh = await self.lookup(bucket.name, use_cache=False)
+        if fresh is None or fresh.account != bucket.account:
+            raise NoSuchBucket(bucket.name)
+        changed = replace(fresh, **fields)
         await self._write(changed)
         return changed
 

@@ -104,9 +104,4 @@ class ExpiryIndex:
     def local_rank(self, queue: int) -> int | None:
         """Which replica of the queue's partition this node holds (0 = first primary), or
         None: the expirer uses it to share the queues out among the nodes."""
-        ring = self._coordinator.ring_state.ring
-        part = ring.partition_for_path(placement_path(KIND_EXPIRY, _queue_prefix(queue)))
-        for rank, device in enumerate(ring.primaries(part)):
-            if (device.ip, device.port, device.device) in self._coordinator.local_devices:
-                return rank
-        return None
+        return self._coordinator.local_rank(placement_path(KIND_EXPIRY, _queue_prefix(queue)))

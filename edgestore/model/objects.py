@@ -31,6 +31,7 @@ from edgestore.store.records import (
     KIND_OBJECT,
     KIND_VERSION,
     VERSION_SEPARATOR,
+    WRITTEN_TS,
     Record,
     new_version_id,
     object_name,
@@ -185,6 +186,18 @@ class Objects:
         tombstone = Record(KIND_OBJECT, name, self._clock.now(), self._node_id, deleted=True)
         replaced = await self._coordinator.replace_records(placement_path(KIND_OBJECT, name), [tombstone])
         return replaced[name]
+
+    async def expire_unversioned(self, account: str, bucket: str, info: ObjectInfo) -> None:
+        """Delete ``info`` — that write of the object, not whatever is current by then — in a
+        bucket that never had versioning: its tombstone is stamped just after it, so a write
+        made since (stamped later) stays. For deletions nobody asked for at that moment
+        (lifecycle rules), where a plain delete could take a PUT that came in meanwhile."""
+        name = object_name(account, bucket, info.key)
+        # (written_ts: kept the full reclaim age from now, not from its stamp — a replica
+        # that missed it must get it from anti-entropy before it may be forgotten.)
+        tombstone = Record(KIND_OBJECT, name, info.record.ts + 1, self._node_id, deleted=True,
+                           value={WRITTEN_TS: self._clock.now()})
+        await self._coordinator.put_records(placement_path(KIND_OBJECT, name), [tombstone], restamp=False)
 
     async def _keep_unversioned(self, name: str) -> list[Record]:
         """An object written before versioning was turned on becomes the "null" version

@@ -44,7 +44,7 @@ from edgestore.errors import StoreError
 from edgestore.store.counters import COUNTERS_FILL, COUNTERS_SCHEMA
 from edgestore.store.groupcommit import Batcher
 from edgestore.store.listing import LIVE_SQL, list_rows_json_sync, list_rows_sync, prefix_end
-from edgestore.store.records import Record
+from edgestore.store.records import WRITTEN_TS, Record
 from edgestore.store.segments import SegmentStore, SegmentSyncError
 from edgestore.store.tallies import DIGESTS_FILL, V5_TRIGGERS, Tallies
 
@@ -739,11 +739,14 @@ class MetaStore:
         return await self._write(op)
 
     async def reclaim_tombstones(self, before_ts: int) -> int:
-        """Delete tombstones older than the reclaim age. Kept: a multipart part's tombstone
-        naming the object that took its blocks over (collection follows it)."""
+        """Delete tombstones older than the reclaim age — by when they were written
+        (WRITTEN_TS) if stamped in the past. Kept: a multipart part's tombstone naming the
+        object that took its blocks over (collection follows it)."""
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute("DELETE FROM records WHERE deleted = 1 AND ts < ? "
-                                "AND json_extract(value, '$.completed_into') IS NULL", (before_ts,)).rowcount
+                                "AND json_extract(value, '$.completed_into') IS NULL "
+                                f"AND coalesce(json_extract(value, '$.{WRITTEN_TS}'), ts) < ?",
+                                (before_ts, before_ts)).rowcount
         return await self._write(op)
 
     async def lost_count(self) -> int:

@@ -21,7 +21,7 @@ import xxhash
 __all__ = [
     "Record", "newest", "placement_path",
     "KIND_OBJECT", "KIND_BUCKET", "KIND_BUCKET_NAME", "KIND_USER", "KIND_SWIFT_USER", "KIND_UPLOAD", "KIND_PART",
-    "KIND_VERSION", "KIND_EXPIRY", "KIND_ACCOUNT", "KIND_DATAUSE", "VERSION_SEPARATOR", "version_name",
+    "KIND_VERSION", "KIND_EXPIRY", "KIND_ACCOUNT", "KIND_DATAUSE", "VERSION_SEPARATOR", "WRITTEN_TS", "version_name",
     "new_version_id",
     "object_name", "split_object_name", "bucket_record_name",
 ]
@@ -42,6 +42,9 @@ KIND_EXPIRY = "expiry"
 KIND_DATAUSE = "datause"
 KIND_ACCOUNT = "account"      # name "account" -> Swift account metadata; placed on "/account"
 VERSION_SEPARATOR = "\x00"   # sorts below every character a key may hold: a key's versions stay together
+# A tombstone's value key: when it was written, if it is stamped in the past (just after
+# the version it deletes, so that any later write wins): reclaimed by that, not its stamp.
+WRITTEN_TS = "written_ts"
 
 
 @dataclass(frozen=True, slots=True)

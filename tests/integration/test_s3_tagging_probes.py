@@ -57,6 +57,5 @@ def test_empty_configurations_and_unsupported_writes(s3: Any, bucket: str) -> No
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
     assert s3.get_bucket_request_payment(Bucket=bucket)["Payer"] == "BucketOwner"
     with pytest.raises(ClientError) as exc:
-        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
-            {"ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 30}}]})
+        s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
     assert code(exc.value) == "NotImplemented"

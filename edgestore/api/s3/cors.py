@@ -16,15 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from edgestore.api.s3.checksums import check_small_body
+from edgestore.api.s3.bucket_settings import BucketSetting
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidRequest, MalformedXML, S3Error
-from edgestore.api.s3.unconfigured import NOT_CONFIGURED
-from edgestore.api.s3.xml import decimal, document, element, local_name, parse_xml, xml_response
-from edgestore.model.buckets import Bucket
-from edgestore.streams import BodyTooLarge, read_limited
+from edgestore.api.s3.xml import decimal, document, element, local_name, parse_xml
+from edgestore.model.buckets import Bucket, Buckets
 
-__all__ = ["get_bucket_cors", "put_bucket_cors", "delete_bucket_cors", "preflight", "actual_request_headers"]
+__all__ = ["SETTING", "preflight", "actual_request_headers"]
 
 METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE")
 MAX_RULES = 100
@@ -104,31 +102,8 @@ def render_configuration(rules: tuple[dict[str, Any], ...]) -> bytes:
     return document("CORSConfiguration", parts)
 
 
-async def get_bucket_cors(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
-    if bucket.cors is None:
-        missing = NOT_CONFIGURED["cors"]
-        assert not isinstance(missing, bytes)
-        raise missing(BucketName=bucket.name)
-    return xml_response(render_configuration(bucket.cors))
-
-
-async def put_bucket_cors(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
-    try:
-        body = await read_limited(req.http.content, MAX_BODY)
-    except BodyTooLarge:
-        raise MalformedXML() from None
-    check_small_body(req.http.headers, body)
-    await req.services.buckets.set_cors(bucket, parse_configuration(body))
-    return web.Response(status=200)
-
-
-async def delete_bucket_cors(req: S3Request) -> web.StreamResponse:
-    bucket = await req.own_bucket()
-    if bucket.cors is not None:
-        await req.services.buckets.set_cors(bucket, None)
-    return web.Response(status=204)
+SETTING = BucketSetting("cors", lambda bucket: bucket.cors, parse_configuration, render_configuration,
+                        Buckets.set_cors, MAX_BODY)
 
 
 # -- matching requests ---------------------------------------------------------------

@@ -22,6 +22,7 @@ from edgestore.api.s3 import (
     buckets,
     copy,
     cors,
+    lifecycle,
     listing,
     multipart,
     objects,
@@ -81,8 +82,9 @@ def _pick(req: S3Request) -> Handler:
     if method == "OPTIONS":
         return cors.preflight
     if req.key is None:
-        if "cors" in req.query and method in ("GET", "PUT", "DELETE"):
-            return {"GET": cors.get_bucket_cors, "PUT": cors.put_bucket_cors, "DELETE": cors.delete_bucket_cors}[method]
+        for setting in (cors.SETTING, lifecycle.SETTING):
+            if setting.subresource in req.query and (kept := setting.handler(method)) is not None:
+                return kept
         if "location" in req.query and method == "GET":
             return buckets.get_bucket_location
         if "uploads" in req.query and method == "GET":
