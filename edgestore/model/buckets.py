@@ -70,6 +70,8 @@ class Bucket:
     cors: tuple[dict[str, Any], ...] | None = None
     # S3 lifecycle rules (model/lifecycle.py keeps their form), None when the bucket has none.
     lifecycle: tuple[dict[str, Any], ...] | None = None
+    # S3 bucket tags ({"key", "value"} each), None when it was never tagged.
+    tags: tuple[dict[str, Any], ...] | None = None
 
     def value(self) -> dict[str, object]:
         value: dict[str, object] = {
@@ -81,6 +83,8 @@ class Bucket:
             value["cors"] = list(self.cors)
         if self.lifecycle is not None:
             value["lifecycle"] = list(self.lifecycle)
+        if self.tags is not None:
+            value["tags"] = list(self.tags)
         return value
 
     @classmethod
@@ -93,7 +97,8 @@ class Bucket:
                    {str(k): str(v) for k, v in meta.items()}, str(value.get("read_acl") or ""),
                    str(value.get("write_acl") or ""), SwiftVersions(*map(str, versions)) if versions else None,
                    tuple(cors) if isinstance(cors := value.get("cors"), list) else None,
-                   tuple(rules) if isinstance(rules := value.get("lifecycle"), list) else None)
+                   tuple(rules) if isinstance(rules := value.get("lifecycle"), list) else None,
+                   tuple(tags) if isinstance(tags := value.get("tags"), list) else None)
 
 
 class Buckets:
@@ -144,6 +149,9 @@ class Buckets:
 
     async def set_lifecycle(self, bucket: Bucket, rules: tuple[dict[str, Any], ...] | None) -> Bucket:
         return await self._change(bucket, lifecycle=rules)
+
+    async def set_tags(self, bucket: Bucket, tags: tuple[dict[str, Any], ...] | None) -> Bucket:
+        return await self._change(bucket, tags=tags)
 
     async def _change(self, bucket: Bucket, **fields: Any) -> Bucket:
         """Write ``fields`` into the bucket's record as read now (not as cached: a change

@@ -59,3 +59,17 @@ def test_empty_configurations_and_unsupported_writes(s3: Any, bucket: str) -> No
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
     assert code(exc.value) == "NotImplemented"
+
+
+def test_bucket_tags_are_stored_read_back_and_deleted(s3: Any, bucket: str) -> None:
+    tags = [{"Key": "site", "Value": "north slope"}, {"Key": "owner", "Value": "lift-ops"}]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == tags
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(51)]})
+    assert code(exc.value) == "InvalidTag"
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == tags  # the refused set changed nothing
+    s3.delete_bucket_tagging(Bucket=bucket)
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert code(exc.value) == "NoSuchTagSet"

@@ -82,7 +82,7 @@ def _pick(req: S3Request) -> Handler:
     if method == "OPTIONS":
         return cors.preflight
     if req.key is None:
-        for setting in (cors.SETTING, lifecycle.SETTING):
+        for setting in (cors.SETTING, lifecycle.SETTING, tagging.BUCKET_TAGGING):
             if setting.subresource in req.query and (kept := setting.handler(method)) is not None:
                 return kept
         if "location" in req.query and method == "GET":

@@ -1,21 +1,26 @@
-"""Object tags: the x-amz-tagging header on writes, and Get/Put/DeleteObjectTagging."""
+"""Tags: an object's (the x-amz-tagging header on writes, Get/Put/DeleteObjectTagging) and a
+bucket's (Get/Put/DeleteBucketTagging, kept in the bucket record)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from edgestore.api.s3.bucket_settings import BucketSetting
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidArgument, MalformedXML, NoSuchKey, S3Error
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.xml import document, element, parse_xml, xml_response
+from edgestore.model.buckets import Buckets
 from edgestore.model.objects import ObjectInfo
 from edgestore.streams import BodyTooLarge, read_limited
 
-__all__ = ["tags_from_header", "get_object_tagging", "put_object_tagging", "delete_object_tagging"]
+__all__ = ["tags_from_header", "get_object_tagging", "put_object_tagging", "delete_object_tagging", "BUCKET_TAGGING"]
 
 MAX_TAGS = 10
+MAX_BUCKET_TAGS = 50
 MAX_KEY_CHARS = 128
 MAX_VALUE_CHARS = 256
 MAX_BODY = 64 * 1024
@@ -27,9 +32,9 @@ class InvalidTag(S3Error):
     message = "The tag provided was not a valid tag."
 
 
-def _checked(tags: list[tuple[str, str]]) -> dict[str, str]:
-    if len(tags) > MAX_TAGS:
-        raise InvalidTag("Object tags cannot be greater than 10")
+def _checked(tags: list[tuple[str, str]], most: int = MAX_TAGS) -> dict[str, str]:
+    if len(tags) > most:
+        raise InvalidTag(f"{'Object' if most == MAX_TAGS else 'Bucket'} tags cannot be greater than {most}")
     if len({k for k, _ in tags}) != len(tags):
         raise InvalidTag("Cannot provide multiple Tags with the same key")
     for key, value in tags:
@@ -61,10 +66,25 @@ async def _object(req: S3Request) -> ObjectInfo:
     return info
 
 
+def _tagging_xml(tags: dict[str, str]) -> bytes:
+    pairs = "".join(f"<Tag>{element('Key', k)}{element('Value', v)}</Tag>" for k, v in tags.items())
+    return document("Tagging", f"<TagSet>{pairs}</TagSet>")
+
+
+def _parse_tagging(body: bytes) -> list[tuple[str, str]]:
+    pairs = []
+    for tag in parse_xml(body, "Tagging").iter():
+        if tag.tag.rsplit("}", 1)[-1] == "Tag":
+            fields = {c.tag.rsplit("}", 1)[-1]: c.text or "" for c in tag}
+            if "Key" not in fields:
+                raise MalformedXML()
+            pairs.append((fields["Key"], fields.get("Value", "")))
+    return pairs
+
+
 async def get_object_tagging(req: S3Request) -> web.StreamResponse:
     info = await _object(req)
-    tags = "".join(f"<Tag>{element('Key', k)}{element('Value', v)}</Tag>" for k, v in info.tags.items())
-    return xml_response(document("Tagging", f"<TagSet>{tags}</TagSet>"))
+    return xml_response(_tagging_xml(info.tags))
 
 
 async def put_object_tagging(req: S3Request) -> web.StreamResponse:
@@ -73,15 +93,7 @@ async def put_object_tagging(req: S3Request) -> web.StreamResponse:
         body = await read_limited(req.http.content, MAX_BODY)
     except BodyTooLarge:
         raise MalformedXML() from None
-    root = parse_xml(body, "Tagging")
-    pairs = []
-    for tag in root.iter():
-        if tag.tag.rsplit("}", 1)[-1] == "Tag":
-            fields = {c.tag.rsplit("}", 1)[-1]: c.text or "" for c in tag}
-            if "Key" not in fields:
-                raise MalformedXML()
-            pairs.append((fields["Key"], fields.get("Value", "")))
-    await req.services.objects.update(req.bucket_name or "", info, tags=_checked(pairs))
+    await req.services.objects.update(req.bucket_name or "", info, tags=_checked(_parse_tagging(body)))
     return web.Response(status=200)
 
 
@@ -89,3 +101,16 @@ async def delete_object_tagging(req: S3Request) -> web.StreamResponse:
     info = await _object(req)
     await req.services.objects.update(req.bucket_name or "", info, tags={})
     return web.Response(status=204)
+
+
+def _bucket_tags(body: bytes) -> tuple[dict[str, Any], ...]:
+    """A bucket's tags as its record keeps them: ({"key": ..., "value": ...}, ...)."""
+    return tuple({"key": k, "value": v} for k, v in _checked(_parse_tagging(body), MAX_BUCKET_TAGS).items())
+
+
+def _bucket_tagging_xml(kept: tuple[dict[str, Any], ...]) -> bytes:
+    return _tagging_xml({tag["key"]: tag["value"] for tag in kept})
+
+
+BUCKET_TAGGING = BucketSetting("tagging", lambda bucket: bucket.tags, _bucket_tags, _bucket_tagging_xml,
+                               Buckets.set_tags, MAX_BODY)
