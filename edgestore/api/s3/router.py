@@ -26,6 +26,7 @@ from edgestore.api.s3 import (
     listing,
     multipart,
     objects,
+    post_object,
     tagging,
     unconfigured,
     versioning,
@@ -91,6 +92,8 @@ def _pick(req: S3Request) -> Handler:
             return multipart.list_multipart_uploads
         if "delete" in req.query and method == "POST":
             return batch.delete_objects
+        if post_object.is_post_object(req):
+            return post_object.post_object
         if "acl" in req.query and method in ("GET", "PUT"):
             return acl.get_bucket_acl if method == "GET" else acl.put_bucket_acl
         if "versioning" in req.query and method in ("GET", "PUT"):
