@@ -72,6 +72,8 @@ class Bucket:
     lifecycle: tuple[dict[str, Any], ...] | None = None
     # S3 bucket tags ({"key", "value"} each), None when it was never tagged.
     tags: tuple[dict[str, Any], ...] | None = None
+    # The S3 bucket policy as it was put (JSON; model/policy.py reads it), or None.
+    policy: str | None = None
 
     def value(self) -> dict[str, object]:
         value: dict[str, object] = {
@@ -85,6 +87,8 @@ class Bucket:
             value["lifecycle"] = list(self.lifecycle)
         if self.tags is not None:
             value["tags"] = list(self.tags)
+        if self.policy is not None:
+            value["policy"] = self.policy
         return value
 
     @classmethod
@@ -98,7 +102,8 @@ class Bucket:
                    str(value.get("write_acl") or ""), SwiftVersions(*map(str, versions)) if versions else None,
                    tuple(cors) if isinstance(cors := value.get("cors"), list) else None,
                    tuple(rules) if isinstance(rules := value.get("lifecycle"), list) else None,
-                   tuple(tags) if isinstance(tags := value.get("tags"), list) else None)
+                   tuple(tags) if isinstance(tags := value.get("tags"), list) else None,
+                   str(policy) if (policy := value.get("policy")) is not None else None)
 
 
 class Buckets:
@@ -152,6 +157,9 @@ class Buckets:
 
     async def set_tags(self, bucket: Bucket, tags: tuple[dict[str, Any], ...] | None) -> Bucket:
         return await self._change(bucket, tags=tags)
+
+    async def set_policy(self, bucket: Bucket, policy: str | None) -> Bucket:
+        return await self._change(bucket, policy=policy)
 
     async def _change(self, bucket: Bucket, **fields: Any) -> Bucket:
         """Write ``fields`` into the bucket's record as read now (not as cached: a change

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from edgestore.api.s3.checksums import check_small_body
 from edgestore.api.s3.context import MAX_KEY_BYTES, S3Request
-from edgestore.api.s3.errors import MalformedXML
+from edgestore.api.s3.errors import AccessDenied, MalformedXML
 from edgestore.api.s3.xml import document, element, local_name, parse_xml, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.objects import NULL_VERSION
@@ -35,8 +35,14 @@ def _parse(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
     return keys, quiet
 
 
+def _refused(key: str, code: str, message: str) -> str:
+    return f"<Error>{element('Key', key)}{element('Code', code)}{element('Message', message)}</Error>"
+
+
 async def delete_objects(req: S3Request) -> web.StreamResponse:
-    bucket = await req.bucket_for(Access.WRITE)
+    bucket = await req.bucket()
+    if bucket.policy is None and not req.may(bucket.account, bucket.acl, Access.WRITE):
+        raise AccessDenied()  # (with a policy, each key is judged on its own below)
     try:
         body = await read_limited(req.http.content, MAX_BODY)
     except BodyTooLarge:
@@ -44,11 +50,15 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
     check_small_body(req.http.headers, body)
     entries, quiet = _parse(body)
     parts = []
-    valid = [(k, v) for k, v in entries if len(k.encode()) <= MAX_KEY_BYTES]
-    for key, _ in entries:
+    valid = []
+    for key, version_id in entries:
+        action = "s3:DeleteObject" if version_id is None else "s3:DeleteObjectVersion"
         if len(key.encode()) > MAX_KEY_BYTES:
-            parts.append(f"<Error>{element('Key', key)}{element('Code', 'KeyTooLongError')}"
-                         f"{element('Message', 'Your key is too long')}</Error>")
+            parts.append(_refused(key, "KeyTooLongError", "Your key is too long"))
+        elif not req.may(bucket.account, bucket.acl, Access.WRITE, req.policy_effect(bucket, action, key)):
+            parts.append(_refused(key, "AccessDenied", "Access Denied"))
+        else:
+            valid.append((key, version_id))
     if bucket.versioning is None and all(v in (None, NULL_VERSION) for _, v in valid):
         # Plain tombstones: all keys share the bucket's partition, so one write does them all.
         await req.services.objects.delete_many(bucket.account, bucket.name, list(dict.fromkeys(k for k, _ in valid)))

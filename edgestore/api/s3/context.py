@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -14,12 +15,20 @@ from edgestore.model.acl import Access, acl_grants
 from edgestore.model.buckets import Bucket, Buckets
 from edgestore.model.multipart import Uploads
 from edgestore.model.objects import Objects
+from edgestore.model.policy import Policy, Principal, parse_policy
 from edgestore.model.users import User, Users
 from edgestore.model.versions import Versions
 
-__all__ = ["S3Services", "S3Request", "parse_target"]
+__all__ = ["S3Services", "S3Request", "parse_target", "ADDRESSED"]
 
 MAX_KEY_BYTES = 1024
+ADDRESSED = "addressed"  # may()'s default: what the addressed bucket's policy says
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(bucket: str, text: str) -> Policy:
+    """A stored policy, parsed once (it was checked when it was put)."""
+    return parse_policy(text, bucket)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,12 @@ class S3Request:
     query: dict[str, str]
     user: User | None = None
     auth: AuthResult | None = None
+    # The IAM action this request is (api/s3/actions.py), which a bucket policy judges; set
+    # by the router once the caller is known.
+    action: str | None = None
+    # What the addressed bucket's policy says of this request ("Allow", "Deny" or None),
+    # known once bucket() has looked the bucket up.
+    effect: str | None = None
     # Set once a streamed answer has sent its headers: an error after that can only
     # cut the connection, not become an S3 error document.
     response_started: bool = False
@@ -58,9 +73,44 @@ class S3Request:
     def owns(self, account: str) -> bool:
         return self.user is not None and (self.user.account == account or self.user.admin)
 
-    def may(self, owner: str, acl: str, access: Access) -> bool:
-        """May the caller have `access` to a resource of `owner` that carries `acl`?"""
-        return self.owns(owner) or acl_grants(acl, access, authenticated=self.user is not None)
+    def policy_effect(self, bucket: Bucket, action: str | None, key: str | None) -> str | None:
+        """What ``bucket``'s policy says of this caller doing ``action`` on ``key`` (None:
+        the bucket itself): "Allow", "Deny", or None (no policy, or no statement applies)."""
+        if bucket.policy is None or action is None:
+            return None
+        who = Principal(self.user.account, self.user.user) if self.user is not None else Principal(None)
+        resource = f"arn:aws:s3:::{bucket.name}" + (f"/{key}" if key is not None else "")
+        return _parsed(bucket.name, bucket.policy).decide(who, action, resource, self._policy_context())
+
+    def _policy_context(self) -> dict[str, str]:
+        """The condition keys a policy may test, as this request supplies them."""
+        http = self.http
+        context = {"aws:securetransport": "true" if http.secure else "false",
+                   "aws:principaltype": "Anonymous" if self.user is None else "User"}
+        if http.remote:
+            context["aws:sourceip"] = http.remote
+        for key, header in (("aws:referer", "Referer"), ("aws:useragent", "User-Agent"),
+                            ("s3:x-amz-acl", "x-amz-acl")):
+            if header in http.headers:
+                context[key] = http.headers[header]
+        if self.user is not None:
+            context["aws:username"], context["aws:principalaccount"] = self.user.user, self.user.account
+        for key, param in (("s3:prefix", "prefix"), ("s3:delimiter", "delimiter"), ("s3:max-keys", "max-keys"),
+                           ("s3:versionid", "versionId")):
+            if param in self.query:
+                context[key] = self.query[param]
+        return context
+
+    def may(self, owner: str, acl: str, access: Access, effect: str | None = ADDRESSED) -> bool:
+        """May the caller have `access` to a resource of `owner` that carries `acl`? A bucket
+        policy's Deny overrides ownership and ACLs (admins included: the owner, or an admin,
+        can always change the policy itself — bucket_policy.py), its Allow lets a stranger
+        in. ``effect``: the policy's word, when the resource is not what the request
+        addresses (a copy's source)."""
+        said = self.effect if effect == ADDRESSED else effect
+        if said == "Deny":
+            return False
+        return self.owns(owner) or said == "Allow" or acl_grants(acl, access, authenticated=self.user is not None)
 
     async def bucket(self) -> Bucket:
         """The addressed bucket, whoever may use it."""
@@ -68,12 +118,13 @@ class S3Request:
         bucket = await self.services.buckets.lookup(self.bucket_name)
         if bucket is None:
             raise NoSuchBucket(BucketName=self.bucket_name)
+        self.effect = self.policy_effect(bucket, self.action, self.key)
         return bucket
 
     async def own_bucket(self) -> Bucket:
-        """The addressed bucket, which must belong to the caller's account."""
+        """The addressed bucket, for what only its owner does — or whom its policy allows."""
         bucket = await self.bucket()
-        if not self.owns(bucket.account):
+        if not self.may(bucket.account, "private", Access.WRITE):
             raise AccessDenied()
         return bucket
 

@@ -49,8 +49,9 @@ async def _source(req: S3Request) -> ObjectInfo:
     bucket = await req.services.buckets.lookup(bucket_name)
     if bucket is None:
         raise NoSuchBucket(BucketName=bucket_name)
+    effect = req.policy_effect(bucket, "s3:GetObjectVersion" if version_id else "s3:GetObject", key)
     if version_id:
-        info: ObjectInfo | None = await find_version(req, bucket, key, version_id)
+        info: ObjectInfo | None = await find_version(req, bucket, key, version_id, effect)
         assert info is not None
         if info.delete_marker:
             raise InvalidRequest("The source of a copy request may not specifically refer to a delete marker "
@@ -58,10 +59,10 @@ async def _source(req: S3Request) -> ObjectInfo:
     else:
         info = await req.services.objects.head(bucket.account, bucket.name, key)
     if info is None:
-        if not req.may(bucket.account, bucket.acl, Access.READ):
+        if not req.may(bucket.account, bucket.acl, Access.READ, effect):
             raise AccessDenied()
         raise NoSuchKey(Key=key)
-    if not req.may(bucket.account, info.acl, Access.READ):
+    if not req.may(bucket.account, info.acl, Access.READ, effect):
         raise AccessDenied()
     if evaluate_preconditions(req.http.headers.get, info.etag, info.last_modified, COPY_SOURCE_PREFIX):
         raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")

@@ -10,7 +10,7 @@ from edgestore.api.http import UnsatisfiableRange, etag_matches, evaluate_precon
 from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
-from edgestore.api.s3.context import S3Request
+from edgestore.api.s3.context import ADDRESSED, S3Request
 from edgestore.api.s3.errors import (
     AccessDenied,
     InvalidArgument,
@@ -132,14 +132,16 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     return web.Response(status=200, headers=headers)
 
 
-async def find_version(req: S3Request, bucket: Bucket, key: str, version_id: str) -> ObjectInfo:
-    """A given version of an object (versionId=...), which may be a delete marker."""
+async def find_version(req: S3Request, bucket: Bucket, key: str, version_id: str,
+                       effect: str | None = ADDRESSED) -> ObjectInfo:
+    """A given version of an object (versionId=...), which may be a delete marker.
+    ``effect``: the bucket policy's word on reading it, if not the addressed object."""
     if bucket.versioning is None and version_id != NULL_VERSION:
         raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
                               ArgumentValue=version_id[:64])
     info = await req.services.versions.get(bucket.account, bucket.name, key, version_id)
     if info is None:
-        if not req.may(bucket.account, bucket.acl, Access.READ):
+        if not req.may(bucket.account, bucket.acl, Access.READ, effect):
             raise AccessDenied()
         raise NoSuchVersion(Key=key, VersionId=version_id)
     return info

@@ -19,6 +19,7 @@ from edgestore import errors as domain
 from edgestore.api.s3 import (
     acl,
     batch,
+    bucket_policy,
     buckets,
     copy,
     cors,
@@ -31,6 +32,7 @@ from edgestore.api.s3 import (
     unconfigured,
     versioning,
 )
+from edgestore.api.s3.actions import action_of
 from edgestore.api.s3.auth import authenticate_request
 from edgestore.api.s3.context import S3Request, S3Services, parse_target
 from edgestore.api.s3.errors import (
@@ -83,6 +85,11 @@ def _pick(req: S3Request) -> Handler:
     if method == "OPTIONS":
         return cors.preflight
     if req.key is None:
+        if "policy" in req.query and method in ("GET", "PUT", "DELETE"):
+            return {"GET": bucket_policy.get_bucket_policy, "PUT": bucket_policy.put_bucket_policy,
+                    "DELETE": bucket_policy.delete_bucket_policy}[method]
+        if "policyStatus" in req.query and method == "GET":
+            return bucket_policy.get_bucket_policy_status
         for setting in (cors.SETTING, lifecycle.SETTING, tagging.BUCKET_TAGGING):
             if setting.subresource in req.query and (kept := setting.handler(method)) is not None:
                 return kept
@@ -181,6 +188,7 @@ class S3Api:
                 http[_CORS_HEADERS] = cors.actual_request_headers(await self.services.buckets.lookup(bucket),
                                                                   origin, http.method)
             req.user = await authenticate_request(req)  # None: anonymous, for the ACLs to judge
+            req.action = action_of(req)  # what a bucket policy judges
             try:
                 handler = _pick(req)
             except S3NotImplemented:
