@@ -146,7 +146,7 @@ class OpenFile:
         self._fd: int | None = None
         self._held = 0  # bytes of `present`, as accounted in the budget
         self._stream: _Stream | None = None
-        self.fills = Fills(self.lock, pool, self._get_into, self._store)
+        self.fills = Fills(self.lock, pool, self._get_into, self._store, AHEAD)
         self.misses = MissSize()
 
     # -- the local copy -------------------------------------------------------------------
@@ -195,6 +195,7 @@ class OpenFile:
             fill = self.fills.covering(gap_start)
             if fill is None:
                 fill = self.fills.start(gap_start, gap_end, self.present, piece, ahead=False)[0]
+            self.fills.hurry(fill)
 
             def arrived(fill: Fill = fill, gap_start: int = gap_start) -> bool:
                 return fill.done or fill.pos > gap_start
