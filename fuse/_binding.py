@@ -13,9 +13,11 @@ libfuse 3 differs from 2 in ways a filesystem sees (libfuse's ChangeLog, 3.0.0):
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import sys
+import threading
 from typing import Any
 
 from . import libfuse
@@ -53,11 +55,48 @@ def tune_connection(conn: Any) -> None:
     conn.want &= ~KILLPRIV
 
 
+# libfuse's worker threads are not Python's: ctypes gives each callback from one a new Python
+# thread state and deletes it on return (with its 16 KiB frame stack, an mmap and a munmap
+# every call, and the interpreter's thread-list lock twice). A worker's first callback keeps
+# its thread state for good instead (one more PyGILState_Ensure, never released). libfuse 3
+# keeps its workers (no idle thread is ended unless asked); libfuse 2 ends idle ones beyond
+# ten, whose kept states would then be lost: at most ``KEPT_STATES`` are kept, so that is bounded.
+KEPT_STATES = 64
+_ensure = ctypes.pythonapi.PyGILState_Ensure
+_ensure.restype = ctypes.c_int
+_kept = threading.local()
+_kept_lock = threading.Lock()
+_kept_count = 0
+
+
+def _keep_thread_state() -> None:
+    """Keep the calling thread's Python thread state after this callback (see above)."""
+    global _kept_count
+    _kept.done = True
+    with _kept_lock:
+        if _kept_count >= KEPT_STATES:
+            return
+        _kept_count += 1
+    _ensure()
+
+
 _Base: Any = mfusepy.FUSE
 
 
 class FUSE(_Base):  # type: ignore[misc]
-    """mfusepy's FUSE, with renameat2's flags kept (libfuse 3 passes them; 2 never does)."""
+    """mfusepy's FUSE, with renameat2's flags kept (libfuse 3 passes them; 2 never does), and
+    the Python thread state of each of libfuse's workers kept between its callbacks."""
+
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        if not getattr(_kept, "done", False):
+            _keep_thread_state()
+        return super()._wrapper(func, *args, **kwargs)
+
+    def read_buf(self, path: bytes | None, bufpp: Any, size: int, offset: int, fip: Any) -> int:
+        # (mfusepy's decodes the path, which libfuse leaves out for a file unlinked while open)
+        fh = fip.contents if self.raw_fi else fip.contents.fh
+        name = None if path is None else path.decode(self.encoding, self.errors)
+        return int(self.operations.read_buf(name, bufpp, size, offset, fh))
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         if flags & ~RENAME_NOREPLACE:

@@ -26,12 +26,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .fills import Fill, Fills
 from .metadata import Attr
 from .ranges import RangeSet, without
 from .readahead import AHEAD, MissSize, Plan, ReadAhead
+from .readbuf import pread_bytes
 from .s3client import FileRegion, S3Client, S3Error
 
 __all__ = ["Tuning", "CacheBudget", "OpenFile", "Handle", "io_error"]
@@ -46,6 +47,9 @@ FILL_WAIT_S = 1.0  # between looks at a fill that brings nothing
 CLOSE_WAIT_S = 60.0  # for the fills still running when the file is closed
 _FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 _libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
+# (fd or None for no local file, length, offset) -> the reply: what ``read`` hands its bytes to
+Reader = Callable[[int | None, int, int], T]
 
 
 def io_error(what: str, exc: Exception) -> OSError:
@@ -142,7 +146,7 @@ class OpenFile:
         self._fd: int | None = None
         self._held = 0  # bytes of `present`, as accounted in the budget
         self._stream: _Stream | None = None
-        self.fills = Fills(self.lock, pool, self._get_into, self._store)
+        self.fills = Fills(self.lock, pool, self._get_into, self._store, AHEAD)
         self.misses = MissSize()
 
     # -- the local copy -------------------------------------------------------------------
@@ -191,6 +195,7 @@ class OpenFile:
             fill = self.fills.covering(gap_start)
             if fill is None:
                 fill = self.fills.start(gap_start, gap_end, self.present, piece, ahead=False)[0]
+            self.fills.hurry(fill)
 
             def arrived(fill: Fill = fill, gap_start: int = gap_start) -> bool:
                 return fill.done or fill.pos > gap_start
@@ -264,19 +269,22 @@ class OpenFile:
                 ahead.seed(0, len(first))
 
     def read(self, offset: int, size: int, ahead: ReadAhead) -> bytes:
+        return self.read_with(offset, size, ahead, pread_bytes)
+
+    def read_with(self, offset: int, size: int, ahead: ReadAhead, reader: Reader[T]) -> T:
+        """``size`` bytes from ``offset`` (fewer at the end), once the local file holds them, as
+        ``reader`` reads them from it (with the lock held: no fill or hole punch meanwhile)."""
         with self.lock:
             end = min(offset + size, self.attr.size)
             if offset >= end:
-                return b""
+                return reader(None, 0, offset)
             self._check_streamed(offset, end)
             if self.key is not None and offset < self.remote_size:
                 plan = ahead.plan(offset, end - offset, self.remote_size)
                 self._prepare(plan)
                 self._await(offset, end, plan.piece)
-            if self._fd is None:  # nothing fetched nor written: a new file's hole, or one unlinked
-                return bytes(end - offset)
-            data = os.pread(self._fd, end - offset, offset)
-            return data if len(data) == end - offset else data.ljust(end - offset, b"\0")
+            # (no local file: nothing fetched nor written, a new file's hole, or one unlinked)
+            return reader(self._fd, end - offset, offset)
 
     def write(self, data: bytes, offset: int) -> int:
         with self.lock:

@@ -28,6 +28,7 @@ from .dirtimes import DirTimes
 from .files import CacheBudget, Handle, OpenFile, Tuning, io_error
 from .metadata import DIR_CONTENT_TYPE, Attr, Defaults, attr_from_meta, format_xattrs, implicit_dir
 from .readahead import ReadAhead
+from .readbuf import pread_reply, set_reply
 from .s3client import ListEntry, ListPage, S3Client, S3Error
 from .space import ClusterSpace
 
@@ -488,6 +489,13 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
     def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
         handle = self._handle(fh)
         return handle.file.read(offset, size, handle.ahead)
+
+    @s3_errors
+    def read_buf(self, path: str | None, bufpp: Any, size: int, offset: int, fh: int) -> int:
+        """What libfuse calls instead of ``read``: the reply in a buffer of its own (readbuf.py)."""
+        handle = self._handle(fh)
+        set_reply(bufpp, handle.file.read_with(offset, size, handle.ahead, pread_reply))
+        return 0
 
     @s3_errors
     def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:

@@ -2,8 +2,9 @@
 ahead grows to its cap, also when the kernel's requests arrive slightly out of order, and
 starts over at a random read; the region a random miss brings grows with each miss; fills
 write the object's bytes where the local copy holds nothing (never over a local change),
-readers wait for just their bytes, what is coming is not asked again, and a stopped fill
-ends."""
+readers wait for just their bytes, what is coming is not asked again, a stopped fill ends,
+and fills started ahead of need are sent a few at a time while one a reader waits for is sent
+at once."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def test_fills_bring_the_objects_bytes_without_overwriting_local_changes(
     copy.present.add(100, 200)
     lock = threading.RLock()
     with ThreadPoolExecutor(3) as pool:
-        fills = Fills(lock, pool if pooled else None, get_into, copy.store)
+        fills = Fills(lock, pool if pooled else None, get_into, copy.store, 2)
         for offset, size in reads:
             end = min(offset + size, len(OBJECT))
             with fills.cond:
@@ -108,7 +109,7 @@ def test_what_a_fill_brings_is_not_asked_again_and_a_stopped_fill_ends_at_its_ne
         return get_into(start + 64 * KIB, length - 64 * KIB, write) + 64 * KIB
 
     with ThreadPoolExecutor(1) as pool:
-        fills = Fills(lock, pool, slow_get_into, copy.store)
+        fills = Fills(lock, pool, slow_get_into, copy.store, 2)
         with fills.cond:
             (fill,) = fills.start(0, len(OBJECT), copy.present, len(OBJECT), ahead=True)
             assert fills.cond.wait_for(lambda: fill.pos > 0, 30)
@@ -117,3 +118,34 @@ def test_what_a_fill_brings_is_not_asked_again_and_a_stopped_fill_ends_at_its_ne
             release.set()
             assert fills.stop_all(30)
     assert fill.done and copy.present.total() == 64 * KIB
+
+
+def test_fills_ahead_of_need_are_sent_a_few_at_a_time_and_one_a_reader_needs_at_once() -> None:
+    copy = Store(len(OBJECT))
+    lock = threading.RLock()
+    release = threading.Event()
+    asked: list[int] = []
+
+    def held_get_into(start: int, length: int, write: object) -> int:
+        with fills.cond:
+            asked.append(start)
+            fills.cond.notify_all()
+        release.wait(30)
+        return get_into(start, length, write)
+
+    with ThreadPoolExecutor(8) as pool:
+        fills = Fills(lock, pool, held_get_into, copy.store, 2)
+        with fills.cond:
+            ahead = fills.start(0, 6 * 256 * KIB, copy.present, 256 * KIB, ahead=True)
+            assert fills.cond.wait_for(lambda: len(asked) == 2, 30)
+            assert [f.sent for f in ahead] == [True, True, False, False, False, False]
+            (needed,) = fills.start(2 * MIB, 2 * MIB + KIB, copy.present, 256 * KIB, ahead=False)
+            assert needed.sent  # past the two out: at once
+            fills.hurry(ahead[5])  # a reader waits for the last one
+            assert [f.sent for f in ahead] == [True, True, False, False, False, True]
+            assert fills.cond.wait_for(lambda: len(asked) == 4, 30)
+            assert sorted(asked) == [0, 256 * KIB, 5 * 256 * KIB, 2 * MIB]
+            release.set()
+            assert fills.cond.wait_for(lambda: not fills.active, 30)
+    assert copy.present.covers(0, 6 * 256 * KIB) and copy.present.covers(2 * MIB, 2 * MIB + KIB)
+    assert len(asked) == 7 and needed.done
