@@ -31,6 +31,11 @@ class _BufVec(ctypes.Structure):
                 ("buf", _Buf * 1)]
 
 
+# Newer libfuse 3 releases append fields to struct fuse_buf (mem_size, for buffers libfuse
+# allocated itself): the vector is allocated with room to spare, zeroed, so a libfuse newer
+# than the one this layout was written from reads zeros inside the block, not past it.
+_VEC_BYTES = ctypes.sizeof(_BufVec) + 64
+
 # malloc and free keep the GIL (they are quick); the pread gives it up while it copies.
 _held = ctypes.PyDLL(None, use_errno=True)
 _malloc = _held.malloc
@@ -68,9 +73,10 @@ def pread_reply(fd: int | None, length: int, offset: int) -> int:
             got += n
         if got < length:
             ctypes.memset(mem + got, 0, length - got)
-        vec: int = _malloc(ctypes.sizeof(_BufVec)) or 0
+        vec: int = _malloc(_VEC_BYTES) or 0
         if not vec:
             raise OSError(errno.ENOMEM, "no memory for a read reply")
+        ctypes.memset(vec, 0, _VEC_BYTES)
     except BaseException:
         _free(mem or None)
         raise
