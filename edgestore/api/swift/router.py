@@ -17,7 +17,18 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from aiohttp import web
 
 from edgestore import errors as domain
-from edgestore.api.swift import account, bulk, container, extract, keystone, objects, slo, tempurl, versioned
+from edgestore.api.swift import (
+    account,
+    bulk,
+    container,
+    cors,
+    extract,
+    keystone,
+    objects,
+    slo,
+    tempurl,
+    versioned,
+)
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.authorize import Caller, operation
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
@@ -122,7 +133,12 @@ def capabilities() -> dict[str, object]:
 class SwiftApi:
     def __init__(self, services: SwiftServices) -> None:
         self.services = services
-        self.on_response_prepare = tempurl.on_response_prepare
+
+    @staticmethod
+    async def on_response_prepare(http: web.Request, response: web.StreamResponse) -> None:
+        """Just before a Swift answer goes out: temp URLs' header rules, then CORS headers."""
+        await tempurl.on_response_prepare(http, response)
+        cors.add_headers(http, response)
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         req: SwiftRequest | None = None
@@ -140,6 +156,9 @@ class SwiftApi:
                 query = dict(parse_qsl(http.raw_path.partition("?")[2], keep_blank_values=True, errors="strict"))
             except UnicodeDecodeError:
                 raise SwiftError(412, "Invalid UTF8 or contains NULL") from None
+            if http.method == "OPTIONS":  # a browser's preflight: no credentials, the container decides
+                return await cors.options(http, self.services, acct, cont)
+            await cors.remember_origin(http, self.services, acct, cont)
             # Bulk delete is an account operation: only the account's owner (or an admin) may.
             # Bulk extract checks each container it writes to itself.
             extracting = extract.is_extract(http.method, query)
