@@ -1,4 +1,5 @@
-"""Accounts' own metadata (Swift's X-Account-Meta-*, among them the TempURL keys).
+"""Accounts' own metadata (Swift's X-Account-Meta-*, among them the TempURL keys) and
+account ACL (X-Account-Access-Control).
 
 An account exists as soon as it has a user; this record only holds what was set on it,
 in the account's partition (beside its bucket records), so an account without one simply
@@ -25,11 +26,16 @@ CACHE_TTL_S = 5.0
 class Account:
     name: str
     meta: dict[str, str] = field(default_factory=dict)  # lower-case names, as Swift matches them
+    # Swift's account ACL: a level ("admin", "read-write", "read-only") -> who has it
+    # ("account" or "account:user"); empty when none was set.
+    access: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_value(cls, name: str, value: dict[str, Any]) -> Account:
         meta = value.get("meta") or {}
-        return cls(name, {str(k): str(v) for k, v in meta.items()})
+        access = value.get("access") or {}
+        return cls(name, {str(k): str(v) for k, v in meta.items()},
+                   {str(level): [str(who) for who in names] for level, names in access.items()})
 
 
 class Accounts:
@@ -51,10 +57,12 @@ class Accounts:
         self._cache[name] = (now + CACHE_TTL_S, account)
         return account
 
-    async def set_meta(self, name: str, meta: dict[str, str]) -> Account:
-        """Replace the account's metadata (the caller merged it)."""
-        account = Account(name, dict(meta))
-        await self._coordinator.put_record(
-            Record(KIND_ACCOUNT, name, self._clock.now(), self._node_id, value={"meta": account.meta}))
-        self._cache[name] = (time.monotonic() + CACHE_TTL_S, account)
+    async def save(self, account: Account) -> Account:
+        """Replace the account's record (the caller merged its metadata and ACL)."""
+        value: dict[str, Any] = {"meta": account.meta}
+        if account.access:
+            value["access"] = account.access
+        await self._coordinator.put_record(Record(KIND_ACCOUNT, account.name, self._clock.now(), self._node_id,
+                                                  value=value))
+        self._cache[account.name] = (time.monotonic() + CACHE_TTL_S, account)
         return account

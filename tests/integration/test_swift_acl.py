@@ -1,11 +1,13 @@
 """Swift container ACLs (TempAuth's semantics) on a real cluster, with users of other
 accounts made by `edgestore user create` and anonymous callers: public reads with .r:*,
 listings only with .rlistings, referrer rules, user and account grants for reading and
-writing, 401 for anonymous and 403 for authenticated refusals, ACL syntax checks."""
+writing, 401 for anonymous and 403 for authenticated refusals, ACL syntax checks; and
+account ACLs (X-Account-Access-Control)."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from dataclasses import dataclass
 from typing import Iterator
@@ -205,3 +207,44 @@ def test_acls_are_stored_cleaned(people: People, container: str) -> None:
     head = people.ann("HEAD", f"/{container}")
     assert head.headers["X-Container-Read"] == ".r:*,.rlistings,bob,.r:.example.com"
     assert head.headers["X-Container-Write"] == f"{OTHER_ACCOUNT}:bob,{OTHER_ACCOUNT}"
+
+
+def test_an_account_acl_grants_other_accounts_users_read_only_read_write_or_admin(cluster: LocalCluster,
+                                                                                     people: People) -> None:
+    """X-Account-Access-Control (TempAuth's account ACLs): each level, and who sees it."""
+    owner = people.ann
+    readers, writers, admins = (f"{OTHER_ACCOUNT}:{u}" for u in ("rita", "wes", "ada"))
+    for user in ("rita", "wes", "ada"):
+        create_user(cluster, OTHER_ACCOUNT, user, "--swift-key", f"{user}-key")
+    rita, wes, ada = (Swift(owner.url, swift_login(cluster, f"{OTHER_ACCOUNT}:{u}", f"{u}-key").token)
+                      for u in ("rita", "wes", "ada"))
+    container = f"acct-acl-{TAG}"
+    assert owner("PUT", f"/{container}").status_code in (201, 202)
+    assert owner("PUT", f"/{container}/doc", data=b"doc").status_code == 201
+    assert rita("GET", f"/{container}/doc").status_code == 403
+    acl = json.dumps({"read-only": [readers], "read-write": [writers], "admin": [admins]})
+    assert owner("POST", headers={"X-Account-Access-Control": acl}).status_code == 204
+    assert json.loads(owner("HEAD").headers["X-Account-Access-Control"]) == json.loads(acl)
+    assert owner("POST", headers={"X-Account-Access-Control": "{not json"}).status_code == 400
+    assert owner("POST", headers={"X-Account-Access-Control": '{"superuser": ["x"]}'}).status_code == 400
+
+    # read-only: list and read, nothing more; the ACL itself stays hidden
+    head = rita("HEAD")
+    assert head.status_code == 204 and "X-Account-Access-Control" not in head.headers
+    assert container in rita("GET").text.split()
+    assert rita("GET", f"/{container}/doc").content == b"doc"
+    assert rita("PUT", f"/{container}/rita", data=b"x").status_code == 403
+    assert rita("POST", headers={"X-Account-Meta-X": "y"}).status_code == 403
+    # read-write: objects and containers, not the account, nor a container's ACLs
+    assert wes("PUT", f"/{container}/wes", data=b"w").status_code == 201
+    assert wes("PUT", f"/{container}-wes").status_code == 201
+    assert wes("POST", f"/{container}", headers={"X-Container-Read": ".r:*"}).status_code == 204
+    assert "X-Container-Read" not in owner("HEAD", f"/{container}").headers  # dropped, as Swift does
+    assert wes("POST", headers={"X-Account-Access-Control": "{}"}).status_code == 403
+    assert wes("DELETE", f"/{container}-wes").status_code == 204
+    # admin: everything, the ACL included
+    assert "X-Account-Access-Control" in ada("HEAD").headers
+    assert ada("POST", headers={"X-Account-Access-Control": json.dumps({"admin": [admins]})}).status_code == 204
+    assert wes("PUT", f"/{container}/again", data=b"w").status_code == 403  # no longer granted
+    assert owner("POST", headers={"X-Account-Access-Control": ""}).status_code == 204
+    assert ada("GET", f"/{container}/doc").status_code == 403

@@ -14,10 +14,12 @@ account's own users cannot lift it. An object PUT that would pass it is 413.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from edgestore.api.swift.acl import format_account_acl, parse_account_acl
 from edgestore.api.swift.container import ContainerStats, container_stats
 from edgestore.api.swift.context import RESELLER_PREFIX, SwiftRequest, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
@@ -29,6 +31,7 @@ from edgestore.model.buckets import Bucket
 __all__ = ["account_get", "account_head", "account_post", "enforce_account_quota"]
 
 QUOTA_BYTES = "quota-bytes"  # X-Account-Meta-Quota-Bytes, as sent_meta names it
+ACCOUNT_ACL_HEADER = "X-Account-Access-Control"
 
 
 async def _container_stats(req: SwiftRequest) -> list[tuple[Bucket, ContainerStats]]:
@@ -44,7 +47,10 @@ async def _stats(req: SwiftRequest) -> tuple[list[tuple[Bucket, ContainerStats]]
         "X-Timestamp": x_timestamp(min((ts_to_seconds(b.created_ts) for b, _ in rows), default=0.0)),
         "Accept-Ranges": "bytes",
     }
-    headers.update(meta_headers((await req.services.accounts.get(req.account)).meta, "account"))
+    stored = await req.services.accounts.get(req.account)
+    headers.update(meta_headers(stored.meta, "account"))
+    if stored.access and req.owner:  # (only its owners see who else may use it)
+        headers[ACCOUNT_ACL_HEADER] = format_account_acl(stored.access)
     return rows, headers
 
 
@@ -80,9 +86,17 @@ async def account_post(req: SwiftRequest) -> web.StreamResponse:
             raise SwiftError(403)
         if sent[QUOTA_BYTES] and not (sent[QUOTA_BYTES].isascii() and sent[QUOTA_BYTES].isdigit()):
             raise SwiftError(400, "Invalid bytes quota.")
-    if sent:
+    access = None
+    if ACCOUNT_ACL_HEADER in req.http.headers:
+        try:
+            access = parse_account_acl(req.http.headers[ACCOUNT_ACL_HEADER])
+        except ValueError as exc:
+            raise SwiftError(400, str(exc)) from None
+    if sent or access is not None:
         stored = await req.services.accounts.get(req.account, use_cache=False)
-        await req.services.accounts.set_meta(req.account, merge_meta(stored.meta, sent, "x-account-meta-"))
+        await req.services.accounts.save(dataclasses.replace(
+            stored, meta=merge_meta(stored.meta, sent, "x-account-meta-"),
+            access=stored.access if access is None else access))
     return web.Response(status=204)
 
 

@@ -13,10 +13,12 @@ match no user here (TempAuth's extra groups are not modelled) and are kept as gi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-__all__ = ["clean_acl", "ParsedAcl", "parse_acl", "referrer_allowed"]
+__all__ = ["clean_acl", "ParsedAcl", "parse_acl", "referrer_allowed", "ACCOUNT_LEVELS", "parse_account_acl",
+           "format_account_acl", "account_level"]
 
 _REFERRER_DESIGNATORS = (".r", ".ref", ".referer", ".referrer")
 
@@ -79,3 +81,33 @@ def referrer_allowed(referer: str | None, rules: tuple[str, ...]) -> bool:
         elif rule == "*" or _host_matches(rule, host):
             allowed = True
     return allowed
+
+
+# Account ACLs (X-Account-Access-Control, TempAuth's JSON form): levels, strongest first.
+ACCOUNT_LEVELS = ("admin", "read-write", "read-only")
+
+
+def parse_account_acl(value: str) -> dict[str, list[str]]:
+    """X-Account-Access-Control: {"admin": [...], "read-write": [...], "read-only": [...]},
+    each naming "account" or "account:user"; an empty value removes the ACL. ValueError
+    for anything else."""
+    if not value.strip():
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise ValueError("Invalid JSON in X-Account-Access-Control") from None
+    if not isinstance(data, dict) or set(data) - set(ACCOUNT_LEVELS) or not all(
+            isinstance(names, list) and all(isinstance(n, str) and n for n in names) for names in data.values()):
+        raise ValueError("Invalid X-Account-Access-Control: levels are admin, read-write and read-only, "
+                         "each a list of \"account\" or \"account:user\"")
+    return {level: list(names) for level, names in data.items() if names}
+
+
+def format_account_acl(access: dict[str, list[str]]) -> str:
+    return json.dumps(access, separators=(",", ":"), sort_keys=True)
+
+
+def account_level(access: dict[str, list[str]], groups: frozenset[str]) -> str | None:
+    """The strongest level the ACL gives someone in ``groups`` (TempAuth's groups), if any."""
+    return next((level for level in ACCOUNT_LEVELS if groups & set(access.get(level, ()))), None)

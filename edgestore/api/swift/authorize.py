@@ -1,7 +1,9 @@
 """Who may do what in a Swift account (TempAuth's rules).
 
-The account's own users and admins may do everything. Anyone else — another account's
-user, or an anonymous caller without a token — is let in only by the addressed
+The account's own users and admins may do everything, and so may whom the account's ACL
+(X-Account-Access-Control) makes its admins; its read-write users may do everything but
+change the account itself, its read-only users list and read. Anyone else — another
+account's user, or an anonymous caller without a token — is let in only by the addressed
 container's ACLs: X-Container-Read for reading objects and (with a user grant or
 `.rlistings`) listing the container, X-Container-Write for writing objects. Account
 operations and container PUT/POST/DELETE stay the owner's. A caller who is turned away
@@ -24,7 +26,7 @@ __all__ = ["Op", "Caller", "operation", "authorize"]
 
 class Op(enum.Enum):
     READ = "read"    # object GET/HEAD, the source of a copy
-    LIST = "list"    # container GET/HEAD
+    LIST = "list"    # container GET/HEAD (and the account's, for account ACLs)
     WRITE = "write"  # object PUT/POST/DELETE, the destination of a copy
     OWNER = "owner"  # everything on the account itself, container PUT/POST/DELETE
 
@@ -35,9 +37,13 @@ class Caller:
     # A temp URL's reach: "" for the whole account (an account key signed it), else the
     # one container whose key signed it. None when the request is not a temp URL.
     temp_url_scope: str | None = None
+    # (account, level) an account ACL grants this caller in the addressed account, if any.
+    granted: tuple[str, str] | None = None
 
     def owns(self, account: str) -> bool:
-        return self.user is not None and (self.user.admin or self.user.account == account)
+        """The account's own users, admins, and those its ACL makes its admins."""
+        return self.user is not None and (self.user.admin or self.user.account == account
+                                          or self.granted == (account, "admin"))
 
     @property
     def groups(self) -> frozenset[str]:
@@ -51,7 +57,7 @@ def operation(method: str, container: str | None, obj: str | None) -> Op:
     """What a request needs. COPY reads its addressed object; the copy handler checks
     the write on its destination (and a PUT with X-Copy-From the read of its source)."""
     if container is None:
-        return Op.OWNER
+        return Op.LIST if method in ("GET", "HEAD") else Op.OWNER
     if obj is None:
         return Op.LIST if method in ("GET", "HEAD") else Op.OWNER
     return Op.READ if method in ("GET", "HEAD", "COPY") else Op.WRITE
@@ -67,6 +73,12 @@ async def authorize(buckets: Buckets, caller: Caller, account: str, container: s
             raise SwiftError(401)
         return
     denied = SwiftError(403 if caller.user is not None else 401)
+    if caller.granted is not None and caller.granted[0] == account:
+        level = caller.granted[1]  # (admin was let in as an owner above)
+        if level == "read-write" and (container is not None or op is Op.LIST):
+            return  # everything in the account but the account's own settings
+        if level == "read-only" and op in (Op.READ, Op.LIST):
+            return
     if op is Op.OWNER or container is None:
         raise denied
     bucket = await buckets.lookup(container)

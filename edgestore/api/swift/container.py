@@ -110,7 +110,11 @@ class _Changes:
 def _sent_changes(req: SwiftRequest) -> _Changes:
     meta = sent_meta(req.http.headers, "container", removals=True)
     _check_quota_meta(meta)
-    return _Changes(meta, _sent_acls(req), requested_versions(req.http.headers, MAX_CONTAINER_NAME_BYTES))
+    acls = _sent_acls(req)
+    if not req.owner:  # (an account ACL's read-write user) Swift's owner-only headers are dropped
+        acls = {}
+        meta = {name: value for name, value in meta.items() if name not in SECRET_META}
+    return _Changes(meta, acls, requested_versions(req.http.headers, MAX_CONTAINER_NAME_BYTES))
 
 
 def _stored_versions(sent: SwiftVersions | None, stored: SwiftVersions | None) -> SwiftVersions | None:

@@ -9,6 +9,7 @@ and Keystone's /v3/... and /v2.0/tokens (keystone.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Awaitable, Callable
@@ -29,6 +30,7 @@ from edgestore.api.swift import (
     tempurl,
     versioned,
 )
+from edgestore.api.swift.acl import account_level
 from edgestore.api.swift.auth import login, user_for_token
 from edgestore.api.swift.authorize import Caller, operation
 from edgestore.api.swift.container import MAX_CONTAINER_NAME_BYTES
@@ -123,7 +125,7 @@ def capabilities() -> dict[str, object]:
                       "max_container_name_length": MAX_CONTAINER_NAME_BYTES,
                       "container_listing_limit": LISTING_LIMIT, "account_listing_limit": LISTING_LIMIT,
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
-            "tempauth": {"account_acls": False}, "bulk_delete": bulk.CAPABILITIES,
+            "tempauth": {"account_acls": True}, "bulk_delete": bulk.CAPABILITIES,
             "bulk_upload": extract.CAPABILITIES, "versioned_writes": versioned.CAPABILITIES,
             "tempurl": tempurl.capabilities(), "container_quotas": {}, "account_quotas": {},
             "slo": slo.capabilities(), "dlo": {},
@@ -170,6 +172,10 @@ class SwiftApi:
                 token = http.headers.get("X-Auth-Token") or http.headers.get("X-Storage-Token")
                 caller = Caller(await user_for_token(self.services.users, self.services.config.cluster_secret,
                                                      token, time.time()) if token else None)
+                if caller.user is not None and not caller.owns(acct):
+                    level = account_level((await self.services.accounts.get(acct)).access, caller.groups)
+                    if level is not None:
+                        caller = dataclasses.replace(caller, granted=(acct, level))
             req = SwiftRequest(http, self.services, acct, cont, obj, query, caller.user, caller=caller)
             if not extracting:
                 await req.authorize(cont, operation(http.method, cont, obj))
