@@ -261,15 +261,48 @@ class Objects:
             raise NoSuchObject(source.record.name.split("/", 2)[1], source.key)
 
     async def update(self, bucket: str, info: ObjectInfo, **changes: Any) -> None:
-        """Rewrite an object's record with some of its attributes changed (its ACL, its
-        tags); its data, ETag and Last-Modified stay."""
+        """Rewrite an object version's records with some of its attributes changed (its ACL,
+        its tags, Swift's metadata); its data, ETag and Last-Modified stay. ``info`` is the
+        current object or a version of it (versions.get): both records of that version —
+        the current one and its version record — change together. Each is stamped just
+        after the record it rewrites and never restamped, so a write made meanwhile (a PUT
+        over the object) is not undone: the change then applies to the version it named."""
         full = await self._coordinator.get_record(info.record.kind, info.record.name)
         if full is None or full.deleted or full.version != info.record.version:
             raise NoSuchObject(bucket, info.key)
-        value = dict(full.value, mtime_ts=int(full.value.get("mtime_ts", full.ts)), **changes)
-        await self.expiry.add(full.name, value)
-        await self._coordinator.put_record(
-            Record(KIND_OBJECT, full.name, self._clock.now(), self._node_id, value=value, data=full.data))
+        records = [full]
+        twin = await self._twin(full)
+        if twin is not None:
+            records.append(twin)
+        changed = [Record(r.kind, r.name, r.ts + 1, self._node_id,
+                          value=dict(r.value, mtime_ts=int(r.value.get("mtime_ts", r.ts)), **changes), data=r.data)
+                   for r in records]
+        for record in changed:
+            if record.kind == KIND_OBJECT:
+                await self.expiry.add(record.name, record.value)
+        name = full.name.split(VERSION_SEPARATOR, 1)[0]
+        await self._coordinator.put_records(placement_path(KIND_OBJECT, name), changed, restamp=False)
+
+    async def _twin(self, record: Record) -> Record | None:
+        """The other record of the same object version: the version record of a current
+        record, or the current record of a version record that is current; None if none."""
+        version_id = record.value.get("version_id")
+        if version_id is None:
+            return None
+        name = record.name.split(VERSION_SEPARATOR, 1)[0]
+        if record.kind == KIND_VERSION:
+            twin = await self._coordinator.get_record(KIND_OBJECT, name)
+        elif version_id != NULL_VERSION:
+            twin = await self._coordinator.get_record(KIND_VERSION, version_name(name, version_id))
+        else:  # a "null" version's record is named by when it was written: look it up
+            twin = None
+            async for listed in self.versions_of(name):
+                if listed.value.get("version_id") == NULL_VERSION:
+                    twin = await self._coordinator.get_record(KIND_VERSION, listed.name)
+                    break
+        if twin is None or twin.deleted or twin.value.get("version_id") != version_id:
+            return None
+        return twin
 
     async def delete_many(self, account: str, bucket: str, keys: list[str]) -> None:
         """Tombstone many keys of one bucket in one replicated write (they share a partition)."""

@@ -73,3 +73,33 @@ def test_bucket_tags_are_stored_read_back_and_deleted(s3: Any, bucket: str) -> N
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_tagging(Bucket=bucket)
     assert code(exc.value) == "NoSuchTagSet"
+
+
+def test_tags_and_acls_of_a_given_version(s3: Any, bucket: str) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    old = s3.put_object(Bucket=bucket, Key="doc", Body=b"v1", Tagging="stage=draft")["VersionId"]
+    new = s3.put_object(Bucket=bucket, Key="doc", Body=b"v2")["VersionId"]
+    stage = [{"Key": "stage", "Value": "old"}]
+    s3.put_object_tagging(Bucket=bucket, Key="doc", VersionId=old, Tagging={"TagSet": stage})
+    assert s3.get_object_tagging(Bucket=bucket, Key="doc", VersionId=old)["TagSet"] == stage
+    assert s3.get_object_tagging(Bucket=bucket, Key="doc")["TagSet"] == []  # the current one is untouched
+    # Tagging the current version by its id shows on the object, and the other way round.
+    s3.put_object_tagging(Bucket=bucket, Key="doc", VersionId=new,
+                          Tagging={"TagSet": [{"Key": "stage", "Value": "final"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="doc")["TagSet"] == [{"Key": "stage", "Value": "final"}]
+    s3.put_object_tagging(Bucket=bucket, Key="doc", Tagging={"TagSet": [{"Key": "stage", "Value": "shipped"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="doc", VersionId=new)["TagSet"] == \
+        [{"Key": "stage", "Value": "shipped"}]
+    assert s3.get_object(Bucket=bucket, Key="doc", VersionId=old)["Body"].read() == b"v1"  # data untouched
+    s3.put_object_acl(Bucket=bucket, Key="doc", VersionId=old, ACL="public-read")
+    grants = s3.get_object_acl(Bucket=bucket, Key="doc", VersionId=old)["Grants"]
+    assert any(g["Grantee"].get("URI", "").endswith("AllUsers") for g in grants)
+    assert not any(g["Grantee"].get("URI", "").endswith("AllUsers")
+                   for g in s3.get_object_acl(Bucket=bucket, Key="doc")["Grants"])
+    marker = s3.delete_object(Bucket=bucket, Key="doc")["VersionId"]
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_tagging(Bucket=bucket, Key="doc", VersionId=marker)
+    assert code(exc.value) == "MethodNotAllowed"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_tagging(Bucket=bucket, Key="doc", VersionId="0" * 20)
+    assert code(exc.value) == "NoSuchVersion"

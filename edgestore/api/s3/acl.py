@@ -10,12 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from edgestore.api.s3.context import S3Request
-from edgestore.api.s3.errors import InvalidArgument, MalformedXML, NoSuchKey
+from edgestore.api.s3.errors import InvalidArgument, MalformedXML
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
+from edgestore.api.s3.versions_addressed import owned_version
 from edgestore.api.s3.xml import document, element, owner_xml, parse_xml, xml_response
 from edgestore.model.acl import CANNED_ACLS, DEFAULT_ACL
-from edgestore.model.buckets import Bucket
-from edgestore.model.objects import ObjectInfo
 from edgestore.streams import BodyTooLarge, read_limited
 
 __all__ = ["requested_acl", "get_bucket_acl", "put_bucket_acl", "get_object_acl", "put_object_acl"]
@@ -94,21 +93,12 @@ async def put_bucket_acl(req: S3Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
-async def _own_object(req: S3Request) -> tuple[Bucket, ObjectInfo]:
-    bucket = await req.own_bucket()
-    assert req.key is not None
-    info = await req.services.objects.head(bucket.account, bucket.name, req.key)
-    if info is None:
-        raise NoSuchKey(Key=req.key)
-    return bucket, info
-
-
 async def get_object_acl(req: S3Request) -> web.StreamResponse:
-    bucket, info = await _own_object(req)
+    bucket, info = await owned_version(req)
     return xml_response(_policy_xml(bucket.account, info.acl))
 
 
 async def put_object_acl(req: S3Request) -> web.StreamResponse:
-    bucket, info = await _own_object(req)
+    bucket, info = await owned_version(req)
     await req.services.objects.update(bucket.name, info, acl=await _acl_from_request(req))
     return web.Response(status=200)

@@ -21,8 +21,9 @@ from edgestore.api.s3.errors import (
     PreconditionFailed,
 )
 from edgestore.api.s3.multipart import part_number, upload_of
-from edgestore.api.s3.objects import find_version, object_attrs, write_precondition
+from edgestore.api.s3.objects import object_attrs, write_precondition
 from edgestore.api.s3.tagging import tags_from_header
+from edgestore.api.s3.versions_addressed import find_version
 from edgestore.api.s3.xml import document, element, iso8601, xml_response
 from edgestore.model.acl import Access
 from edgestore.model.objects import ObjectInfo

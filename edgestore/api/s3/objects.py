@@ -10,7 +10,7 @@ from edgestore.api.http import UnsatisfiableRange, etag_matches, evaluate_precon
 from edgestore.api.s3.acl import requested_acl
 from edgestore.api.s3.body import request_body
 from edgestore.api.s3.checksums import header_name
-from edgestore.api.s3.context import ADDRESSED, S3Request
+from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import (
     AccessDenied,
     InvalidArgument,
@@ -20,14 +20,13 @@ from edgestore.api.s3.errors import (
     MetadataTooLarge,
     MethodNotAllowed,
     NoSuchKey,
-    NoSuchVersion,
     PreconditionFailed,
 )
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.tagging import tags_from_header
+from edgestore.api.s3.versions_addressed import find_version
 from edgestore.api.s3.xml import decimal, http_date
 from edgestore.model.acl import Access
-from edgestore.model.buckets import Bucket
 from edgestore.model.large_objects import open_body
 from edgestore.model.objects import NULL_VERSION, ObjectInfo
 
@@ -130,21 +129,6 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     for algorithm, value in info.checksums.items():
         headers[header_name(algorithm)] = value
     return web.Response(status=200, headers=headers)
-
-
-async def find_version(req: S3Request, bucket: Bucket, key: str, version_id: str,
-                       effect: str | None = ADDRESSED) -> ObjectInfo:
-    """A given version of an object (versionId=...), which may be a delete marker.
-    ``effect``: the bucket policy's word on reading it, if not the addressed object."""
-    if bucket.versioning is None and version_id != NULL_VERSION:
-        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
-                              ArgumentValue=version_id[:64])
-    info = await req.services.versions.get(bucket.account, bucket.name, key, version_id)
-    if info is None:
-        if not req.may(bucket.account, bucket.acl, Access.READ, effect):
-            raise AccessDenied()
-        raise NoSuchVersion(Key=key, VersionId=version_id)
-    return info
 
 
 async def _existing(req: S3Request) -> ObjectInfo:

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from edgestore.api.s3.bucket_settings import BucketSetting
 from edgestore.api.s3.context import S3Request
-from edgestore.api.s3.errors import InvalidArgument, MalformedXML, NoSuchKey, S3Error
-from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
+from edgestore.api.s3.errors import InvalidArgument, MalformedXML, S3Error
+from edgestore.api.s3.versions_addressed import owned_version
 from edgestore.api.s3.xml import document, element, parse_xml, xml_response
 from edgestore.model.buckets import Buckets
 from edgestore.model.objects import ObjectInfo
@@ -56,14 +56,7 @@ def tags_from_header(req: S3Request) -> dict[str, str] | None:
 
 
 async def _object(req: S3Request) -> ObjectInfo:
-    if "versionId" in req.query:
-        raise S3NotImplemented("Tagging a given version is not supported; tag the current object.")
-    bucket = await req.own_bucket()
-    assert req.key is not None
-    info = await req.services.objects.head(bucket.account, bucket.name, req.key)
-    if info is None:
-        raise NoSuchKey(Key=req.key)
-    return info
+    return (await owned_version(req))[1]
 
 
 def _tagging_xml(tags: dict[str, str]) -> bytes:
