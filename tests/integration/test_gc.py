@@ -21,9 +21,11 @@ from conftest import make_s3, unique_bucket_name
 from opslib import cli, cluster_with_repair_interval, locate, summary
 from swiftlib import Swift, swift_login
 
+from edgestore.config import NodeConfig
 from edgestore.store.blocks import block_file
 
 MIB = 1024 * 1024
+BLOCK = NodeConfig.block_size_bytes  # the size bodies are cut into
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +173,7 @@ def test_blocks_of_a_body_abandoned_mid_upload_are_collected(cluster: LocalClust
 
     def body_then_gone() -> Iterator[bytes]:
         for _ in range(3):
-            yield os.urandom(MIB)
+            yield os.urandom(BLOCK)
         raise ConnectionAbortedError("the client went away")
 
     with pytest.raises(requests.ConnectionError):

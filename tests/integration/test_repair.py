@@ -26,6 +26,8 @@ from opslib import (
     status,
 )
 
+from edgestore.config import NodeConfig
+
 REPAIR_INTERVAL_S = 5   # long enough that polling status sees each pass's backlog
 CONVERGE_TIMEOUT_S = 90
 
@@ -49,7 +51,7 @@ def write_objects(s3: Any, model: Model, bucket: str, prefix: str, count: int) -
 def test_locate_lists_each_replica_of_the_record_and_of_every_block(cluster: LocalCluster) -> None:
     s3 = make_s3(cluster.endpoint, *cluster.credentials)
     s3.create_bucket(Bucket="locate-me")
-    s3.put_object(Bucket="locate-me", Key="big", Body=os.urandom(2 * 1024 * 1024 + 5))
+    s3.put_object(Bucket="locate-me", Key="big", Body=os.urandom(2 * NodeConfig.block_size_bytes + 5))
     s3.put_object(Bucket="locate-me", Key="small", Body=b"tiny")
     big = locate(cluster, "locate-me", "big")
     assert len(big["replicas"]) == 3 and len(big["blocks"]) == 3 and not big["inline"]
