@@ -5,7 +5,8 @@ Against a running `edgestore up` (its cluster.json), each variant mounts its own
 which the 1000 small files of benchmarks/mount_workload.py are written once (untimed). Per
 round, in alternating order, each variant runs on a fresh mount each: `ls -lR` of them, read
 back + verify, untar of the workload's tarball (into a directory of its own each round) and
-`diff -r` of it. Prints per step: seconds, CPU seconds of the mount process and of the nodes
+`diff -r` of it; with ``--steps write,...`` the 1000 files are written again first (into a
+directory of their own each round), timed. Prints per step: seconds, CPU seconds of the mount process and of the nodes
 (utime + stime from /proc), requests sent by kind; with --calls, the FUSE requests the kernel
 sent by opcode too (libfuse's debug output, which costs the mount CPU: a separate run).
 
@@ -44,9 +45,9 @@ class Work:
         self.tarball, self.tree, _ = make_tarball(base, TAR_FILES)
         self.round = 0
 
-    def write(self, mnt: Path) -> None:
+    def write(self, mnt: Path, into: str = "") -> None:
         for i in range(SMALL_COUNT):
-            path = mnt / small_path(i)
+            path = mnt / into / small_path(i)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(small_body(i))
 
@@ -123,7 +124,8 @@ def main() -> int:
     s3, nodes = connect(args.cluster)
     args.base.mkdir(parents=True, exist_ok=True)
     work = Work(args.base)
-    steps = {"ls": work.ls, "read": work.read, "untar": work.untar, "diff": work.diff}
+    steps = {"write": lambda mnt: work.write(mnt, f"w{work.round}"), "ls": work.ls, "read": work.read,
+             "untar": work.untar, "diff": work.diff}
     variants = [Variant(spec + (",debug" if args.calls else ""), args.base, args.cluster, f"small-ab-{i}")
                 for i, spec in enumerate(args.variants)]
     for v in variants:
