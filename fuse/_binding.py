@@ -9,6 +9,12 @@ libfuse 3 differs from 2 in ways a filesystem sees (libfuse's ChangeLog, 3.0.0):
   turns it off; libfuse 3.14 does not ask for it, some other versions do), ``atomic_o_trunc``
   (O_TRUNC reaches ``open``, which handles it: one upload at close instead of an empty PUT
   before the open), 1 MiB writes.
+- ``fuse_invalidate_path`` (3.1): the kernel forgets the attributes it caches of a path, so
+  that the kernel may cache them at all (``invalidate``; libfuse 2 has no way to name the inode).
+- readdirplus: a directory's entries go to the kernel with their attributes (mfusepy passes
+  the mode only), so that ``ls -l`` asks nothing more of each (``FUSE.readdir_fuse_3``).
+- Its worker threads live as long as the mount (since 3.12, unless ``max_idle_threads`` is
+  given), so each may keep a Python thread state (``FUSE._wrapper``).
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 import sys
 import threading
 from typing import Any
 
 from . import libfuse
 
-__all__ = ["mfusepy", "FUSE", "MAJOR", "MINOR", "tune_connection", "KILLPRIV", "RENAME_NOREPLACE"]
+__all__ = ["mfusepy", "FUSE", "MAJOR", "MINOR", "tune_connection", "invalidate", "KILLPRIV", "RENAME_NOREPLACE"]
 
 
 def _load() -> Any:
@@ -45,6 +52,8 @@ MINOR: int = mfusepy.fuse_version_minor
 RENAME_NOREPLACE = 1  # <linux/fs.h>; RENAME_EXCHANGE is 2, RENAME_WHITEOUT 4
 # FUSE_CAP_HANDLE_KILLPRIV (on by default) and FUSE_CAP_HANDLE_KILLPRIV_V2 of libfuse 3's fuse_common.h
 KILLPRIV = 1 << 20 | 1 << 28
+READDIR_PLUS = 1  # fuse_readdir_flags: the kernel asks for attributes with the names
+FILL_DIR_PLUS = 2  # fuse_fill_dir_flags: this entry comes with them
 
 
 def tune_connection(conn: Any) -> None:
@@ -55,42 +64,71 @@ def tune_connection(conn: Any) -> None:
     conn.want &= ~KILLPRIV
 
 
-# libfuse's worker threads are not Python's: ctypes gives each callback from one a new Python
-# thread state and deletes it on return (with its 16 KiB frame stack, an mmap and a munmap
-# every call, and the interpreter's thread-list lock twice). A worker's first callback keeps
-# its thread state for good instead (one more PyGILState_Ensure, never released). libfuse 3
-# keeps its workers (no idle thread is ended unless asked); libfuse 2 ends idle ones beyond
-# ten, whose kept states would then be lost: at most ``KEPT_STATES`` are kept, so that is bounded.
-KEPT_STATES = 64
-_ensure = ctypes.pythonapi.PyGILState_Ensure
-_ensure.restype = ctypes.c_int
-_kept = threading.local()
-_kept_lock = threading.Lock()
-_kept_count = 0
+def invalidate(path: str) -> None:
+    """From inside an operation (libfuse 3): the kernel drops the attributes (and pages) it
+    caches of ``path``, and asks for them again when it next needs them. A path the kernel
+    has not seen, or has forgotten, has nothing to drop."""
+    context = mfusepy._libfuse.fuse_get_context()
+    if context:
+        _invalidate_path(ctypes.c_void_p(context.contents.fuse), path.encode("utf-8", "surrogateescape"))
 
 
-def _keep_thread_state() -> None:
-    """Keep the calling thread's Python thread state after this callback (see above)."""
-    global _kept_count
-    _kept.done = True
-    with _kept_lock:
-        if _kept_count >= KEPT_STATES:
-            return
-        _kept_count += 1
-    _ensure()
-
+if MAJOR == 3:
+    _invalidate_path = mfusepy._libfuse.fuse_invalidate_path
+    _invalidate_path.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    _invalidate_path.restype = ctypes.c_int
 
 _Base: Any = mfusepy.FUSE
 
 
 class FUSE(_Base):  # type: ignore[misc]
-    """mfusepy's FUSE, with renameat2's flags kept (libfuse 3 passes them; 2 never does), and
-    the Python thread state of each of libfuse's workers kept between its callbacks."""
+    """mfusepy's FUSE, with renameat2's flags kept (libfuse 3 passes them; 2 never does),
+    readdirplus answered with each entry's attributes where the operations know them, and
+    reads answered through read_buf (readbuf.py)."""
+
+    def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
+        # A thread libfuse started has no Python thread state: ctypes makes one for each call
+        # and frees it after, and with it the frame stack's mmap (a munmap, page faults, TLB
+        # shootdowns: about a fifth of the mount's CPU). Threads that never end keep theirs.
+        self._keep_states = MAJOR == 3 and "max_idle_threads" not in kwargs
+        self._kept: set[int] = set()  # the threads that keep theirs
+        super().__init__(operations, mountpoint, **kwargs)
 
     def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-        if not getattr(_kept, "done", False):
-            _keep_thread_state()
+        if self._keep_states and threading.get_ident() not in self._kept:
+            # One more hold of this thread's state, never given back: the one ctypes gives
+            # back after this call no longer frees it.
+            ctypes.pythonapi.PyGILState_Ensure()
+            self._kept.add(threading.get_ident())
         return super()._wrapper(func, *args, **kwargs)
+
+    def create(self, path: bytes, mode: int, fip: Any) -> int:
+        # (mfusepy's inspects the operation's signature on every call: a twentieth of untar's CPU)
+        fi = fip.contents
+        fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fi.flags)
+        return 0
+
+    def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
+        # With offsets: libfuse 3 (before 3.17?) sends what a filesystem gives it with offsets
+        # of 0 without the attributes, however given. Each request continues where the last
+        # one stopped, from what the directory's first request listed.
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        entries: list[tuple[str, bool]] = self.operations.entries(decoded, fip.contents.fh, offset)
+        plus = bool(flags & READDIR_PLUS) and decoded is not None
+        st = mfusepy.c_stat()
+        size = ctypes.sizeof(st)
+        for index in range(offset, len(entries)):
+            name, is_dir = entries[index]
+            attrs = self.operations.entry_stat(decoded, name, is_dir) if plus and index >= 2 else None
+            ctypes.memset(ctypes.byref(st), 0, size)
+            if attrs is None:
+                st.st_mode = stat.S_IFDIR if is_dir else 0  # (d_type: a listing cannot tell a symlink)
+            else:
+                mfusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            if filler(buf, name.encode(self.encoding, self.errors), st, index + 1,
+                      FILL_DIR_PLUS if attrs is not None else 0) != 0:
+                break  # (the kernel's buffer is full: its next request starts at this entry)
+        return 0
 
     def read_buf(self, path: bytes | None, bufpp: Any, size: int, offset: int, fip: Any) -> int:
         # (mfusepy's decodes the path, which libfuse leaves out for a file unlinked while open)

@@ -127,9 +127,12 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
         self._root = implicit_dir(self.defaults)
         self._files: dict[str, OpenFile] = {}
         self._handles: dict[int, Handle] = {}
+        self._dirs: dict[int, list[tuple[str, bool]]] = {}  # open directories: what readdir lists
         self._fh = itertools.count(1)
         self._lock = threading.RLock()
         self._large: dict[str, float] = {}  # directory -> when a lookup found it over SCAN_PAGES
+        # Has the kernel drop what it caches of a path's attributes (set when it caches them).
+        self.invalidate: Callable[[str], None] | None = None
         # Reads ahead and pieces of random reads; the parts of multipart uploads at close.
         self.read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="fetch")
         self.upload_pool = ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="upload")
@@ -214,31 +217,40 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
             return self._fetch_dir(key)  # siblings such as `key.txt` filled the page before `key/`
         return attr
 
-    def _lookup(self, path: str) -> Attr | None:
+    def _known(self, path: str) -> tuple[bool, Attr | None]:
+        """What this mount knows of ``path`` without asking: (found, attributes), found with
+        None meaning no such name. An open file's and a new directory's attributes are here."""
         if path == "/":
-            return self.dirtimes.overlay(path, self._root)
+            return True, self.dirtimes.overlay(path, self._root)
         with self._lock:
             of = self._files.get(path)
             if of is not None:
-                return of.attr.copy()
+                return True, of.attr.copy()
         made = self.dirtimes.created(path)
         if made is not None:
-            return made  # (not on the server yet)
+            return True, made  # (not on the server yet)
         found, attr = self.cache.attr(path)
-        if not found:
-            since = self.cache.stamp()  # (what the server says is not cached if this mount changed it meanwhile)
-            parent, name = parent_of(path)
-            listing = self.cache.listing(parent)
-            if listing is None and self.cache.ttl_s > 0 and not self._is_large(parent):
-                # One listing of the parent answers this lookup and those of its siblings
-                # (a walk of the tree looks them all up, one after the other). It is as fresh
-                # as a request for this name would be, so this name's absence is believed.
-                scan = self._scan(parent, SCAN_PAGES, denies=False, since=since)
-                listing = scan.names
-                found, attr = self.cache.attr(path)  # (a local change meanwhile is in the cache)
-                if not found and scan.complete and name not in scan.names:
-                    found, attr = True, None
-                    self.cache.put_attr(path, None, since)
+        if attr is not None and attr.is_dir:
+            attr = self.dirtimes.overlay(path, attr)
+        return found, attr
+
+    def _lookup(self, path: str) -> Attr | None:
+        found, attr = self._known(path)
+        if found:
+            return attr
+        since = self.cache.stamp()  # (what the server says is not cached if this mount changed it meanwhile)
+        parent, name = parent_of(path)
+        listing = self.cache.listing(parent)
+        if listing is None and self.cache.ttl_s > 0 and not self._is_large(parent):
+            # One listing of the parent answers this lookup and those of its siblings
+            # (a walk of the tree looks them all up, one after the other). It is as fresh
+            # as a request for this name would be, so this name's absence is believed.
+            scan = self._scan(parent, SCAN_PAGES, denies=False, since=since)
+            listing = scan.names
+            found, attr = self.cache.attr(path)  # (a local change meanwhile is in the cache)
+            if not found and scan.complete and name not in scan.names:
+                found, attr = True, None
+                self.cache.put_attr(path, None, since)
         if not found:
             if self.cache.denies(parent, name):
                 attr = None
@@ -348,6 +360,36 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
     @s3_errors
     def readdir(self, path: str, fh: int) -> list[str]:
         return [".", "..", *sorted(self._listing(path))]
+
+    def opendir(self, path: str) -> int:
+        with self._lock:
+            fh = next(self._fh)
+            self._dirs[fh] = []
+            return fh
+
+    def releasedir(self, path: str | None, fh: int) -> None:
+        with self._lock:
+            self._dirs.pop(fh, None)
+
+    @s3_errors
+    def entries(self, path: str, fh: int, offset: int) -> list[tuple[str, bool]]:
+        """The (name, is a directory) of open directory ``fh`` ("." and ".." first), for readdir
+        with offsets: listed at offset 0 (a rewinddir lists again), later pieces from that."""
+        with self._lock:
+            entries = self._dirs.get(fh)
+        if offset == 0 or not entries:
+            entries = [(".", True), ("..", True), *sorted(self._listing(path).items())]
+            with self._lock:
+                if fh in self._dirs:
+                    self._dirs[fh] = entries
+        return entries
+
+    def entry_stat(self, path: str, name: str, is_dir: bool) -> dict[str, int] | None:
+        """The stat of entry ``name`` of directory ``path`` if this mount knows it without
+        asking (a listing brings its files' attributes), for the kernel's READDIRPLUS: then it
+        need not look the name up. None if not (it looks it up, as without READDIRPLUS)."""
+        found, attr = self._known(below_of(path) + name)
+        return attr.stat() if found and attr is not None and attr.is_dir == is_dir else None
 
     @s3_errors
     def mkdir(self, path: str, mode: int) -> None:
@@ -466,6 +508,10 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                 return of, b""
             of = self._files[path] = OpenFile(self.client, key, attr, True, self.tuning, self.budget, self.read_pool,
                                                   self.upload_pool)
+        if self.invalidate is not None:
+            # The kernel may hold an older size from before this open (for the TTL): reads
+            # would stop at it. It asks again (and gets ``attr``) when it next needs it.
+            self.invalidate(path)
         return of, first
 
     @s3_errors
@@ -523,6 +569,8 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
 
     def _sync(self, path: str | None, fh: int) -> None:
         of = self._handle(fh).file
+        if not of.dirty:
+            return  # (nothing to store: every close of a file read would count as a change here)
         of.upload()
         if of.key is not None:
             self.cache.update_attr("/" + of.key, of.attr)
@@ -543,11 +591,12 @@ class EdgeFS(mfusepy.Operations):  # type: ignore[misc]
                 for open_path in [p for p, f in self._files.items() if f is of]:
                     del self._files[open_path]
         if last:
+            stored = of.dirty  # (a file only read changes nothing: its directory's listings stay good)
             try:
                 of.upload()
             finally:
                 of.close()
-            if of.key is not None:
+            if stored and of.key is not None:
                 self.cache.update_attr("/" + of.key, of.attr)
 
     @s3_errors

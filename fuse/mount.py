@@ -19,7 +19,7 @@ from typing import Any
 
 from edgestore.malloc import limit_malloc_arenas
 
-from ._binding import FUSE, MAJOR, MINOR, tune_connection
+from ._binding import FUSE, MAJOR, MINOR, invalidate, tune_connection
 from .files import Tuning
 from .fs import EdgeFS
 from .metadata import Defaults
@@ -154,8 +154,11 @@ def _serve(opts: MountOptions, ready_fd: int | None) -> int:
     fs.ready_fd, fs.mountpoint, fs.kernel_readahead = ready_fd, opts.mountpoint, opts.kernel_readahead
     log.info("mounting bucket %s of %s on %s with libfuse %d.%d", opts.bucket, opts.endpoint, opts.mountpoint,
              MAJOR, MINOR)
+    kwargs = fuse_kwargs(opts, MAJOR)
+    if kwargs["attr_timeout"]:
+        fs.invalidate = invalidate  # (the kernel caches attributes: an open must be able to drop them)
     try:
-        FUSE(fs, str(opts.mountpoint), **fuse_kwargs(opts, MAJOR))
+        FUSE(fs, str(opts.mountpoint), **kwargs)
     except RuntimeError as exc:
         log.error("FUSE failed: %s", exc)
         return 1

@@ -94,9 +94,13 @@ def fuse_kwargs(opts: MountOptions, major: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "foreground": True, "fsname": f"edgestore:{opts.bucket}", "subtype": "edgestore",
         "default_permissions": True,
-        # The kernel asks for attributes every time (our cache answers within its TTL): after a
-        # close-to-open revalidation it must see the new size at once.
-        "attr_timeout": 0, "entry_timeout": opts.ttl_s, "negative_timeout": 0,
+        # The kernel keeps what we answer for the TTL, as we keep what the cluster answers: each
+        # walk of a path checks every directory on it, each stat asks, and a Python callback
+        # each was most of the mount's CPU (ls -lR: 15 per file). An open asks the cluster
+        # (close-to-open) and then has the kernel drop the file's attributes (``invalidate``),
+        # so that a size another mount gave it is seen at once. libfuse 2 cannot name the
+        # file to the kernel: there the kernel asks every time, as before.
+        "attr_timeout": opts.ttl_s if major == 3 else 0, "entry_timeout": opts.ttl_s, "negative_timeout": 0,
     }
     if major == 2:
         # Without it libfuse 2 has the kernel split every write into 4 KiB pages (a Python

@@ -381,6 +381,35 @@ def test_renameat2_noreplace_never_replaces_and_exchange_is_refused(here: tuple[
         assert sorted(os.listdir(d)) == ["b", "c"] and (d / "c").read_bytes() == b"content of a"
 
 
+@pytest.mark.libfuse2
+def test_a_long_directory_lists_every_entry_once_with_its_type_and_size(mounted: tuple[Path, str],
+                                                                         here: tuple[Path, str], boto: Any) -> None:
+    """More entries than one reply to the kernel holds (it asks again from where the last
+    reply stopped); with libfuse 3 the entries carry their attributes (readdirplus), which
+    the kernel then uses for lstat: they must be the files' own."""
+    _, bucket = mounted
+    d, prefix = here
+    sizes = {f"{'n' * (i % 40)}{i:03d}.dat": i * 7 for i in range(300)}
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: boto.put_object(Bucket=bucket, Key=prefix + kv[0], Body=b"x" * kv[1]),
+                      sizes.items()))
+    boto.put_object(Bucket=bucket, Key=prefix + "sub/inner", Body=b"inner")
+    os.symlink("000.dat", d / "link")
+    time.sleep(TTL_S * 2)
+    with os.scandir(d) as listing:
+        entries = list(listing)
+    names = [e.name for e in entries]
+    assert len(names) == len(set(names)) and set(names) == {*sizes, "sub", "link"}
+    for entry in entries:
+        if entry.name == "sub":
+            assert entry.is_dir(follow_symlinks=False)
+        elif entry.name == "link":
+            assert entry.is_symlink() and not entry.is_file(follow_symlinks=False)
+        else:
+            assert entry.is_file(follow_symlinks=False) and not entry.is_symlink()
+            assert entry.stat(follow_symlinks=False).st_size == sizes[entry.name], entry.name
+
+
 def test_rename_of_a_directory_of_1000_files(mounted: tuple[Path, str], here: tuple[Path, str], boto: Any) -> None:
     _, bucket = mounted
     d, prefix = here
