@@ -13,6 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import make_s3
 
+from edgestore.config import NodeConfig
+
 MIB = 1024 * 1024
 
 
@@ -51,10 +53,11 @@ def test_copy_keeps_data_and_metadata(s3: Any, bucket: str, size: int) -> None:
 
 
 def test_copy_of_a_large_object_writes_no_blocks(cluster: Any, s3: Any, bucket: str) -> None:
-    body = os.urandom(4 * MIB)
+    blocks = 4
+    body = os.urandom(blocks * NodeConfig.block_size_bytes)
     s3.put_object(Bucket=bucket, Key="big", Body=body)
     account = cluster.info["account"]
-    assert block_writes_for(cluster, f"{account}/{bucket}/big") >= 4 * 2  # 4 blocks, on a quorum each
+    assert block_writes_for(cluster, f"{account}/{bucket}/big") >= blocks * 2  # each block on a quorum
     s3.copy_object(Bucket=bucket, Key="big-copy", CopySource={"Bucket": bucket, "Key": "big"})
     s3.delete_object(Bucket=bucket, Key="big")
     assert block_writes_for(cluster, f"{account}/{bucket}/big-copy") == 0
