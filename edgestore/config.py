@@ -99,14 +99,10 @@ class NodeConfig:
     devices: tuple[DeviceConfig, ...]
     peers: tuple[str, ...] = ()
     inline_max_bytes: int = 16 * 1024
-    # 2 MiB: about half of what storing a block costs a replica does not depend on its size
-    # (a request, thread hops, a file, two fsyncs, a reference commit), and 2 MiB took a tenth
-    # to a quarter off the nodes' CPU per GiB stored against 1 MiB, within the memory bound
-    # (4 MiB passed it: a GET holds two blocks per reader). docs/performance.md, "Large PUT".
-    block_size_bytes: int = 2 * 1024 * 1024
-    # Blocks in flight per request and in total: caps the node's buffer memory (16 MiB).
-    blocks_in_flight_per_request: int = 2
-    blocks_in_flight_total: int = 8
+    block_size_bytes: int = 1024 * 1024
+    # Blocks in flight per request and in total: caps the node's buffer memory.
+    blocks_in_flight_per_request: int = 4
+    blocks_in_flight_total: int = 16
     # How long a record write may wait for overlapping ones to share its commit (fewer
     # bytes written per object on an SD card, some latency under concurrency); 0: never.
     group_commit_window_ms: float = 50.0

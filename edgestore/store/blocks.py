@@ -20,9 +20,9 @@ from edgestore.store.blockid import BlockVerifier, is_legacy, verify
 
 __all__ = ["BlockStore", "BlockTooLarge", "block_file", "fsync_dir"]
 
-# `receive` hands the bytes to its writer thread in batches of about this size: 1 MiB (half
-# the default block size) goes to disk per thread hop, the last one checking, fsyncing and
-# placing the block, and a block of any size (anti-entropy may move any) holds little memory.
+# `receive` hands the bytes to its writer thread in batches of about this size: a block of
+# the default size (1 MiB) goes to disk, checked, fsynced and placed in one thread hop, and
+# a larger one (anti-entropy may move any size) still holds little memory.
 RECEIVE_BATCH_BYTES = 1024 * 1024
 
 
