@@ -119,3 +119,14 @@ def test_a_sigv2_policy_form_uploads(cluster: LocalCluster, s3: Any, bucket: str
                                                "policy": policy, "signature": signature}, b"old style", "f.txt")
     assert r.status_code == 204, r.text
     assert s3.get_object(Bucket=bucket, Key="v2/f.txt")["Body"].read() == b"old style"
+
+
+def test_a_bucket_policy_judges_the_object_a_form_names(cluster: LocalCluster, s3: Any, bucket: str) -> None:
+    inbox = {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/inbox/*"}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [inbox]}))
+    url = f"{cluster.endpoint}/{bucket}"
+    assert post(url, {"key": "inbox/${filename}"}, b"dropped").status_code == 204
+    assert s3.get_object(Bucket=bucket, Key="inbox/photo.jpg")["Body"].read() == b"dropped"
+    assert post(url, {"key": "elsewhere/${filename}"}, b"no").status_code == 403
+    s3.delete_bucket_policy(Bucket=bucket)

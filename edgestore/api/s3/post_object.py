@@ -211,12 +211,15 @@ async def post_object(req: S3Request) -> web.StreamResponse:
                                        {**fields, "bucket": req.bucket_name or ""})
     elif req.user is None and any(name in fields for name in ("x-amz-signature", "signature")):
         raise InvalidArgument("A signature needs its policy.", ArgumentName="policy")
-    bucket = await req.bucket_for(Access.WRITE)
     key = fields["key"].replace("${filename}", form.filename)
     if not key:
         raise InvalidArgument("User key must have a length greater than 0.", ArgumentName="key")
     if len(key.encode()) > MAX_KEY_BYTES:
         raise KeyTooLongError()
+    bucket = await req.bucket()
+    # (a bucket policy judges the object the form names, not the bucket it is posted to)
+    if not req.may(bucket.account, bucket.acl, Access.WRITE, req.policy_effect(bucket, "s3:PutObject", key)):
+        raise AccessDenied()
     if "tagging" in fields:
         raise InvalidRequest("Tagging in a POST form is not supported; tag the object afterwards.")
     assert form.file is not None
