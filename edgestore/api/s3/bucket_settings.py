@@ -11,15 +11,31 @@ from aiohttp import web
 
 from edgestore.api.s3.checksums import check_small_body
 from edgestore.api.s3.context import S3Request
-from edgestore.api.s3.errors import MalformedXML
+from edgestore.api.s3.errors import InvalidRequest, MalformedXML
 from edgestore.api.s3.unconfigured import NOT_CONFIGURED
-from edgestore.api.s3.xml import xml_response
+from edgestore.api.s3.xml import local_name, parse_xml, xml_response
 from edgestore.model.buckets import Bucket, Buckets
 from edgestore.streams import BodyTooLarge, read_limited
 
-__all__ = ["BucketSetting"]
+__all__ = ["BucketSetting", "parse_rules"]
 
 Rules = tuple[dict[str, Any], ...]
+
+
+def parse_rules(body: bytes, root: str, element: str, most: int, what: str,
+                parse_one: Callable[[Any], dict[str, Any]]) -> Rules:
+    """The ``element`` children of document ``root``, each read by ``parse_one``: at least
+    one (MalformedXML), at most ``most`` (InvalidRequest)."""
+    rules = []
+    for child in parse_xml(body, root):
+        if local_name(child) != element:
+            raise MalformedXML()
+        rules.append(parse_one(child))
+    if not rules:
+        raise MalformedXML()
+    if len(rules) > most:
+        raise InvalidRequest(f"A {what} configuration holds at most {most} rules.")
+    return tuple(rules)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from edgestore.api.s3.bucket_settings import BucketSetting
+from edgestore.api.s3.bucket_settings import BucketSetting, parse_rules
 from edgestore.api.s3.context import S3Request
 from edgestore.api.s3.errors import InvalidRequest, MalformedXML, S3Error
-from edgestore.api.s3.xml import decimal, document, element, local_name, parse_xml
+from edgestore.api.s3.xml import decimal, document, element, local_name
 from edgestore.model.buckets import Bucket, Buckets
 
 __all__ = ["SETTING", "preflight", "actual_request_headers"]
@@ -78,16 +78,7 @@ def _rule(xml_rule: Any) -> dict[str, Any]:
 
 
 def parse_configuration(body: bytes) -> tuple[dict[str, Any], ...]:
-    rules = []
-    for child in parse_xml(body, "CORSConfiguration"):
-        if local_name(child) != "CORSRule":
-            raise MalformedXML()
-        rules.append(_rule(child))
-    if not rules:
-        raise MalformedXML()
-    if len(rules) > MAX_RULES:
-        raise InvalidRequest(f"A CORS configuration holds at most {MAX_RULES} rules.")
-    return tuple(rules)
+    return parse_rules(body, "CORSConfiguration", "CORSRule", MAX_RULES, "CORS", _rule)
 
 
 def render_configuration(rules: tuple[dict[str, Any], ...]) -> bytes:

@@ -17,10 +17,10 @@ import time
 from typing import Any
 from xml.etree import ElementTree
 
-from edgestore.api.s3.bucket_settings import BucketSetting
+from edgestore.api.s3.bucket_settings import BucketSetting, parse_rules
 from edgestore.api.s3.errors import InvalidArgument, InvalidRequest, MalformedXML
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
-from edgestore.api.s3.xml import decimal, document, element, iso8601, local_name, parse_xml
+from edgestore.api.s3.xml import decimal, document, element, iso8601, local_name
 from edgestore.model.buckets import Buckets
 
 __all__ = ["SETTING", "parse_configuration", "render_configuration"]
@@ -161,18 +161,10 @@ def _rule(node: ElementTree.Element) -> dict[str, Any]:
 
 
 def parse_configuration(body: bytes) -> tuple[dict[str, Any], ...]:
-    rules = []
-    for child in parse_xml(body, "LifecycleConfiguration"):
-        if local_name(child) != "Rule":
-            raise MalformedXML()
-        rules.append(_rule(child))
-    if not rules:
-        raise MalformedXML()
-    if len(rules) > MAX_RULES:
-        raise InvalidRequest(f"A lifecycle configuration holds at most {MAX_RULES} rules.")
+    rules = parse_rules(body, "LifecycleConfiguration", "Rule", MAX_RULES, "lifecycle", _rule)
     if len({rule["id"] for rule in rules}) != len(rules):
         raise InvalidArgument("Rule ID must be unique. Found same ID for more than one rule", ArgumentName="ID")
-    return tuple(rules)
+    return rules
 
 
 def _filter_xml(rule: dict[str, Any]) -> str:

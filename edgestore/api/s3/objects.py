@@ -18,13 +18,12 @@ from edgestore.api.s3.errors import (
     InvalidRange,
     InvalidRequest,
     MetadataTooLarge,
-    MethodNotAllowed,
     NoSuchKey,
     PreconditionFailed,
 )
 from edgestore.api.s3.errors import NotImplemented as S3NotImplemented
 from edgestore.api.s3.tagging import tags_from_header
-from edgestore.api.s3.versions_addressed import find_version
+from edgestore.api.s3.versions_addressed import live_version
 from edgestore.api.s3.xml import decimal, http_date
 from edgestore.model.acl import Access
 from edgestore.model.large_objects import open_body
@@ -136,10 +135,7 @@ async def _existing(req: S3Request) -> ObjectInfo:
     bucket = await req.bucket()
     assert req.key is not None
     if "versionId" in req.query:
-        version = await find_version(req, bucket, req.key, req.query["versionId"])
-        if version.delete_marker:
-            raise MethodNotAllowed("The specified method is not allowed against this resource.",
-                                   Method=req.http.method, ResourceType="DeleteMarker")
+        version = await live_version(req, bucket, req.key, req.query["versionId"])
         if not req.may(bucket.account, version.acl, Access.READ):
             raise AccessDenied()
         return version

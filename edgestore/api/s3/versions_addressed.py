@@ -8,7 +8,7 @@ from edgestore.model.acl import Access
 from edgestore.model.buckets import Bucket
 from edgestore.model.objects import NULL_VERSION, ObjectInfo
 
-__all__ = ["find_version", "owned_version"]
+__all__ = ["find_version", "live_version", "owned_version"]
 
 
 async def find_version(req: S3Request, bucket: Bucket, key: str, version_id: str,
@@ -26,17 +26,22 @@ async def find_version(req: S3Request, bucket: Bucket, key: str, version_id: str
     return info
 
 
+async def live_version(req: S3Request, bucket: Bucket, key: str, version_id: str) -> ObjectInfo:
+    """find_version, for what a delete marker cannot do (be read, tagged...): 405 for one."""
+    info = await find_version(req, bucket, key, version_id)
+    if info.delete_marker:
+        raise MethodNotAllowed("The specified method is not allowed against this resource.",
+                               Method=req.http.method, ResourceType="DeleteMarker")
+    return info
+
+
 async def owned_version(req: S3Request) -> tuple[Bucket, ObjectInfo]:
     """For the owner's sub-resources of an object (its ACL, its tags): the bucket, and the
     object's current version or the one versionId names (never a delete marker)."""
     bucket = await req.own_bucket()
     assert req.key is not None
     if "versionId" in req.query:
-        info = await find_version(req, bucket, req.key, req.query["versionId"])
-        if info.delete_marker:
-            raise MethodNotAllowed("The specified method is not allowed against this resource.",
-                                   Method=req.http.method, ResourceType="DeleteMarker")
-        return bucket, info
+        return bucket, await live_version(req, bucket, req.key, req.query["versionId"])
     current = await req.services.objects.head(bucket.account, bucket.name, req.key)
     if current is None:
         raise NoSuchKey(Key=req.key)
