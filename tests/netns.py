@@ -35,6 +35,7 @@ from edgestore.cli.up import _ensure_user
 PORT = 8080             # every node has its own namespace, hence its own ports
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+HEAL_TIMEOUT_S = 20.0
 
 
 def netns_unavailable() -> str | None:
@@ -131,7 +132,32 @@ class NetnsCluster:
         _ip("link", "set", self._host_link("c", index), "down")
 
     def heal(self, index: int) -> None:
+        """Reconnect node `index`, and return once it and every peer can open connections to each other
+        over the cluster net (its neighbour entries went stale during the cut, and the nodes' 1 s
+        connect timeout is shorter than a loaded host may take to resolve them again)."""
         _ip("link", "set", self._host_link("c", index), "up")
+        for peer in range(self.nodes):
+            if peer != index:
+                self._wait_connectable(peer, self.cluster_ip(index))
+                self._wait_connectable(index, self.cluster_ip(peer))
+
+    def _wait_connectable(self, index: int, address: str) -> None:
+        """From inside node `index`'s namespace, retry a TCP connect to address:PORT until one
+        succeeds, for at most HEAL_TIMEOUT_S."""
+        probe = ("import socket, sys, time\n"
+                 "deadline = time.monotonic() + float(sys.argv[3])\n"
+                 "while True:\n"
+                 "    try:\n"
+                 "        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()\n"
+                 "        break\n"
+                 "    except OSError:\n"
+                 "        if time.monotonic() > deadline: sys.exit('unreachable')\n"
+                 "        time.sleep(0.1)\n")
+        done = subprocess.run(["ip", "netns", "exec", self.namespace(index), sys.executable, "-c", probe, address,
+                               str(PORT), str(HEAL_TIMEOUT_S)],
+                              capture_output=True, text=True, timeout=HEAL_TIMEOUT_S + 10)
+        if done.returncode != 0:
+            raise RuntimeError(f"node {index} cannot reach {address}:{PORT} after the heal: {done.stderr.strip()}")
 
     # -- the nodes ---------------------------------------------------------------------
 
