@@ -260,6 +260,11 @@ def _cached_pages(path: Path) -> int:
 def test_written_blocks_leave_the_page_cache_once_durable(tmp_path: Path) -> None:
     """Both ways a block is written (received from a peer, stored whole) leave none of its
     pages cached once it is placed: a large upload must not push a Pi's metadata out."""
+    fs_type = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.strip()
+    if fs_type == "tmpfs":   # its pages are the file itself: nothing to drop (no node keeps data there)
+        pytest.skip("the test directory is on tmpfs")
+
     async def go() -> None:
         store = BlockStore(tmp_path / "blocks", "d1")
         received, whole = os.urandom(1 << 20), os.urandom(1 << 20)
