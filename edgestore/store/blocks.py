@@ -4,7 +4,7 @@ A block's id carries a checksum of its bytes (blockid.py): a read checks the blo
 against its name and quarantines it if it no longer matches, so a rotten SD card
 sector is never served. Files are written durably: temp file in the same
 filesystem, fsync, rename, fsync of the directory, before the write is acknowledged;
-once durable, their pages leave the page cache (drop_cached).
+once durable, their pages leave the page cache (make_durable).
 All I/O runs in threads, never on the event loop.
 """
 
@@ -70,9 +70,7 @@ class BlockUpload:
             try:
                 self._write_sync(self._last)
                 assert self._file is not None
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                drop_cached(self._file.fileno())
+                make_durable(self._file)
             finally:
                 self._close()
         except OSError as exc:
@@ -119,15 +117,17 @@ class BlockUpload:
             self.tmp.unlink(missing_ok=True)
 
 
-def drop_cached(fd: int) -> None:
-    """Drop a just-fsynced (hence clean) block file's pages from the page cache. A block is
-    rarely read right after it is written, and a stream of them would otherwise fill a Pi's
-    RAM and push out what is read all the time (SQLite's pages, directories) — OpenStack
-    Swift's object server drops large objects the same way. It also keeps a large upload
-    writing into the same few recycled pages: on the 2-core VM of docs/performance.md,
-    where fresh pages are dear, that took a 4-node cluster's large PUT from 113-143 to
-    167-192 MiB/s."""
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+def make_durable(f: BinaryIO) -> None:
+    """Flush and fsync a block's temp file, then drop its (now clean) pages from the page
+    cache. A block is rarely read right after it is written, and a stream of them would
+    otherwise fill a Pi's RAM and push out what is read all the time (SQLite's pages,
+    directories); OpenStack Swift's object server drops large objects the same way. It also
+    keeps a large upload writing into the same few recycled pages: on the 2-core VM of
+    docs/performance.md, where fresh pages are dear, that took a 4-node cluster's large PUT
+    from 113-143 to 167-192 MiB/s."""
+    f.flush()
+    os.fsync(f.fileno())
+    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def fsync_dir(path: Path) -> None:
@@ -163,9 +163,7 @@ class BlockStore:
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                drop_cached(f.fileno())
+                make_durable(f)
         except OSError as exc:
             self.failed(tmp, block, exc)
         self.place_sync(block, tmp)
