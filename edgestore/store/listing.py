@@ -75,6 +75,8 @@ _NO_END = b""
 # to the first name past the previous one, or past the whole common prefix it fell in.
 # Bound: :kind, :low (inclusive), :end, :cut (characters of the listing's prefix, plus
 # one), :delim, :dlen (its characters), :dend (prefix_end of the delimiter), :now, :limit.
+# A row reached by the walk is its common prefix's first row, so its own name is the
+# witness when it is live - unless the page starts (:low) inside that common prefix.
 # In SQL, `at` is where the delimiter starts in the name after the prefix (1-based, 0:
 # none); a common prefix is name[:cut - 1 + at - 1 + dlen]. Because it ends with the
 # delimiter, prefix_end(common) is common less the delimiter, then :dend — except for a
@@ -112,7 +114,8 @@ SELECT CAST('[' || group_concat(item) || ']' AS BLOB) FROM (
     SELECT CASE WHEN at = 0 THEN json_array({columns}) ELSE json_array(common, witness) END AS item FROM (
         SELECT r.name AS name, r.ts AS ts, r.node AS node, r.deleted AS deleted, r.value AS value,
             {_AT.format(n="r.name")} AS at, {_COMMON.format(n="r.name")} AS common,
-            CASE WHEN {_LIVE.format(r="r.", now=":now")} THEN r.name ELSE ({witness}) END AS witness
+            CASE WHEN {_LIVE.format(r="r.", now=":now")} AND :low <= {_COMMON.format(n="r.name")} THEN r.name
+                 ELSE ({witness}) END AS witness
         FROM walk JOIN records AS r ON r.kind = :kind AND r.name = walk.n)
     WHERE at = 0 OR witness IS NOT NULL
     LIMIT :limit)
