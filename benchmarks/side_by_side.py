@@ -286,11 +286,13 @@ def main() -> int:
         per_scenario = {"list": {}, "small": dict(count=args.small_count), "large": dict(count=args.large_count),
                         "mixed": dict(duration_s=args.mixed_duration)}
         rows: list[dict[str, Any]] = []
+        cpu_rows: list[dict[str, Any]] = []
         peaks: dict[str, dict[str, float]] = {s.name: {} for s in (swift, edgestore)}
         turn = 0
         for api in args.apis.split(","):
             for scenario in chosen:
                 rounds: dict[str, list[list[PhaseResult]]] = {swift.name: [], edgestore.name: []}
+                cpu: dict[str, list[float]] = {swift.name: [], edgestore.name: []}
                 for _ in range(args.rounds):
                     order = (swift, edgestore) if turn % 2 == 0 else (edgestore, swift)   # alternate who goes first
                     turn += 1
@@ -300,15 +302,19 @@ def main() -> int:
                         settings = Settings(**{**base.__dict__, "bucket": f"side-{scenario}-{api}",
                                                **per_scenario[scenario]})
                         target = system.swift() if api == "swift" else system.s3()
+                        cpu_before = cpu_seconds(system.pids())
                         with PeakSampler(system) as sampler:
                             results = asyncio.run(run_scenario(target, scenario, settings))
+                        cpu[system.name].append(cpu_seconds(system.pids()) - cpu_before)
                         rounds[system.name].append(results)
                         for key, value in sampler.peak.items():
                             peaks[system.name][key] = max(value, peaks[system.name].get(key, 0))
                         print(f"{api} {scenario} {system.name}: "
                               + ", ".join(f"{r.phase} {r.row()['ops_per_s']} ops/s" for r in results), flush=True)
                 rows += compare(api, rounds[swift.name], rounds[edgestore.name])
-        report = render(rows, idle, peaks, load_before, os.getloadavg(), args)
+                cpu_rows.append({"api": api, "scenario": scenario, "swift": lower_median(cpu[swift.name]),
+                                 "edgestore": lower_median(cpu[edgestore.name])})
+        report = render(rows, cpu_rows, idle, peaks, load_before, os.getloadavg(), args)
         print(report)
         if not args.no_write:
             args.out.write_text(report + kept_sections(args.out))
@@ -327,6 +333,11 @@ def main() -> int:
 
 def metric_of(result: PhaseResult) -> str:
     return "mib_per_s" if result.scenario == "large" else "ops_per_s"
+
+
+def lower_median(values: list[float]) -> float:
+    """The middle value; the lower middle one of an even count, as median_run."""
+    return sorted(values)[(len(values) - 1) // 2]
 
 
 def median_run(runs: list[PhaseResult]) -> PhaseResult:
@@ -374,7 +385,8 @@ def _ratio(mine: float, baseline: float) -> float:
     return mine / baseline if baseline else float("inf")
 
 
-def render(rows: list[dict[str, Any]], idle: dict[str, dict[str, float]], peaks: dict[str, dict[str, float]],
+def render(rows: list[dict[str, Any]], cpu_rows: list[dict[str, Any]], idle: dict[str, dict[str, float]],
+           peaks: dict[str, dict[str, float]],
            load_before: tuple[float, ...], load_after: tuple[float, ...], args: argparse.Namespace) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -402,6 +414,13 @@ def render(rows: list[dict[str, Any]], idle: dict[str, dict[str, float]], peaks:
     if failed:  # a ratio over a phase that failed means little without the reason
         lines += ["", "First error of each phase with errors:", ""]
         lines += [f"- {row['api']} {row['scenario']} {row['phase']}, {name}: `{error}`" for row, name, error in failed]
+    lines += ["", "CPU-seconds each system's processes used for one run of a scenario (all its phases, the same "
+              "work on both; median round; a process that exits meanwhile is not counted, which can only "
+              "flatter Swift, whose replicators come and go):", "",
+              "| API | scenario | Swift CPU-s | edgestore CPU-s | edgestore / Swift |", "|---|---|---:|---:|---:|"]
+    for row in cpu_rows:
+        lines.append(f"| {row['api']} | {row['scenario']} | {row['swift']:.1f} | {row['edgestore']:.1f} | "
+                     f"{_ratio(row['edgestore'], row['swift']):.2f} |")
     lines += ["", "| memory | processes | PSS MiB | RSS MiB | largest process RSS MiB |", "|---|---:|---:|---:|---:|"]
     for name, idle_mem in idle.items():
         lines.append(f"| {name}, idle | {idle_mem['processes']:.0f} | {idle_mem['pss_mib']} | {idle_mem['rss_mib']} | "
