@@ -135,12 +135,13 @@ class Buckets:
         return bucket
 
     async def create(self, account: str, name: str, acl: str = DEFAULT_ACL, *, meta: dict[str, str] | None = None,
-                     read_acl: str = "", write_acl: str = "", swift_versions: SwiftVersions | None = None) -> Bucket:
+                     read_acl: str = "", write_acl: str = "", swift_versions: SwiftVersions | None = None,
+                     versioning: str | None = None) -> Bucket:
         existing = await self.lookup(name, use_cache=False)
         if existing is not None:
             raise BucketExists(name, owned_by_requester=existing.account == account)
         bucket = Bucket(name, account, self._clock.now(), acl, meta=dict(meta or {}), read_acl=read_acl,
-                        write_acl=write_acl, swift_versions=swift_versions)
+                        write_acl=write_acl, swift_versions=swift_versions, versioning=versioning)
         await self._write(bucket)
         return bucket
 
@@ -177,10 +178,11 @@ class Buckets:
         return changed
 
     async def set_swift_meta(self, bucket: Bucket, meta: dict[str, str], read_acl: str, write_acl: str,
-                             swift_versions: SwiftVersions | None) -> Bucket:
-        """Replace the container metadata, ACLs and versioning (the caller merged them)."""
+                             swift_versions: SwiftVersions | None, versioning: str | None) -> Bucket:
+        """Replace the container metadata, ACLs and both kinds of versioning (the caller
+        merged them)."""
         changed = replace(bucket, meta=dict(meta), read_acl=read_acl, write_acl=write_acl,
-                          swift_versions=swift_versions)
+                          swift_versions=swift_versions, versioning=versioning)
         await self._write(changed)
         return changed
 

@@ -10,7 +10,7 @@ record is then copied back into the current record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncGenerator
 
 from edgestore.clock import Clock
 from edgestore.cluster.coordinator import Coordinator
@@ -104,7 +104,7 @@ class Versions:
         await self._coordinator.put_records(placement_path(KIND_OBJECT, name), records)
         return version_id, bool(target.value.get("delete_marker"))
 
-    async def listing(self, account: str, bucket: str, prefix: str = "") -> AsyncIterator[ListedVersion]:
+    async def listing(self, account: str, bucket: str, prefix: str = "") -> AsyncGenerator[ListedVersion, None]:
         """Every version of every key under prefix: keys in order, each key's newest first."""
         base = f"{account}/{bucket}/"
         path = placement_path(KIND_OBJECT, base)

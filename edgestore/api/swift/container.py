@@ -16,6 +16,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from edgestore import errors as domain
+from edgestore.api.swift import object_versioning
 from edgestore.api.swift.acl import clean_acl
 from edgestore.api.swift.context import SwiftRequest, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
@@ -56,6 +57,7 @@ def _container_headers(req: SwiftRequest, bucket: Bucket, stats: ContainerStats)
     owner = req.owner
     headers.update(meta_headers(bucket.meta, "container", () if owner else SECRET_META))
     headers.update(versions_headers(bucket.swift_versions))
+    headers.update(object_versioning.state_headers(bucket))
     if owner:
         for header, acl in ((_ACL_HEADERS["read"], bucket.read_acl), (_ACL_HEADERS["write"], bucket.write_acl)):
             if acl:
@@ -104,7 +106,13 @@ class _Changes:
     """What a container PUT or POST sends, checked."""
     meta: dict[str, str]
     acls: dict[str, str]
-    versions: SwiftVersions | None  # None: unchanged; VERSIONS_OFF: turned off
+    versions: SwiftVersions | None  # legacy versioning. None: unchanged; VERSIONS_OFF: turned off
+    versioning: str | None          # X-Versions-Enabled, as an S3 versioning state; None: unchanged
+
+    def check_modes(self, bucket: Bucket | None) -> None:
+        """400 if the container would have both kinds of versioning."""
+        legacy = self.versions if self.versions != VERSIONS_OFF else None
+        object_versioning.check_modes(self.versioning, legacy, self.versions == VERSIONS_OFF, bucket)
 
 
 def _sent_changes(req: SwiftRequest) -> _Changes:
@@ -114,7 +122,8 @@ def _sent_changes(req: SwiftRequest) -> _Changes:
     if not req.owner:  # (an account ACL's read-write user) Swift's owner-only headers are dropped
         acls = {}
         meta = {name: value for name, value in meta.items() if name not in SECRET_META}
-    return _Changes(meta, acls, requested_versions(req.http.headers, MAX_CONTAINER_NAME_BYTES))
+    return _Changes(meta, acls, requested_versions(req.http.headers, MAX_CONTAINER_NAME_BYTES),
+                    object_versioning.requested_state(req.http.headers))
 
 
 def _stored_versions(sent: SwiftVersions | None, stored: SwiftVersions | None) -> SwiftVersions | None:
@@ -130,22 +139,25 @@ async def _update(req: SwiftRequest, changes: _Changes) -> None:
     bucket = await req.services.buckets.lookup(req.container, use_cache=False)
     if bucket is None or bucket.account != req.account:
         raise SwiftError(404)
-    if not changes.meta and not changes.acls and changes.versions is None:
+    changes.check_modes(bucket)
+    if not changes.meta and not changes.acls and changes.versions is None and changes.versioning is None:
         return
     merged = merge_meta(bucket.meta, changes.meta, "x-container-meta-")
     await req.services.buckets.set_swift_meta(bucket, merged, changes.acls.get("read", bucket.read_acl),
                                               changes.acls.get("write", bucket.write_acl),
-                                              _stored_versions(changes.versions, bucket.swift_versions))
+                                              _stored_versions(changes.versions, bucket.swift_versions),
+                                              changes.versioning or bucket.versioning)
 
 
 async def container_put(req: SwiftRequest) -> web.StreamResponse:
     assert req.container is not None
     changes = _sent_changes(req)
+    changes.check_modes(None)
     try:
         await req.services.buckets.create(
             req.account, req.container, meta=merge_meta({}, changes.meta, "x-container-meta-"),
             read_acl=changes.acls.get("read", ""), write_acl=changes.acls.get("write", ""),
-            swift_versions=_stored_versions(changes.versions, None))
+            swift_versions=_stored_versions(changes.versions, None), versioning=changes.versioning)
     except domain.BucketExists as exc:
         if exc.owned_by_requester:
             await _update(req, changes)
@@ -182,6 +194,9 @@ def object_entry(info: ListedObject) -> dict[str, Any]:
 
 async def container_get(req: SwiftRequest) -> web.StreamResponse:
     bucket = await req.own_container()
+    if "versions" in req.query:
+        headers = _container_headers(req, bucket, await container_stats(req, bucket))
+        return await object_versioning.versions_listing(req, bucket, headers)
     params = listing_params(req.query, allow_path=True)
     fmt = listing_format(req.http, req.query)
     after = params.marker if params.marker and not params.reverse and params.marker >= params.prefix else None

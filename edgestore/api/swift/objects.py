@@ -20,13 +20,14 @@ from aiohttp import web
 
 from edgestore.api.byteranges import send_ranges
 from edgestore.api.http import evaluate_preconditions, parse_byte_ranges
-from edgestore.api.swift import large_objects, slo, versioned
+from edgestore.api.swift import large_objects, object_versioning, slo, versioned
 from edgestore.api.swift.authorize import Op
 from edgestore.api.swift.context import SwiftRequest, http_date, x_timestamp
 from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.expiry import expiry_headers, requested_delete_at
 from edgestore.api.swift.metadata import META_LIMITS, sent_meta
 from edgestore.model.acl import DEFAULT_ACL
+from edgestore.model.buckets import Bucket
 from edgestore.model.objects import ObjectInfo
 
 __all__ = ["object_put", "object_get", "object_head", "object_delete", "object_post", "object_copy",
@@ -114,6 +115,9 @@ def _declared_md5(req: SwiftRequest) -> bytes | None:
 
 
 async def object_put(req: SwiftRequest) -> web.StreamResponse:
+    if object_versioning.VERSION_ID in req.query:
+        assert req.obj is not None
+        return await object_versioning.restore_version(req, await req.own_container(), req.obj)
     if "X-Copy-From" in req.http.headers:
         source = req.http.headers["X-Copy-From"]
         assert req.container is not None and req.obj is not None
@@ -149,17 +153,17 @@ async def object_put(req: SwiftRequest) -> web.StreamResponse:
                                           before_commit=before_commit, versioning=bucket.versioning,
                                           expected_md5=_declared_md5(req))
     return web.Response(status=201, headers={"Etag": info.etag, "Last-Modified": http_date(info.last_modified),
-                                             "X-Timestamp": x_timestamp(info.last_modified)},
+                                             "X-Timestamp": x_timestamp(info.last_modified),
+                                             **object_versioning.written_headers(bucket, info.version_id)},
                         content_type="text/html", charset="UTF-8")
 
 
-async def _existing(req: SwiftRequest) -> ObjectInfo:
+async def _existing(req: SwiftRequest) -> tuple[Bucket, ObjectInfo]:
+    """The container, and the object the request reads (the version ?version-id names, or
+    the current one); 404 if there is none."""
     bucket = await req.own_container()
     assert req.obj is not None
-    info = await req.services.objects.head(bucket.account, bucket.name, req.obj)
-    if info is None:
-        raise SwiftError(404)
-    return info
+    return bucket, await object_versioning.addressed(req, bucket, req.obj)
 
 
 async def object_head(req: SwiftRequest) -> web.StreamResponse:
@@ -171,9 +175,9 @@ async def object_get(req: SwiftRequest) -> web.StreamResponse:
 
 
 async def _answer(req: SwiftRequest, with_body: bool) -> web.StreamResponse:
-    info = await _existing(req)
+    bucket, info = await _existing(req)
     body, replaced = await large_objects.body_for_get(req, info)
-    headers = _object_headers(info) | replaced
+    headers = _object_headers(info) | replaced | object_versioning.version_headers(bucket, info)
     status = evaluate_preconditions(req.http.headers.get, body.etag, info.last_modified)
     if status == 304:
         return web.Response(status=304, headers={"Etag": headers["Etag"], "Last-Modified": headers["Last-Modified"]})
@@ -190,6 +194,8 @@ async def object_delete(req: SwiftRequest) -> web.StreamResponse:
         return await slo.delete_manifest(req)
     bucket = await req.own_container()
     assert req.obj is not None
+    if object_versioning.VERSION_ID in req.query:
+        return await object_versioning.delete_version(req, bucket, req.obj)
     if bucket.swift_versions is not None and await versioned.versioned_delete(req, bucket, req.obj):
         return web.Response(status=204)
     if bucket.versioning is None:
@@ -201,15 +207,16 @@ async def object_delete(req: SwiftRequest) -> web.StreamResponse:
         return web.Response(status=204)
     if await req.services.objects.head(bucket.account, bucket.name, req.obj) is None:
         raise SwiftError(404)
-    await req.services.versions.delete(bucket.account, bucket.name, req.obj, bucket.versioning, None)
-    return web.Response(status=204)
+    marker, _ = await req.services.versions.delete(bucket.account, bucket.name, req.obj, bucket.versioning, None)
+    return web.Response(status=204, headers=object_versioning.written_headers(bucket, marker))
 
 
 async def object_post(req: SwiftRequest) -> web.StreamResponse:
     """Replace the object's user metadata (all of it, as Swift does) and, if sent, its
     Content-Type and stored headers; the data, ETag and Last-Modified stay."""
+    object_versioning.refuse_post(req)
     delete_at = requested_delete_at(req.http.headers)  # refused before the lookup, as in Swift
-    info = await _existing(req)
+    _, info = await _existing(req)
     assert req.container is not None
     changes: dict[str, Any] = {"meta": _user_meta(req), "headers": _stored_headers(req), "delete_at": delete_at,
                                **large_objects.manifest_attrs(req, posted_to=info)}
@@ -243,7 +250,7 @@ async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web
     await req.authorize(src_container, Op.READ)
     await req.authorize(container, Op.WRITE)
     src_req = dataclasses.replace(req, container=src_container, obj=src_obj)
-    info = await _existing(src_req)
+    _, info = await _existing(src_req)   # (COPY ?version-id: that version)
     dest_bucket = await req.own_container()
     fresh = req.http.headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes", "on")
     meta = {} if fresh else dict(info.meta)
@@ -272,5 +279,6 @@ async def _copy(req: SwiftRequest, source: str, container: str, obj: str) -> web
     return web.Response(status=201, headers={
         "Etag": copied.etag, "Last-Modified": http_date(copied.last_modified),
         "X-Timestamp": x_timestamp(copied.last_modified), "X-Copied-From": f"{src_container}/{src_obj}",
-        "X-Copied-From-Last-Modified": http_date(info.last_modified)}, content_type="text/html", charset="UTF-8")
+        "X-Copied-From-Last-Modified": http_date(info.last_modified),
+        **object_versioning.written_headers(dest_bucket, copied.version_id)}, content_type="text/html", charset="UTF-8")
 

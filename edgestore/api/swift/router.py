@@ -25,6 +25,7 @@ from edgestore.api.swift import (
     cors,
     extract,
     keystone,
+    object_versioning,
     objects,
     slo,
     tempurl,
@@ -127,6 +128,7 @@ def capabilities() -> dict[str, object]:
                       **objects.META_LIMITS, "strict_cors_mode": True, "allow_account_management": False},
             "tempauth": {"account_acls": True}, "bulk_delete": bulk.CAPABILITIES,
             "bulk_upload": extract.CAPABILITIES, "versioned_writes": versioned.CAPABILITIES,
+            "object_versioning": object_versioning.CAPABILITIES,
             "tempurl": tempurl.capabilities(), "container_quotas": {}, "account_quotas": {},
             "slo": slo.capabilities(), "dlo": {},
             "keystone": {"versions": ["v3", "v2.0"], "methods": ["password", "token"]}}

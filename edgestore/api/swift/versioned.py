@@ -33,7 +33,7 @@ from edgestore.model.listing import ListedObject
 from edgestore.model.objects import ObjectInfo
 
 __all__ = ["VERSIONS_OFF", "DELETE_MARKER_TYPE", "CAPABILITIES", "requested_versions",
-           "versions_headers", "archive_current", "versioned_delete"]
+           "versions_headers", "archive_current", "versioned_delete", "copy_whole"]
 
 DELETE_MARKER_TYPE = "application/x-deleted;swift_versions_deleted=1"
 CAPABILITIES = {"allowed_flags": ["x-versions-location", "x-history-location"]}
@@ -92,13 +92,13 @@ async def _archive(req: SwiftRequest, versions: SwiftVersions) -> Bucket:
     return archive
 
 
-async def _copy(req: SwiftRequest, info: ObjectInfo, bucket: Bucket, key: str) -> None:
+async def copy_whole(req: SwiftRequest, info: ObjectInfo, bucket: Bucket, key: str) -> ObjectInfo:
     """``info`` as object ``key`` of ``bucket``, all of it (a manifest stays a manifest)."""
     attrs: dict[str, object] = {"content_type": info.content_type, "meta": info.meta, "headers": info.headers}
     if info.delete_at is not None:
         attrs["delete_at"] = info.delete_at
-    await req.services.objects.copy(info, bucket.account, bucket.name, key, attrs, DEFAULT_ACL,
-                                     versioning=bucket.versioning)
+    return await req.services.objects.copy(info, bucket.account, bucket.name, key, attrs, DEFAULT_ACL,
+                                            versioning=bucket.versioning)
 
 
 async def archive_current(req: SwiftRequest, bucket: Bucket, obj: str) -> None:
@@ -109,7 +109,7 @@ async def archive_current(req: SwiftRequest, bucket: Bucket, obj: str) -> None:
     current = await req.services.objects.head(bucket.account, bucket.name, obj)
     if current is None:
         return
-    await _copy(req, current, await _archive(req, versions), _version_name(obj, current.last_modified))
+    await copy_whole(req, current, await _archive(req, versions), _version_name(obj, current.last_modified))
 
 
 async def versioned_delete(req: SwiftRequest, bucket: Bucket, obj: str) -> bool:
@@ -123,7 +123,7 @@ async def versioned_delete(req: SwiftRequest, bucket: Bucket, obj: str) -> bool:
     if versions.mode == HISTORY:
         archive = await _archive(req, versions)
         if current is not None:
-            await _copy(req, current, archive, _version_name(obj, current.last_modified))
+            await copy_whole(req, current, archive, _version_name(obj, current.last_modified))
         # (Written even when there was nothing to delete, as Swift does.)
         await objects.put(archive.account, archive.name, _version_name(obj, time.time()), _empty_body(),
                           {"content_type": DELETE_MARKER_TYPE, "meta": {}, "headers": {}, "acl": DEFAULT_ACL},
@@ -167,7 +167,7 @@ async def _restore(req: SwiftRequest, bucket: Bucket, archive: Bucket, obj: str,
     version = await req.services.objects.head(archive.account, archive.name, name)
     if version is None:
         return False
-    await _copy(req, version, bucket, obj)
+    await copy_whole(req, version, bucket, obj)
     return True
 
 
