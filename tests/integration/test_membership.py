@@ -248,11 +248,14 @@ def test_a_removed_node_drains_under_load_and_no_copy_is_lost(cluster: LocalClus
             for key in load.keys(bucket)[:2]:
                 blocks = [b["block"] for b in locate(cluster, bucket, key)["blocks"]]
                 watched.append((bucket, key, blocks))
-        # A write is acknowledged by a quorum: wait until repair made each watched one whole.
-        deadline = time.monotonic() + 30
+        # A write is acknowledged by a quorum: wait until repair made each watched one whole,
+        # and say so if it did not (a copy short before the drain is not one the drain lost).
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(
                 min(copies(all_urls, secret, account, *w)) < 3 for w in watched):
             time.sleep(0.5)
+        before = {f"{b}/{k}": copies(all_urls, secret, account, b, k, blocks) for b, k, blocks in watched}
+        assert all(min(c) >= 3 for c in before.values()), f"not yet whole before the drain: {before}"
         removed = cli_json(cluster, "cluster", "remove-device", str(dev_id))
         assert removed["version"] == ring["version"] + 1
         waiter = subprocess.Popen([sys.executable, "-m", "edgestore", "cluster", "rebalance", "--wait", "--timeout",
