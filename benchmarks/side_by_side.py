@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,6 +44,7 @@ SWIFT_TOOLS = ROOT.parent / "shared" / "tools" / "swift-baseline"
 SWIFT_USER, SWIFT_KEY = "test:tester", "testing"        # the baseline's tempauth user
 LIST_BUCKET = "side-by-side-list"
 SCENARIO_ORDER = ("list", "small", "large", "mixed")
+T = TypeVar("T")
 
 
 # -- the two systems ---------------------------------------------------------------
@@ -312,8 +313,8 @@ def main() -> int:
                         print(f"{api} {scenario} {system.name}: "
                               + ", ".join(f"{r.phase} {r.row()['ops_per_s']} ops/s" for r in results), flush=True)
                 rows += compare(api, rounds[swift.name], rounds[edgestore.name])
-                cpu_rows.append({"api": api, "scenario": scenario, "swift": lower_median(cpu[swift.name]),
-                                 "edgestore": lower_median(cpu[edgestore.name])})
+                cpu_rows.append({"api": api, "scenario": scenario, "swift": lower_median(cpu[swift.name], float),
+                                 "edgestore": lower_median(cpu[edgestore.name], float)})
         report = render(rows, cpu_rows, idle, peaks, load_before, os.getloadavg(), args)
         print(report)
         if not args.no_write:
@@ -335,16 +336,15 @@ def metric_of(result: PhaseResult) -> str:
     return "mib_per_s" if result.scenario == "large" else "ops_per_s"
 
 
-def lower_median(values: list[float]) -> float:
-    """The middle value; the lower middle one of an even count, as median_run."""
-    return sorted(values)[(len(values) - 1) // 2]
+def lower_median(values: list[T], key: Callable[[T], float]) -> T:
+    """The middle value by `key`; the lower middle one of an even count (a benchmark that
+    must beat a baseline should not pick its better half)."""
+    return sorted(values, key=key)[(len(values) - 1) // 2]
 
 
 def median_run(runs: list[PhaseResult]) -> PhaseResult:
-    """The middle run by the phase's metric; the lower middle one of an even count (a
-    benchmark that must beat a baseline should not pick its better half)."""
-    ordered = sorted(runs, key=lambda r: float(str(r.row()[metric_of(r)])))
-    return ordered[(len(ordered) - 1) // 2]
+    """The middle run by the phase's metric (lower_median)."""
+    return lower_median(runs, lambda r: float(str(r.row()[metric_of(r)])))
 
 
 def compare(api: str, swift: list[list[PhaseResult]], edgestore: list[list[PhaseResult]]) -> list[dict[str, Any]]:

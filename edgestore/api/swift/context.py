@@ -72,6 +72,11 @@ class SwiftRequest:
         return bucket
 
 
+def is_true(value: str) -> bool:
+    """A flag's value as Swift reads it (its config_true_value): true, 1, yes, on, t or y."""
+    return value.strip().lower() in ("true", "1", "yes", "on", "t", "y")
+
+
 def http_date(seconds: float) -> str:
     """Last-Modified as Swift sends it: whole seconds, rounded up."""
     return imf_fixdate(math.ceil(seconds))

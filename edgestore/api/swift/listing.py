@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from edgestore.api.swift.context import is_true
 from edgestore.api.swift.errors import SwiftError
 
 __all__ = ["LISTING_LIMIT", "ListingParams", "Subdir", "listing_params", "select", "select_pages", "listing_format",
@@ -60,7 +61,7 @@ def listing_params(query: dict[str, str], allow_path: bool) -> ListingParams:
     if allow_path and "path" in query:
         path = query["path"]
         prefix, delimiter, path_only = (path.rstrip("/") + "/" if path else ""), "", True
-    reverse = query.get("reverse", "").lower() in ("1", "true", "yes", "on", "t", "y")
+    reverse = is_true(query.get("reverse", ""))
     return ListingParams(prefix, delimiter, query.get("marker", ""), query.get("end_marker", ""),
                          limit, reverse, path_only)
 

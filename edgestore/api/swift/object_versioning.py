@@ -32,11 +32,12 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from edgestore.api.swift.context import SwiftRequest, http_date, iso_time, x_timestamp
+from edgestore.api.swift.context import SwiftRequest, http_date, is_true, iso_time, x_timestamp
 from edgestore.api.swift.errors import SwiftError
 from edgestore.api.swift.listing import ListingParams, Subdir, listing_params, render_listing
 from edgestore.api.swift.versioned import DELETE_MARKER_TYPE, copy_whole
 from edgestore.model.buckets import Bucket, SwiftVersions
+from edgestore.model.large_objects import listed_size
 from edgestore.model.objects import NULL_VERSION, ObjectInfo
 from edgestore.model.versions import ListedVersion
 
@@ -46,7 +47,6 @@ __all__ = ["HEADER", "CAPABILITIES", "requested_state", "check_modes", "state_he
 HEADER = "X-Versions-Enabled"
 VERSION_ID = "version-id"
 CAPABILITIES: dict[str, object] = {}
-_TRUE = ("true", "1", "yes", "on", "t", "y")   # Swift's config_true_value
 _EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"    # a delete marker is a zero-byte object in Swift
 _ENABLED, _SUSPENDED = "Enabled", "Suspended"
 
@@ -55,7 +55,7 @@ def requested_state(headers: CIMultiDictProxy[str]) -> str | None:
     """The S3 versioning state a container PUT/POST asks for, or None (no change)."""
     if HEADER not in headers:
         return None
-    return _ENABLED if headers[HEADER].strip().lower() in _TRUE else _SUSPENDED
+    return _ENABLED if is_true(headers[HEADER]) else _SUSPENDED
 
 
 def check_modes(state: str | None, legacy: SwiftVersions | None, legacy_off: bool, bucket: Bucket | None) -> None:
@@ -163,9 +163,7 @@ def _entry(version: ListedVersion) -> dict[str, Any]:
     if info.delete_marker:
         size, etag, content_type = 0, _EMPTY_MD5, DELETE_MARKER_TYPE
     else:
-        slo = info.record.value.get("slo")
-        size = int(slo["size"]) if isinstance(slo, dict) and "size" in slo else info.size
-        etag, content_type = info.etag, info.content_type
+        size, etag, content_type = listed_size(info), info.etag, info.content_type
     return {"name": info.key, "bytes": size, "hash": etag, "last_modified": iso_time(info.last_modified),
             "content_type": content_type, "version_id": version.version_id, "is_latest": version.is_latest}
 
