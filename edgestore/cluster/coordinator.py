@@ -27,7 +27,7 @@ from edgestore.cluster.rpc import InternalClient, JsonBody
 from edgestore.config import Timeouts
 from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
-from edgestore.store.blockid import verify_async
+from edgestore.store.blockid import DIGEST_BYTES, is_pieced, piece_size, pieces_match, verify_async
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record, block_path, newest, placement_path
@@ -429,17 +429,33 @@ class Coordinator:
         await self._fan_out(block_path(block), f"write block {block}",
                             lambda t: self._put_block_one(t, block, data, ref, ts))
 
-    async def get_block(self, block: str) -> bytes:
-        """A block's bytes from the first replica that has them intact, this node's own
-        first: in a small cluster most blocks have a replica here (3 of 4 with 4 nodes and
-        3 replicas), and reading it costs no hop through a peer and one check, not two."""
+    def _block_readers(self, block: str) -> Iterator[Target]:
+        """Where to read a block: its replicas, this node's own first (in a small cluster
+        most blocks have a replica here, 3 of 4 with 4 nodes and 3 replicas, and reading it
+        costs no hop through a peer and one check, not two), then the handoffs."""
         replicas = self.replicas
         candidates = self.candidates(block_path(block))
         first = sorted(itertools.islice(candidates, replicas), key=lambda t: t.local is None)
-        for target in itertools.islice(itertools.chain(first, candidates), replicas * 3):
+        return itertools.islice(itertools.chain(first, candidates), replicas * 3)
+
+    async def get_block(self, block: str) -> bytes:
+        """All of a block's bytes, from the first replica that has them intact."""
+        for target in self._block_readers(block):
             try:
                 return await self._call(target, lambda dev: dev.blocks.get(block),
                                         functools.partial(self._fetch_block, target, block))
+            except (NoSuchBlock, CorruptBlock, ClusterError, StoreError):
+                continue
+        raise BlockUnavailable(block)
+
+    async def read_block(self, block: str, size: int, first: int, last: int) -> bytes:
+        """Bytes first..last (inclusive) of a block of `size` bytes, checked, from the first
+        replica that has them intact: of a pieced block only the pieces that hold them
+        travel; of an older one, the whole block."""
+        for target in self._block_readers(block):
+            try:
+                return await self._call(target, lambda dev: dev.blocks.read_range(block, first, last),
+                                        functools.partial(self._fetch_range, target, block, size, first, last))
             except (NoSuchBlock, CorruptBlock, ClusterError, StoreError):
                 continue
         raise BlockUnavailable(block)
@@ -455,6 +471,27 @@ class Coordinator:
         if not await verify_async(block, data):  # damaged on the way
             raise CorruptBlock(block, target.device.device)
         return data
+
+    async def _fetch_range(self, target: Target, block: str, size: int, first: int, last: int) -> bytes:
+        """A peer's pieces of a pieced block (all its piece digests, then the pieces that
+        cover first..last), checked again here since they crossed the network."""
+        if not is_pieced(block):
+            data = await self._fetch_block(target, block)
+            return data if (first, last) == (0, len(data) - 1) else data[first:last + 1]
+        piece = piece_size(block)
+        start, end = first // piece * piece, min(size, (last // piece + 1) * piece)
+        digests_len = -(-size // piece) * DIGEST_BYTES
+        status, body = await self.client.request(
+            "GET", target.url, f"/_internal/{target.device.device}/block/{block}",
+            {"first": str(first), "last": str(last)}, max_bytes=digests_len + end - start)
+        if status == 404:
+            raise NoSuchBlock(block)
+        if status != 200:
+            raise PeerError(target.url, f"block read answered {status}", status)
+        pieces = memoryview(body)[digests_len:]
+        if len(pieces) != end - start or not pieces_match(block, body[:digests_len], start, pieces):
+            raise CorruptBlock(block, target.device.device)  # damaged on the way, or not the size the record says
+        return bytes(pieces[first - start:last + 1 - start])
 
     # -- housekeeping --------------------------------------------------------------
 

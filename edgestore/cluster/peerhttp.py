@@ -18,6 +18,7 @@ __all__ = ["PeerConnections", "PeerHttpError", "MAX_RESPONSE_BYTES"]
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # a listing page of inline records at most
 _MAX_HEAD_BYTES = 64 * 1024
 _JOIN_MAX_BYTES = 64 * 1024
+_WRITE_SLICE_BYTES = 256 * 1024
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -111,7 +112,16 @@ async def _exchange(conn: _Conn, message: list[bytes], method: str,
     """Write a request, read the answer: (status, body, whether the connection stays usable)."""
     reader, writer = conn
     for part in message:
-        writer.write(part)
+        if len(part) <= _WRITE_SLICE_BYTES:
+            writer.write(part)
+            continue
+        # asyncio's transport copies whatever the socket does not take at once into its
+        # own buffer: a block written whole would cost most of a second copy of itself per
+        # peer while it drains. Slice by slice, that copy stays one slice at most.
+        view = memoryview(part)
+        for at in range(0, len(view), _WRITE_SLICE_BYTES):
+            writer.write(view[at:at + _WRITE_SLICE_BYTES])
+            await writer.drain()
     if sum(len(part) for part in message) > _JOIN_MAX_BYTES:
         await writer.drain()
     while True:

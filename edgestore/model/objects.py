@@ -25,7 +25,7 @@ from edgestore.errors import BodyTooSlow, DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
 from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket_names, list_bucket_pages
-from edgestore.store.blockid import new_block_id
+from edgestore.store.blockid import is_pieced, new_block_id
 from edgestore.store.records import (
     KIND_DATAUSE,
     KIND_OBJECT,
@@ -40,6 +40,9 @@ from edgestore.store.records import (
 )
 
 NULL_VERSION = "null"
+# A read fetches a pieced block this much at a time (a whole number of pieces), whatever
+# the block size: the memory a reader holds, and one request to a peer.
+READ_BATCH_BYTES = 1024 * 1024
 
 __all__ = ["Objects", "ObjectInfo", "StoredBody"]
 
@@ -358,8 +361,9 @@ class Objects:
         return StoredBody(size, md5.digest(), data_id, None if inline else blocks, data if inline else None)
 
     async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """The bytes start..end (inclusive) of an object, a block at a time, the next
-        block fetched while this one is sent: two blocks of memory per reader."""
+        """The bytes start..end (inclusive) of an object, a stretch of at most
+        READ_BATCH_BYTES at a time (the whole block of an older-form block), the next one
+        fetched while this one is sent: two stretches of memory per reader."""
         end = info.size - 1 if end is None else end
         if end < start:
             return
@@ -373,21 +377,14 @@ class Objects:
                     raise NoSuchObject(record.name.split("/", 2)[1], info.key)
             yield data[start:end + 1]
             return
-        wanted: list[tuple[str, int, int]] = []  # (block, from, to) within each block
-        offset = 0
-        for block, size in record.value["blocks"]:
-            if offset + size > start and offset <= end:
-                wanted.append((block, max(start - offset, 0), min(end - offset, size - 1)))
-            offset += size
+        stretches = _stretches(record.value["blocks"], start, end)
         fetches: list[asyncio.Task[bytes]] = []
         try:
-            for i, (_, lo, hi) in enumerate(wanted):
-                while len(fetches) < 2 and i + len(fetches) < len(wanted):
+            for i in range(len(stretches)):
+                while len(fetches) < 2 and i + len(fetches) < len(stretches):
                     fetches.append(asyncio.ensure_future(
-                        self._coordinator.get_block(wanted[i + len(fetches)][0])))
-                data = await fetches.pop(0)
-                piece = data[lo:hi + 1] if (lo, hi) != (0, len(data) - 1) else data
-                del data
+                        self._coordinator.read_block(*stretches[i + len(fetches)])))
+                piece = await fetches.pop(0)
                 yield piece
                 del piece  # sent: let it go before the next fetch is started
         finally:
@@ -494,6 +491,25 @@ class _BlockUploads:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _stretches(blocks: list[list[Any]], start: int, end: int) -> list[tuple[str, int, int, int]]:
+    """The reads that make up bytes start..end of a body: (block, its size, first, last)
+    within each block it touches, a pieced block's part cut at READ_BATCH_BYTES bounds."""
+    stretches = []
+    offset = 0
+    for block, size in blocks:
+        if offset + size > start and offset <= end:
+            first, last = max(start - offset, 0), min(end - offset, size - 1)
+            if not is_pieced(block):
+                stretches.append((block, size, first, last))
+            else:
+                while first <= last:
+                    cut = min(last, (first // READ_BATCH_BYTES + 1) * READ_BATCH_BYTES - 1)
+                    stretches.append((block, size, first, cut))
+                    first = cut + 1
+        offset += size
+    return stretches
 
 
 def _hash_block_sync(md5: Any, data: bytes) -> str:

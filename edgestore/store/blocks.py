@@ -2,7 +2,9 @@
 
 A block's id carries a checksum of its bytes (blockid.py): a read checks the block
 against its name and quarantines it if it no longer matches, so a rotten SD card
-sector is never served. Files are written durably: temp file in the same
+sector is never served. The file of a pieced block holds its bytes and then its
+pieces' digests (16 bytes each), which the id's checksum covers: a ranged read
+(`read_range`) reads and checks only the pieces it needs. Files are written durably: temp file in the same
 filesystem, fsync, rename, fsync of the directory, before the write is acknowledged;
 once durable, their pages leave the page cache (make_durable).
 All I/O runs in threads, never on the event loop.
@@ -13,13 +15,23 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO, NoReturn
 
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
-from edgestore.store.blockid import BlockVerifier, is_legacy, verify
+from edgestore.store.blockid import (
+    DIGEST_BYTES,
+    BlockVerifier,
+    is_legacy,
+    is_pieced,
+    piece_digests,
+    piece_size,
+    pieces_match,
+    verify,
+)
 
-__all__ = ["BlockStore", "BlockTooLarge", "block_file", "fsync_dir"]
+__all__ = ["BlockStore", "BlockTooLarge", "PieceRead", "block_file", "file_intact", "fsync_dir", "pieced_data_size"]
 
 # `receive` hands the bytes to its writer thread in batches of about this size: a block of
 # the default size (1 MiB) goes to disk, checked, fsynced and placed in one thread hop, and
@@ -35,6 +47,33 @@ def block_file(root: Path, block: str) -> Path:
     if is_legacy(block):
         return root / block[:2] / block[2:4] / block
     return root / block[:2] / block
+
+
+def pieced_data_size(file_size: int, piece: int) -> int:
+    """The bytes of a pieced block whose file (bytes, then a digest per piece) is this long:
+    with n pieces the file is size + 16n long, and n = ceil(file_size / (piece + 16))."""
+    pieces = -(-file_size // (piece + DIGEST_BYTES))
+    return file_size - pieces * DIGEST_BYTES
+
+
+def file_intact(block: str, raw: bytes) -> bool:
+    """Does a whole block file (a pieced block's with its digests) match the block's id?"""
+    if not is_pieced(block):
+        return verify(block, raw)
+    view = memoryview(raw)
+    size = pieced_data_size(len(raw), piece_size(block))
+    return pieces_match(block, bytes(view[size:]), 0, view[:size])
+
+
+@dataclass(frozen=True)
+class PieceRead:
+    """Checked pieces of a pieced block: the whole pieces that cover a wanted range, from
+    offset `start` of the block's `size` bytes, and the digests of all its pieces (what a
+    peer sends, so that the coordinator checks the bytes again after the network)."""
+    size: int
+    digests: bytes
+    start: int
+    data: bytes
 
 
 class BlockTooLarge(StoreError):
@@ -70,6 +109,7 @@ class BlockUpload:
             try:
                 self._write_sync(self._last)
                 assert self._file is not None
+                self._file.write(self._verifier.digests())   # a pieced block's trailer (else b"")
                 make_durable(self._file)
             finally:
                 self._close()
@@ -163,6 +203,8 @@ class BlockStore:
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
+                if is_pieced(block):
+                    f.write(piece_digests(data, piece_size(block)))
                 make_durable(f)
         except OSError as exc:
             self.failed(tmp, block, exc)
@@ -216,20 +258,66 @@ class BlockStore:
             fsync_dir(path.parent)
 
     async def get(self, block: str) -> bytes:
+        """All of a block's bytes, checked."""
         return await asyncio.to_thread(self._get_sync, block)
 
     def _get_sync(self, block: str) -> bytes:
         path = self.path_of(block)
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise NoSuchBlock(block) from None
+            with self._open(path, block) as f:
+                if not is_pieced(block):
+                    data = f.read()
+                    intact = verify(block, data)
+                else:
+                    size = pieced_data_size(os.fstat(f.fileno()).st_size, piece_size(block))
+                    data = f.read(size)
+                    digests = f.read()
+                    intact = pieces_match(block, digests, 0, data)
         except OSError as exc:
             raise StoreError(f"device {self.device_name}: cannot read block {block}: {exc}") from exc
-        if not verify(block, data):
+        if not intact:
             self._quarantine_sync(path, block)
             raise CorruptBlock(block, self.device_name)
         return data
+
+    async def read_range(self, block: str, first: int, last: int) -> bytes:
+        """Bytes first..last (inclusive) of a block, checked: of a pieced block only the
+        pieces that hold them are read; of an older one, all of it."""
+        if not is_pieced(block):
+            data = await self.get(block)
+            return data if (first, last) == (0, len(data) - 1) else data[first:last + 1]
+        read = await self.read_pieces(block, first, last)
+        skip = first - read.start
+        return read.data if (skip, last - first + 1) == (0, len(read.data)) else read.data[skip:skip + last - first + 1]
+
+    async def read_pieces(self, block: str, first: int, last: int) -> PieceRead:
+        """The checked pieces of a pieced block that cover bytes first..last (inclusive;
+        clipped to the block)."""
+        return await asyncio.to_thread(self._read_pieces_sync, block, first, last)
+
+    def _read_pieces_sync(self, block: str, first: int, last: int) -> PieceRead:
+        path = self.path_of(block)
+        piece = piece_size(block)
+        try:
+            with self._open(path, block) as f:
+                fd = f.fileno()
+                size = pieced_data_size(os.fstat(fd).st_size, piece)
+                digests = os.pread(fd, len(range(0, size, piece)) * DIGEST_BYTES, size)
+                start = first // piece * piece
+                end = min(size, (last // piece + 1) * piece)
+                data = os.pread(fd, max(end - start, 0), start)
+        except OSError as exc:
+            raise StoreError(f"device {self.device_name}: cannot read block {block}: {exc}") from exc
+        if len(data) != end - start or not pieces_match(block, digests, start, data):
+            self._quarantine_sync(path, block)
+            raise CorruptBlock(block, self.device_name)
+        return PieceRead(size, digests, start, data)
+
+    def _open(self, path: Path, block: str) -> BinaryIO:
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NoSuchBlock(block) from None
 
     def _quarantine_sync(self, path: Path, block: str) -> None:
         try:

@@ -21,7 +21,8 @@ from clusterlib import LocalCluster, healthy
 from conftest import make_s3
 from opslib import cli, cluster_with_repair_interval, missing_copies, repair_until_converged, summary
 
-from edgestore.store.blockid import BLOCK_ID, verify
+from edgestore.store.blockid import BLOCK_ID
+from edgestore.store.blocks import file_intact
 
 FULL = 2                       # the node whose device fills up
 DEVICE_BYTES = 32 * 1024 * 1024
@@ -85,7 +86,7 @@ def bad_block_files(device: Path) -> list[str]:
     bad = []
     fanned_out = [*(device / "blocks").glob("??/*"), *(device / "blocks").glob("??/??/*")]  # new ids, legacy ids
     for path in (p for p in fanned_out if p.is_file()):
-        if not BLOCK_ID.match(path.name) or not verify(path.name, path.read_bytes()):
+        if not BLOCK_ID.match(path.name) or not file_intact(path.name, path.read_bytes()):
             bad.append(str(path))
     return bad
 

@@ -106,6 +106,26 @@ def test_a_rotten_block_file_is_never_served_and_scrub_restores_it(cluster: Loca
     read_everywhere(cluster, model, bucket)
 
 
+def test_a_rotten_piece_in_the_middle_of_a_block_costs_a_reader_nothing(cluster: LocalCluster, bucket: str) -> None:
+    """A GET reads a block by checked pieces, this node's replica first. Rot in the middle of
+    that replica is found before a byte of it is sent: the file is quarantined and the rest of
+    the block comes from another replica, so the client gets every byte right, in one GET."""
+    s3 = make_s3(cluster.endpoint, *cluster.credentials)
+    body = os.urandom(9 * 1024 * 1024 + 5)
+    s3.put_object(Bucket=bucket, Key="pieced", Body=body)
+    block = locate(cluster, bucket, "pieced")["blocks"][0]
+    reader = node_index(cluster, block["replicas"][0]["node"])
+    path = block_file(device_dir(cluster, reader) / "blocks", block["block"])
+    assert path.name.endswith("-p16") and path.stat().st_size > 2 * 1024 * 1024
+    flip(path, 2 * 1024 * 1024 + 5)   # past the first two stretches a GET sends
+    got = make_s3(cluster.url(reader), *cluster.credentials).get_object(Bucket=bucket, Key="pieced")["Body"].read()
+    assert got == body
+    assert not path.exists(), "the reader met the rot, and took its replica out of service"
+    assert (device_dir(cluster, reader) / "blocks" / "quarantine" / block["block"]).exists()
+    summary(cli(cluster, "scrub", "--now"))
+    assert all_intact(locate(cluster, bucket, "pieced"))
+
+
 def test_rotten_small_object_bytes_in_a_segment_file_are_caught(cluster: LocalCluster, bucket: str) -> None:
     s3, model = make_s3(cluster.endpoint, *cluster.credentials), Model()
     body = b"sensor reading " + os.urandom(1500) + b" end of reading"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from edgestore.repair.limiter import ByteRateLimiter
 from edgestore.repair.partsync import push_partition
 from edgestore.repair.replicas import LocalReplica
-from edgestore.store.blockid import legacy_block_id, new_block_id
+from edgestore.store.blockid import legacy_block_id, new_block_id, whole_block_id
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef, MetaStore
 from edgestore.store.records import Record
@@ -145,7 +145,7 @@ def test_push_sends_records_blocks_and_refs_until_digests_match(tmp_path: Path) 
     run(go())
 
 
-@pytest.mark.parametrize("make_id", [new_block_id, legacy_block_id], ids=["new", "legacy"])
+@pytest.mark.parametrize("make_id", [new_block_id, whole_block_id, legacy_block_id], ids=["new", "whole", "legacy"])
 def test_a_ref_without_its_block_is_marked_lost_until_the_block_arrives(tmp_path: Path,
                                                                         make_id: Callable[[bytes], str]) -> None:
     async def go() -> None:

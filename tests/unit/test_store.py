@@ -14,8 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgestore.errors import CorruptBlock, NoSuchBlock
-from edgestore.store.blockid import BLOCK_ID, BlockVerifier, legacy_block_id, new_block_id, verify
-from edgestore.store.blocks import BlockStore
+from edgestore.store.blockid import (
+    BLOCK_ID,
+    DIGEST_BYTES,
+    PIECE_BYTES,
+    BlockVerifier,
+    legacy_block_id,
+    new_block_id,
+    piece_digests,
+    verify,
+    whole_block_id,
+)
+from edgestore.store.blocks import BlockStore, file_intact
 from edgestore.store.meta import MetaStore, prefix_end
 from edgestore.store.records import Record, newest
 
@@ -170,8 +180,9 @@ def test_newest_is_order_independent(versions: list[tuple[int, str]]) -> None:
     assert newest(records).version == newest(list(reversed(records))).version == max(versions)
 
 
-# Blocks this version writes, and BLAKE2b-named ones that older versions wrote.
-BLOCK_IDS = pytest.mark.parametrize("make_id", [new_block_id, legacy_block_id], ids=["new", "legacy"])
+# Blocks this version writes, and the two forms older versions wrote.
+BLOCK_IDS = pytest.mark.parametrize("make_id", [new_block_id, whole_block_id, legacy_block_id],
+                                    ids=["new", "whole", "legacy"])
 
 
 @BLOCK_IDS
@@ -201,13 +212,14 @@ def test_new_blocks_fan_out_one_level_and_legacy_blocks_stay_where_they_were(tmp
     async def go() -> None:
         root = tmp_path / "blocks"
         store = BlockStore(root, "d1")
-        for make_id, depth in ((new_block_id, 1), (legacy_block_id, 2)):
+        for make_id, depth in ((new_block_id, 1), (whole_block_id, 1), (legacy_block_id, 2)):
             data = os.urandom(3000)
             block = make_id(data)
             await store.put(block, data)
             relative = store.path_of(block).relative_to(root)
             assert len(relative.parts) == depth + 1 and relative.parts[0] == block[:2]
-            assert store.path_of(block).read_bytes() == data and await store.get(block) == data
+            raw = store.path_of(block).read_bytes()
+            assert raw.startswith(data) and file_intact(block, raw) and await store.get(block) == data
     run(go())
 
 
@@ -236,7 +248,7 @@ def test_new_block_ids_are_unique_and_carry_the_checksum() -> None:
     data = b"same bytes"
     first, second = new_block_id(data), new_block_id(data)
     assert first != second   # no content dedup: each write is its own block
-    for block in (first, second, legacy_block_id(data)):
+    for block in (first, second, whole_block_id(data), legacy_block_id(data)):
         assert BLOCK_ID.match(block)
         assert verify(block, data) and not verify(block, data + b"!")
         streamed = BlockVerifier(block)
@@ -245,8 +257,63 @@ def test_new_block_ids_are_unique_and_carry_the_checksum() -> None:
         assert streamed.matches()
     forged = first[:33] + new_block_id(b"other")[33:]
     assert not verify(forged, data)
-    for bad in ("", first.upper(), first.replace("-", "x"), first + "0", legacy_block_id(data)[:-1], "../" + first[3:]):
+    for bad in ("", first.upper(), first.replace("-", "x"), first + "0", first[:-2] + "99", first[:-1],
+                legacy_block_id(data)[:-1], "../" + first[3:]):
         assert not BLOCK_ID.match(bad), bad
+
+
+def test_a_pieced_block_is_checked_piece_by_piece_whatever_the_chunks_it_arrives_in() -> None:
+    data = os.urandom(3 * PIECE_BYTES + 1234)
+    block = new_block_id(data)
+    for chunk in (1, 4096, PIECE_BYTES - 1, PIECE_BYTES, PIECE_BYTES + 7, len(data)):
+        streamed = BlockVerifier(block)
+        for at in range(0, len(data), chunk if chunk > 1 else 997):
+            streamed.update(data[at:at + (chunk if chunk > 1 else 997)])
+        assert streamed.matches(), chunk
+        assert streamed.digests() == piece_digests(data, PIECE_BYTES)
+    damaged = BlockVerifier(block)
+    damaged.update(data[:-1])
+    assert not damaged.matches()   # one byte short
+
+
+def test_a_ranged_read_checks_only_the_pieces_it_reads(tmp_path: Path) -> None:
+    """A read of a few bytes reads their piece (and the digests), not the whole block; a
+    rotten piece fails every read that touches it, and only those (scrub finds the rest)."""
+    async def go() -> None:
+        store = BlockStore(tmp_path / "blocks", "d1")
+        data = os.urandom(5 * PIECE_BYTES + 999)
+        block = new_block_id(data)
+        await store.put(block, data)
+        for first, last in ((0, len(data) - 1), (1, 1), (PIECE_BYTES - 2, PIECE_BYTES + 3),
+                            (2 * PIECE_BYTES, 3 * PIECE_BYTES - 1), (len(data) - 5, len(data) - 1)):
+            assert await store.read_range(block, first, last) == data[first:last + 1]
+        read = await store.read_pieces(block, PIECE_BYTES + 10, PIECE_BYTES + 20)
+        assert (read.size, read.start, read.data) == (len(data), PIECE_BYTES, data[PIECE_BYTES:2 * PIECE_BYTES])
+        assert read.digests == piece_digests(data, PIECE_BYTES)
+        path = store.path_of(block)
+        with open(path, "r+b") as f:   # rot in the fourth piece
+            f.seek(3 * PIECE_BYTES + 5)
+            f.write(bytes([data[3 * PIECE_BYTES + 5] ^ 0xFF]))
+        assert await store.read_range(block, 0, 2 * PIECE_BYTES) == data[:2 * PIECE_BYTES + 1]
+        with pytest.raises(CorruptBlock):
+            await store.read_range(block, 3 * PIECE_BYTES - 1, 3 * PIECE_BYTES)
+        assert not path.exists() and (store.quarantine / block).exists()
+    run(go())
+
+
+def test_a_pieced_block_whose_digests_rot_is_refused(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = BlockStore(tmp_path / "blocks", "d1")
+        data = os.urandom(2 * PIECE_BYTES)
+        block = new_block_id(data)
+        await store.put(block, data)
+        path = store.path_of(block)
+        raw = path.read_bytes()
+        assert len(raw) == len(data) + 2 * DIGEST_BYTES and file_intact(block, raw)
+        path.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))   # the last digest, not the data
+        with pytest.raises(CorruptBlock):
+            await store.read_range(block, 0, 10)
+    run(go())
 
 
 def _cached_pages(path: Path) -> int:
