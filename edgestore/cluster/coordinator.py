@@ -27,7 +27,7 @@ from edgestore.cluster.rpc import InternalClient, JsonBody
 from edgestore.config import Timeouts
 from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
-from edgestore.store.blockid import DIGEST_BYTES, is_pieced, piece_size, pieces_match, verify_async
+from edgestore.store.blockid import DIGEST_BYTES, BlockBytes, is_pieced, piece_size, pieces_match, verify_async
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record, block_path, newest, placement_path
@@ -412,7 +412,7 @@ class Coordinator:
 
     # -- blocks --------------------------------------------------------------------
 
-    async def _put_block_one(self, target: Target, block: str, data: bytes, ref: str, ts: int) -> None:
+    async def _put_block_one(self, target: Target, block: str, data: BlockBytes, ref: str, ts: int) -> None:
         async def local(dev: LocalDevice) -> None:
             await dev.store_block(block, data, BlockRef(block, ref, target.part, ts))
 
@@ -424,7 +424,7 @@ class Coordinator:
                 raise PeerError(target.url, f"block write answered {status}", status)
         await self._call(target, local, remote)
 
-    async def put_block(self, block: str, data: bytes, ref: str, ts: int) -> None:
+    async def put_block(self, block: str, data: BlockBytes, ref: str, ts: int) -> None:
         """Store a block (its id made from, or checked against, data) on a quorum of its replicas."""
         await self._fan_out(block_path(block), f"write block {block}",
                             lambda t: self._put_block_one(t, block, data, ref, ts))

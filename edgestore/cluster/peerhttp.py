@@ -50,7 +50,7 @@ class PeerConnections:
         return self._addresses[base_url]
 
     async def request(self, address: tuple[str, int], method: str, path_qs: str,
-                      headers: dict[str, str], body: bytes,
+                      headers: dict[str, str], body: bytes | bytearray | memoryview,
                       max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
         """Send one request and read its answer (of at most `max_bytes`). A kept-alive
         connection that fails (the peer closed it while idle, or restarted) is dropped and the
@@ -65,7 +65,8 @@ class PeerConnections:
         head_bytes = "".join(head).encode("latin-1")
         # A small body goes out with its head in one write; a block is not copied into a
         # new MiB-sized buffer (page faults and all) only to be written once more.
-        message = [head_bytes + body] if len(body) <= _JOIN_MAX_BYTES else [head_bytes, body]
+        message: list[bytes | bytearray | memoryview] = (
+            [head_bytes + body] if len(body) <= _JOIN_MAX_BYTES else [head_bytes, body])
         slots = self._slots.get(address)
         if slots is None:
             slots = self._slots[address] = asyncio.Semaphore(self._per_peer)
@@ -107,7 +108,7 @@ class PeerConnections:
         self._idle.clear()
 
 
-async def _exchange(conn: _Conn, message: list[bytes], method: str,
+async def _exchange(conn: _Conn, message: list[bytes | bytearray | memoryview], method: str,
                     max_bytes: int) -> tuple[int, bytes, bool]:
     """Write a request, read the answer: (status, body, whether the connection stays usable)."""
     reader, writer = conn

@@ -40,7 +40,7 @@ EMPTY_DIGEST = hashlib.blake2b(b"", digest_size=32).hexdigest()
 BLOCK_READ_AHEAD_BYTES = 2 * 1024 * 1024
 
 
-def body_digest(body: bytes) -> str:
+def body_digest(body: bytes | bytearray | memoryview) -> str:
     return hashlib.blake2b(body, digest_size=32).hexdigest()
 
 
@@ -119,7 +119,7 @@ class InternalClient:
         return self._session
 
     async def _lean_request(self, peers: PeerConnections, address: tuple[str, int], method: str, base_url: str,
-                            path: str, params: dict[str, str] | None, body: bytes,
+                            path: str, params: dict[str, str] | None, body: bytes | bytearray | memoryview,
                             digest: str, max_bytes: int = MAX_RESPONSE_BYTES,
                             timeout_s: float | None = None) -> tuple[int, bytes]:
         """`request`, over the lean client (peerhttp) that plain-HTTP peers get."""
@@ -142,7 +142,7 @@ class InternalClient:
             self._session = None
 
     async def request(self, method: str, base_url: str, path: str,
-                      params: dict[str, str] | None = None, body: bytes = b"",
+                      params: dict[str, str] | None = None, body: bytes | bytearray | memoryview = b"",
                       digest: str | None = None, max_bytes: int = MAX_RESPONSE_BYTES,
                       timeout_s: float | None = None) -> tuple[int, bytes]:
         """Send one signed request (a block transfer, a ring file); returns (status, body).

@@ -25,7 +25,7 @@ from edgestore.errors import BodyTooSlow, DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
 from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket_names, list_bucket_pages
-from edgestore.store.blockid import is_pieced, new_block_id
+from edgestore.store.blockid import BlockBytes, is_pieced, new_block_id
 from edgestore.store.records import (
     KIND_DATAUSE,
     KIND_OBJECT,
@@ -324,7 +324,8 @@ class Objects:
         ref = f"{name}#{data_id}"
         md5 = hashlib.md5()
         size = 0
-        pending: list[bytes] = []  # the block being filled, as the pieces that came in
+        pending: list[bytes] = []  # the bytes of a body that may still be stored inline
+        block: bytearray | None = None  # the block being filled, once the body is past that
         filled = 0
         # A body past inline_max is cut into blocks; the first is never cut before it.
         cut = max(self._block_size, self._inline_max + 1)
@@ -333,22 +334,35 @@ class Objects:
         try:
             async for chunk in body:
                 size += len(chunk)
-                while chunk:
-                    if filled + len(chunk) > self._inline_max:
-                        # No longer inline: the block being filled counts against the
-                        # memory bounds before it grows, not only once it is sent.
+                view = memoryview(chunk)
+                while view:
+                    if block is None:
+                        if filled + len(view) <= self._inline_max:
+                            pending.append(chunk if len(view) == len(chunk) else bytes(view))
+                            filled += len(view)
+                            break
+                        # No longer inline: the block counts against the memory bounds
+                        # before it fills, not only once it is sent. It is filled in place:
+                        # pieces gathered and then joined made every block cost twice its
+                        # size in a node's heap (8 uploads at once: 40 MiB, not 16).
                         await uploads.reserve()
-                    piece = chunk[:cut - filled]
-                    chunk = chunk[len(piece):]
-                    pending.append(piece)
-                    filled += len(piece)
-                    if filled >= cut:
-                        await uploads.add(md5, b"".join(pending))
-                        pending, filled = [], 0
+                        block = bytearray(cut)
+                        block[:filled] = b"".join(pending)
+                        pending = []
+                    take = min(cut - filled, len(view))
+                    block[filled:filled + take] = view[:take]
+                    filled += take
+                    view = view[take:]
+                    if filled == cut:
+                        await uploads.add(md5, block)
+                        block, filled = None, 0
             data = b"".join(pending)
-            inline = allow_inline and not uploads.started and filled <= self._inline_max
+            inline = allow_inline and not uploads.started and block is None
             if inline:
                 md5.update(data)
+            elif block is not None:
+                del block[filled:]   # the last, shorter block
+                await uploads.add(md5, block)
             elif data:
                 await uploads.add(md5, data)
             blocks = await uploads.finish()
@@ -453,7 +467,7 @@ class _BlockUploads:
             raise
         self._reserved = True
 
-    async def add(self, md5: Any, data: bytes) -> None:
+    async def add(self, md5: Any, data: BlockBytes) -> None:
         """Send the next block of the body; it goes into the body's MD5 after the one before."""
         await self.reserve()
         self._reserved = False  # the upload task owns the place now, and frees it
@@ -465,7 +479,8 @@ class _BlockUploads:
         self._node_blocks.release()
         self._mine.release()
 
-    async def _upload(self, md5: Any, data: bytes, after: asyncio.Event | None, hashed: asyncio.Event) -> list[Any]:
+    async def _upload(self, md5: Any, data: BlockBytes, after: asyncio.Event | None,
+                      hashed: asyncio.Event) -> list[Any]:
         try:
             try:
                 if after is not None:
@@ -512,7 +527,7 @@ def _stretches(blocks: list[list[Any]], start: int, end: int) -> list[tuple[str,
     return stretches
 
 
-def _hash_block_sync(md5: Any, data: bytes) -> str:
+def _hash_block_sync(md5: Any, data: BlockBytes) -> str:
     """Add a block to its body's MD5 (the ETag) and return its new id."""
     md5.update(data)
     return new_block_id(data)

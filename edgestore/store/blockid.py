@@ -32,11 +32,14 @@ from typing import Protocol
 
 import xxhash
 
-__all__ = ["BLOCK_ID", "DIGEST_BYTES", "PIECE_BYTES", "new_block_id", "whole_block_id", "legacy_block_id",
+__all__ = ["BLOCK_ID", "BlockBytes", "DIGEST_BYTES", "PIECE_BYTES", "new_block_id", "whole_block_id", "legacy_block_id",
            "verify", "verify_async", "BlockVerifier", "is_legacy", "is_pieced", "piece_size", "piece_digests",
            "digests_match", "pieces_match"]
 
 BLOCK_ID = re.compile(r"^(?:[0-9a-f]{32}-[0-9a-f]{32}(?:-p(?:1[2-9]|2[0-4]))?|[0-9a-f]{64})$")
+
+# A block's bytes as they are held: a body's block is filled in place (a bytearray).
+BlockBytes = bytes | bytearray | memoryview
 
 _RANDOM_HEX = 32
 _CHECKSUM_END = _RANDOM_HEX + 1 + 32
@@ -46,24 +49,24 @@ DIGEST_BYTES = 16                # one xxh3-128 digest per piece
 
 
 class _Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
+    def update(self, data: BlockBytes, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
 
-def new_block_id(data: bytes | memoryview) -> str:
+def new_block_id(data: BlockBytes) -> str:
     """A fresh (pieced) id for a block holding `data`."""
     checksum = xxhash.xxh3_128_hexdigest(piece_digests(data, PIECE_BYTES))
     return f"{secrets.token_hex(_RANDOM_HEX // 2)}-{checksum}-p{PIECE_SHIFT}"
 
 
-def whole_block_id(data: bytes | memoryview) -> str:
+def whole_block_id(data: BlockBytes) -> str:
     """The id versions up to 2026-11-28 gave a block (tests write such blocks to check they
     stay valid; nothing in the store makes them any more)."""
     return f"{secrets.token_hex(_RANDOM_HEX // 2)}-{xxhash.xxh3_128_hexdigest(data)}"
 
 
-def legacy_block_id(data: bytes | memoryview) -> str:
+def legacy_block_id(data: BlockBytes) -> str:
     """The id still older versions gave these bytes (likewise for tests)."""
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
@@ -83,7 +86,7 @@ def piece_size(block: str) -> int:
     return 1 << int(block[_CHECKSUM_END + 2:])
 
 
-def piece_digests(data: bytes | memoryview, piece: int) -> bytes:
+def piece_digests(data: BlockBytes, piece: int) -> bytes:
     """The xxh3-128 digests of `data`'s pieces, one after the other (the last piece may
     be short)."""
     view = memoryview(data)
@@ -95,7 +98,7 @@ def digests_match(block: str, digests: bytes) -> bool:
     return xxhash.xxh3_128_hexdigest(digests) == block[_RANDOM_HEX + 1:_CHECKSUM_END]
 
 
-def pieces_match(block: str, digests: bytes, start: int, data: bytes | memoryview) -> bool:
+def pieces_match(block: str, digests: bytes, start: int, data: BlockBytes) -> bool:
     """Are `digests` a pieced block's (checked against its id), and `data` its pieces from
     offset `start` (a piece boundary) on?"""
     piece = piece_size(block)
@@ -103,7 +106,7 @@ def pieces_match(block: str, digests: bytes, start: int, data: bytes | memoryvie
     return digests_match(block, digests) and piece_digests(data, piece) == wanted
 
 
-def verify(block: str, data: bytes | memoryview) -> bool:
+def verify(block: str, data: BlockBytes) -> bool:
     """Are these the bytes of `block`? (`block` must match BLOCK_ID.)"""
     if is_pieced(block):
         return digests_match(block, piece_digests(data, piece_size(block)))
@@ -112,7 +115,7 @@ def verify(block: str, data: bytes | memoryview) -> bool:
     return hasher.hexdigest() == expected
 
 
-async def verify_async(block: str, data: bytes | memoryview) -> bool:
+async def verify_async(block: str, data: BlockBytes) -> bool:
     """`verify` from the event loop: xxh3 of a block takes microseconds, less than a
     thread hop, so it runs in place; a legacy block's BLAKE2b runs in a thread."""
     if is_legacy(block):
@@ -142,7 +145,7 @@ class BlockVerifier:
         else:
             self._hasher, self._expected = _whole_hasher(block)
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: BlockBytes) -> None:
         if not self._pieced:
             self._hasher.update(data)
             return

@@ -22,6 +22,7 @@ from typing import AsyncIterator, BinaryIO, NoReturn
 from edgestore.errors import CorruptBlock, NoSuchBlock, StoreError
 from edgestore.store.blockid import (
     DIGEST_BYTES,
+    BlockBytes,
     BlockVerifier,
     is_legacy,
     is_pieced,
@@ -192,11 +193,11 @@ class BlockStore:
     def path_of(self, block: str) -> Path:
         return block_file(self.root, block)
 
-    async def put(self, block: str, data: bytes) -> None:
+    async def put(self, block: str, data: BlockBytes) -> None:
         """Store a block whose bytes the caller has checked against its id."""
         await asyncio.to_thread(self._put_sync, block, data)
 
-    def _put_sync(self, block: str, data: bytes) -> None:
+    def _put_sync(self, block: str, data: BlockBytes) -> None:
         # A block already here is kept by place_sync (the same id means the same bytes);
         # a fresh id, the usual case, is not looked up twice.
         tmp = self.new_temp(block)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from edgestore.errors import DeviceInUse, StoreError
+from edgestore.store.blockid import BlockBytes
 from edgestore.store.blocks import BlockStore
 from edgestore.store.meta import GROUP_COMMIT_WINDOW_S, BlockRef, MetaStore, PartitionIndex
 
@@ -90,7 +91,7 @@ class LocalDevice:
         (the same bytes, a new reference) is never deleted under the new writer."""
         return self._block_locks[int(block[:2], 16)]
 
-    async def store_block(self, block: str, data: bytes, ref: BlockRef) -> None:
+    async def store_block(self, block: str, data: BlockBytes, ref: BlockRef) -> None:
         async with self.block_lock(block):
             await self.blocks.put(block, data)
             await self.meta.add_block_refs([ref], stored_now=True)

@@ -56,7 +56,11 @@ def test_get_bucket_location(s3: Any, bucket: str) -> None:
     assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] in (None, "")
 
 
-@pytest.mark.parametrize("size", [0, 1, 4096, 16 * 1024, 16 * 1024 + 1, 1024 * 1024, 3 * 1024 * 1024 + 17])
+# Around the inline limit (16 KiB) and the block size (4 MiB): a body is filled into blocks
+# in place, and each edge is a place where a byte could be dropped or doubled.
+@pytest.mark.parametrize("size", [0, 1, 4096, 16 * 1024, 16 * 1024 + 1, 1024 * 1024, 3 * 1024 * 1024 + 17,
+                                  4 * 1024 * 1024 - 1, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1,
+                                  8 * 1024 * 1024 + 16 * 1024 + 3])
 def test_put_get_round_trip_with_md5_etag(s3: Any, bucket: str, size: int) -> None:
     body = os.urandom(size)
     put = s3.put_object(Bucket=bucket, Key=f"obj-{size}", Body=body)
