@@ -98,6 +98,19 @@ def written_bytes(pids: list[int]) -> int:
     return total
 
 
+def settle_writes(pids: list[int], quiet_s: float = 2.0, most_s: float = 60.0) -> None:
+    """Wait until the nodes have written nothing for `quiet_s` (at most `most_s`): a PUT is
+    acknowledged by a quorum, and over a 100 Mbit/s link the last replicas of 4 MiB blocks
+    land seconds later; a fixed pause counted some of them and not others."""
+    deadline = time.monotonic() + most_s
+    last, quiet_since = written_bytes(pids), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_s:
+        time.sleep(0.5)
+        now = written_bytes(pids)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+
+
 async def run(target: S3Target, scenario: str, settings: Settings) -> list[PhaseResult]:
     await target.open(settings.concurrency)
     try:
@@ -169,7 +182,7 @@ def main() -> int:
             before = written_bytes(pids)
             done = asyncio.run(put_only(S3Target(url, access, secret), f"edge-wa-{size}", count, size,
                                         args.concurrency))
-            time.sleep(2)   # let the last replicas' commits land
+            settle_writes(pids)
             # Pages in the WAL are written again into the database at checkpoint: count that too.
             at_checkpoint = checkpoint_all(cluster.info)
             amplification[size] = (written_bytes(pids) - before + at_checkpoint) / max(done.ops * size, 1)
