@@ -43,6 +43,11 @@ NULL_VERSION = "null"
 # A read fetches a pieced block this much at a time (a whole number of pieces), whatever
 # the block size: the memory a reader holds, and one request to a peer.
 READ_BATCH_BYTES = 1024 * 1024
+# A block being filled is gathered as the pieces that come in up to this size, then copied
+# into a buffer of the block's full size and filled in place: gathered and joined, a 4 MiB
+# block cost twice its size in a node's heap, and a buffer made up front would cost a
+# mid-sized object (16 KiB to a few hundred) a 4 MiB allocation.
+GATHER_MAX_BYTES = 1024 * 1024
 
 __all__ = ["Objects", "ObjectInfo", "StoredBody"]
 
@@ -324,8 +329,8 @@ class Objects:
         ref = f"{name}#{data_id}"
         md5 = hashlib.md5()
         size = 0
-        pending: list[bytes] = []  # the bytes of a body that may still be stored inline
-        block: bytearray | None = None  # the block being filled, once the body is past that
+        pieces: list[bytes] = []  # the block being filled, as the pieces that came in...
+        block: bytearray | None = None  # ...or in place, once it holds GATHER_MAX_BYTES
         filled = 0
         # A body past inline_max is cut into blocks; the first is never cut before it.
         cut = max(self._block_size, self._inline_max + 1)
@@ -336,33 +341,30 @@ class Objects:
                 size += len(chunk)
                 view = memoryview(chunk)
                 while view:
-                    if block is None:
-                        if filled + len(view) <= self._inline_max:
-                            pending.append(chunk if len(view) == len(chunk) else bytes(view))
-                            filled += len(view)
-                            break
-                        # No longer inline: the block counts against the memory bounds
-                        # before it fills, not only once it is sent. It is filled in place:
-                        # pieces gathered and then joined made every block cost twice its
-                        # size in a node's heap (8 uploads at once: 40 MiB, not 16).
+                    if filled + len(view) > self._inline_max:
+                        # No longer inline: the block being filled counts against the
+                        # memory bounds before it grows, not only once it is sent.
                         await uploads.reserve()
-                        block = bytearray(cut)
-                        block[:filled] = b"".join(pending)
-                        pending = []
                     take = min(cut - filled, len(view))
-                    block[filled:filled + take] = view[:take]
+                    if block is None and filled + take > GATHER_MAX_BYTES:
+                        block = bytearray(cut)
+                        block[:filled] = b"".join(pieces)
+                        pieces = []
+                    if block is not None:
+                        block[filled:filled + take] = view[:take]
+                    else:
+                        pieces.append(chunk if take == len(chunk) else bytes(view[:take]))
                     filled += take
                     view = view[take:]
                     if filled == cut:
-                        await uploads.add(md5, block)
-                        block, filled = None, 0
-            data = b"".join(pending)
-            inline = allow_inline and not uploads.started and block is None
+                        await uploads.add(md5, block if block is not None else b"".join(pieces))
+                        block, pieces, filled = None, [], 0
+            if block is not None:
+                del block[filled:]   # the last, shorter block
+            data: BlockBytes = block if block is not None else b"".join(pieces)
+            inline = allow_inline and not uploads.started and filled <= self._inline_max
             if inline:
                 md5.update(data)
-            elif block is not None:
-                del block[filled:]   # the last, shorter block
-                await uploads.add(md5, block)
             elif data:
                 await uploads.add(md5, data)
             blocks = await uploads.finish()
@@ -372,7 +374,7 @@ class Objects:
             raise DigestMismatch(expected_md5, md5.digest())
         if not inline and time.monotonic() - started > self._max_body_s:
             raise BodyTooSlow(time.monotonic() - started)
-        return StoredBody(size, md5.digest(), data_id, None if inline else blocks, data if inline else None)
+        return StoredBody(size, md5.digest(), data_id, None if inline else blocks, bytes(data) if inline else None)
 
     async def read(self, info: ObjectInfo, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes start..end (inclusive) of an object, a stretch of at most
