@@ -4,9 +4,9 @@ A block's id carries a checksum of its bytes (blockid.py): a read checks the blo
 against its name and quarantines it if it no longer matches, so a rotten SD card
 sector is never served. The file of a pieced block holds its bytes and then its
 pieces' digests (16 bytes each), which the id's checksum covers: a ranged read
-(`read_range`) reads and checks only the pieces it needs. Files are written durably: temp file in the same
-filesystem, fsync, rename, fsync of the directory, before the write is acknowledged;
-once durable, their pages leave the page cache (make_durable).
+(`read_range`) reads and checks only the pieces it needs. Files are written durably:
+temp file in the same filesystem, fsync, rename, fsync of the directory, before the
+write is acknowledged; once durable, their pages leave the page cache (make_durable).
 All I/O runs in threads, never on the event loop.
 """
 
@@ -35,8 +35,8 @@ from edgestore.store.blockid import (
 __all__ = ["BlockStore", "BlockTooLarge", "PieceRead", "block_file", "file_intact", "fsync_dir", "pieced_data_size"]
 
 # `receive` hands the bytes to its writer thread in batches of about this size: a block of
-# the default size (1 MiB) goes to disk, checked, fsynced and placed in one thread hop, and
-# a larger one (anti-entropy may move any size) still holds little memory.
+# 1 MiB goes to disk, checked, fsynced and placed in one thread hop, one of the default size
+# (4 MiB) in four, and a larger one (anti-entropy may move any size) holds little memory.
 RECEIVE_BATCH_BYTES = 1024 * 1024
 
 
