@@ -27,7 +27,16 @@ from edgestore.cluster.rpc import InternalClient, JsonBody
 from edgestore.config import Timeouts
 from edgestore.errors import BlockUnavailable, ClusterError, CorruptBlock, NoSuchBlock, PeerError, StoreError
 from edgestore.ring import Device
-from edgestore.store.blockid import DIGEST_BYTES, BlockBytes, is_pieced, piece_size, pieces_match, verify_async
+from edgestore.store.blockid import (
+    BlockBytes,
+    covering_pieces,
+    digests_size,
+    is_pieced,
+    piece_size,
+    pieces_match,
+    verify_async,
+)
+from edgestore.store.blocks import take_range
 from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record, block_path, newest, placement_path
@@ -476,11 +485,10 @@ class Coordinator:
         """A peer's pieces of a pieced block (all its piece digests, then the pieces that
         cover first..last), checked again here since they crossed the network."""
         if not is_pieced(block):
-            data = await self._fetch_block(target, block)
-            return data if (first, last) == (0, len(data) - 1) else data[first:last + 1]
+            return take_range(await self._fetch_block(target, block), 0, first, last)
         piece = piece_size(block)
-        start, end = first // piece * piece, min(size, (last // piece + 1) * piece)
-        digests_len = -(-size // piece) * DIGEST_BYTES
+        start, end = covering_pieces(piece, size, first, last)
+        digests_len = digests_size(piece, size)
         status, body = await self.client.request(
             "GET", target.url, f"/_internal/{target.device.device}/block/{block}",
             {"first": str(first), "last": str(last)}, max_bytes=digests_len + end - start)
@@ -491,7 +499,7 @@ class Coordinator:
         pieces = memoryview(body)[digests_len:]
         if len(pieces) != end - start or not pieces_match(block, body[:digests_len], start, pieces):
             raise CorruptBlock(block, target.device.device)  # damaged on the way, or not the size the record says
-        return bytes(pieces[first - start:last + 1 - start])
+        return bytes(pieces[first - start:last + 1 - start])   # (a view would keep the digests alive)
 
     # -- housekeeping --------------------------------------------------------------
 

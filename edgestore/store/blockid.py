@@ -34,7 +34,7 @@ import xxhash
 
 __all__ = ["BLOCK_ID", "BlockBytes", "DIGEST_BYTES", "PIECE_BYTES", "new_block_id", "whole_block_id", "legacy_block_id",
            "verify", "verify_async", "BlockVerifier", "is_legacy", "is_pieced", "piece_size", "piece_digests",
-           "digests_match", "pieces_match"]
+           "digests_size", "covering_pieces", "digests_match", "pieces_match"]
 
 BLOCK_ID = re.compile(r"^(?:[0-9a-f]{32}-[0-9a-f]{32}(?:-p(?:1[2-9]|2[0-4]))?|[0-9a-f]{64})$")
 
@@ -93,6 +93,17 @@ def piece_digests(data: BlockBytes, piece: int) -> bytes:
     return b"".join([xxhash.xxh3_128_digest(view[at:at + piece]) for at in range(0, len(view), piece)])
 
 
+def digests_size(piece: int, size: int) -> int:
+    """The bytes of the piece digests of a block of `size` bytes."""
+    return -(-size // piece) * DIGEST_BYTES
+
+
+def covering_pieces(piece: int, size: int, first: int, last: int) -> tuple[int, int]:
+    """(start, end): the span of whole pieces that holds bytes first..last (inclusive) of a
+    block of `size` bytes, clipped to the block."""
+    return first // piece * piece, min(size, (last // piece + 1) * piece)
+
+
 def digests_match(block: str, digests: bytes) -> bool:
     """Are these the piece digests a pieced block's id was made from?"""
     return xxhash.xxh3_128_hexdigest(digests) == block[_RANDOM_HEX + 1:_CHECKSUM_END]
@@ -102,7 +113,7 @@ def pieces_match(block: str, digests: bytes, start: int, data: BlockBytes) -> bo
     """Are `digests` a pieced block's (checked against its id), and `data` its pieces from
     offset `start` (a piece boundary) on?"""
     piece = piece_size(block)
-    wanted = digests[start // piece * DIGEST_BYTES:-(-(start + len(data)) // piece) * DIGEST_BYTES]
+    wanted = digests[digests_size(piece, start):digests_size(piece, start + len(data))]
     return digests_match(block, digests) and piece_digests(data, piece) == wanted
 
 
@@ -139,7 +150,7 @@ class BlockVerifier:
         self._pieced = is_pieced(block)
         if self._pieced:
             self._piece = piece_size(block)
-            self._hasher: _Hasher = xxhash.xxh3_128()
+            self._piece_hasher = xxhash.xxh3_128()
             self._filled = 0          # bytes of the current piece seen so far
             self._digests: list[bytes] = []
         else:
@@ -152,21 +163,20 @@ class BlockVerifier:
         view = memoryview(data)
         while view:
             take = min(self._piece - self._filled, len(view))
-            self._hasher.update(view[:take])
+            self._piece_hasher.update(view[:take])
             self._filled += take
             view = view[take:]
             if self._filled == self._piece:
                 self._end_piece()
 
     def _end_piece(self) -> None:
-        assert isinstance(self._hasher, xxhash.xxh3_128)
-        self._digests.append(self._hasher.digest())
-        self._hasher.reset()
+        self._digests.append(self._piece_hasher.digest())
+        self._piece_hasher.reset()
         self._filled = 0
 
     def digests(self) -> bytes:
-        """The piece digests of all the bytes seen (b"" for an older-form block); call once,
-        after the last update."""
+        """The piece digests of all the bytes seen (b"" for an older-form block); call after
+        the last update (again too: the upload writes them, then `matches` checks them)."""
         if self._pieced and self._filled:
             self._end_piece()
         return b"".join(self._digests) if self._pieced else b""

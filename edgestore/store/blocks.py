@@ -24,6 +24,8 @@ from edgestore.store.blockid import (
     DIGEST_BYTES,
     BlockBytes,
     BlockVerifier,
+    covering_pieces,
+    digests_size,
     is_legacy,
     is_pieced,
     piece_digests,
@@ -32,7 +34,8 @@ from edgestore.store.blockid import (
     verify,
 )
 
-__all__ = ["BlockStore", "BlockTooLarge", "PieceRead", "block_file", "file_intact", "fsync_dir", "pieced_data_size"]
+__all__ = ["BlockStore", "BlockTooLarge", "PieceRead", "block_file", "file_intact", "fsync_dir", "pieced_data_size",
+           "take_range"]
 
 # `receive` hands the bytes to its writer thread in batches of about this size: a block of
 # 1 MiB goes to disk, checked, fsynced and placed in one thread hop, one of the default size
@@ -55,6 +58,14 @@ def pieced_data_size(file_size: int, piece: int) -> int:
     with n pieces the file is size + 16n long, and n = ceil(file_size / (piece + 16))."""
     pieces = -(-file_size // (piece + DIGEST_BYTES))
     return file_size - pieces * DIGEST_BYTES
+
+
+def take_range(data: bytes, start: int, first: int, last: int) -> bytes:
+    """Bytes first..last (inclusive, of the block) out of `data`, which holds the block from
+    offset `start`: `data` itself, not a copy, when that is all of it."""
+    if (first - start, last - first + 1) == (0, len(data)):
+        return data
+    return data[first - start:last + 1 - start]
 
 
 def file_intact(block: str, raw: bytes) -> bool:
@@ -285,11 +296,9 @@ class BlockStore:
         """Bytes first..last (inclusive) of a block, checked: of a pieced block only the
         pieces that hold them are read; of an older one, all of it."""
         if not is_pieced(block):
-            data = await self.get(block)
-            return data if (first, last) == (0, len(data) - 1) else data[first:last + 1]
+            return take_range(await self.get(block), 0, first, last)
         read = await self.read_pieces(block, first, last)
-        skip = first - read.start
-        return read.data if (skip, last - first + 1) == (0, len(read.data)) else read.data[skip:skip + last - first + 1]
+        return take_range(read.data, read.start, first, last)
 
     async def read_pieces(self, block: str, first: int, last: int) -> PieceRead:
         """The checked pieces of a pieced block that cover bytes first..last (inclusive;
@@ -303,9 +312,8 @@ class BlockStore:
             with self._open(path, block) as f:
                 fd = f.fileno()
                 size = pieced_data_size(os.fstat(fd).st_size, piece)
-                digests = os.pread(fd, len(range(0, size, piece)) * DIGEST_BYTES, size)
-                start = first // piece * piece
-                end = min(size, (last // piece + 1) * piece)
+                digests = os.pread(fd, digests_size(piece, size), size)
+                start, end = covering_pieces(piece, size, first, last)
                 data = os.pread(fd, max(end - start, 0), start)
         except OSError as exc:
             raise StoreError(f"device {self.device_name}: cannot read block {block}: {exc}") from exc
