@@ -85,7 +85,7 @@ def test_a_block_is_kept_and_served_only_while_its_bytes_match_its_id(cluster: A
     block = make_id(data)
     path = f"/_internal/d1/block/{block}?part=0&ref=test%23x&ts=1"
     headers = signed_headers(secret, "PUT", path, block)
-    assert call(cluster.url(0) + path, "PUT", headers, data[:-1] + b"?") == 400
+    assert call(cluster.url(0) + path, "PUT", headers, data[:-1] + bytes([data[-1] ^ 1])) == 400
     assert not any(p.exists() for p in block_files(cluster, block))   # neither kept nor left as a temp
     assert call(cluster.url(0) + path, "PUT", headers, data) == 201
     stored = block_files(cluster, block)
