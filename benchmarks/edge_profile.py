@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,15 +77,6 @@ class CgroupLimits:
                     break
                 except OSError:
                     time.sleep(0.1)
-
-
-def shape(cluster: NetnsCluster, mbit: int) -> None:
-    """Each node's one link (the cluster net, which the client uses too) at `mbit` each way."""
-    rule = ["root", "tbf", "rate", f"{mbit}mbit", "burst", "64kb", "latency", "50ms"]
-    for index in range(cluster.nodes):
-        subprocess.run(["tc", "qdisc", "replace", "dev", f"es{cluster.tag}c{index}", *rule], check=True)
-        subprocess.run(["ip", "netns", "exec", cluster.namespace(index), "tc", "qdisc", "replace", "dev", "cluster0",
-                        *rule], check=True)
 
 
 def written_bytes(pids: list[int]) -> int:
@@ -154,7 +144,8 @@ def main() -> int:
     report: dict[str, object] = {}
     try:
         cluster.start()
-        shape(cluster, args.mbit)
+        for index in range(cluster.nodes):   # each node's one link, at args.mbit each way
+            cluster.shape(index, args.mbit)
         pids = [cluster.procs[i].pid for i in range(cluster.nodes)]
         for index, pid in enumerate(pids):
             limits.apply(f"edgestore-edge-{cluster.tag}-{index}", pid)

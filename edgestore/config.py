@@ -42,6 +42,10 @@ class Timeouts:
     request_s: float = 30.0
     # After a quorum has answered, stragglers get this long before they are abandoned.
     post_quorum_s: float = 0.5
+    # A block's replica still writing then goes on in the background while its bytes keep
+    # moving; it is cut off once they have not moved for this long (or for as long as
+    # they had been moving, if longer). TCP on a lossy link can stall for a second or so.
+    late_replica_idle_s: float = 2.0
     # A listing page asks a quorum of replicas (this node's own first); the others are
     # asked too only if the quorum has not answered within this long.
     list_hedge_s: float = 0.5

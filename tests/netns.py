@@ -55,6 +55,12 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
 
+def _tc(*args: str) -> None:
+    done = subprocess.run(["tc", *args], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"tc {' '.join(args)}: {done.stderr.strip()}")
+
+
 def _free_subnet_byte() -> int:
     """X such that neither 10.77.X.0/24 nor 10.78.X.0/24 is in use on this host."""
     used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, timeout=30).stdout
@@ -126,6 +132,15 @@ class NetnsCluster:
                 _ip("link", "set", host, "master", f"es{self.tag}{net}br", "up")
                 _ip("netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "dev", inside)
                 _ip("netns", "exec", ns, "ip", "link", "set", inside, "up")
+
+    def shape(self, index: int, mbit: int, *, inbound: bool = True, outbound: bool = True) -> None:
+        """Limit node `index`'s cluster-net link (which the client uses too) to `mbit`,
+        each way asked; the limit goes with the link when the cluster stops."""
+        rule = ["root", "tbf", "rate", f"{mbit}mbit", "burst", "64kb", "latency", "50ms"]
+        if inbound:   # the host end's egress is what reaches the node
+            _tc("qdisc", "replace", "dev", self._host_link("c", index), *rule)
+        if outbound:
+            _tc("-n", self.namespace(index), "qdisc", "replace", "dev", "cluster0", *rule)
 
     def cut(self, index: int) -> None:
         """Disconnect node `index` from its peers (its clients still reach it)."""
@@ -215,6 +230,12 @@ class NetnsCluster:
             self.stop()
             raise
         return self
+
+    def __enter__(self) -> NetnsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _start_node(self, index: int) -> None:
         node = self.info["nodes"][index]

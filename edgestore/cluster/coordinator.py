@@ -85,6 +85,17 @@ class PeerHealth:
         return until is not None and until > time.monotonic()
 
 
+class _Transfer:
+    """One replica's block write: when it started, and when its bytes last moved."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.moved_at: float | None = None
+
+    def moved(self) -> None:
+        self.moved_at = time.monotonic()
+
+
 class Coordinator:
     def __init__(self, ring_state: RingState, client: InternalClient,
                  local_devices: dict[tuple[str, int, str], LocalDevice], node_id: str,
@@ -133,11 +144,13 @@ class Coordinator:
         self.health.ok(target.url)
         return result
 
-    async def _fan_out(self, path: str, what: str, call: Callable[[Target], Awaitable[T]]) -> list[Answer[Target, T]]:
+    async def _fan_out(self, path: str, what: str, call: Callable[[Target], Awaitable[T]],
+                       stragglers: Callable[[list[asyncio.Task[T]]], None] | None = None,
+                       ) -> list[Answer[Target, T]]:
         replicas = self.replicas
         return await gather_quorum(self.candidates(path), call, replicas=replicas,
                                    quorum=quorum_size(replicas), grace_s=self.timeouts.post_quorum_s,
-                                   what=what)
+                                   what=what, stragglers=stragglers)
 
     async def _ask_quorum(self, path: str, what: str,
                           call: Callable[[Target], Awaitable[T]]) -> list[Answer[Target, T]]:
@@ -421,22 +434,73 @@ class Coordinator:
 
     # -- blocks --------------------------------------------------------------------
 
-    async def _put_block_one(self, target: Target, block: str, data: BlockBytes, ref: str, ts: int) -> None:
+    async def _put_block_one(self, target: Target, block: str, data: BlockBytes, ref: str, ts: int,
+                             on_progress: Callable[[], None] | None = None) -> None:
         async def local(dev: LocalDevice) -> None:
             await dev.store_block(block, data, BlockRef(block, ref, target.part, ts))
 
         async def remote() -> None:
             status, _ = await self.client.request(
                 "PUT", target.url, f"/_internal/{target.device.device}/block/{block}",
-                {"ref": ref, "ts": str(ts), "part": str(target.part)}, data, digest=block)
+                {"ref": ref, "ts": str(ts), "part": str(target.part)}, data, digest=block,
+                on_progress=on_progress)
             if status != 201:
                 raise PeerError(target.url, f"block write answered {status}", status)
         await self._call(target, local, remote)
 
-    async def put_block(self, block: str, data: BlockBytes, ref: str, ts: int) -> None:
-        """Store a block (its id made from, or checked against, data) on a quorum of its replicas."""
-        await self._fan_out(block_path(block), f"write block {block}",
-                            lambda t: self._put_block_one(t, block, data, ref, ts))
+    async def put_block(self, block: str, data: BlockBytes, ref: str, ts: int) -> asyncio.Task[None]:
+        """Store a block (its id made from, or checked against, data) on a quorum of its
+        replicas. Returns once the quorum has it, with a task that is done when the
+        replicas still writing after the grace have finished in the background (or were
+        cut off); the caller keeps `data` counted in its memory bounds until then."""
+        transfers: dict[asyncio.Task[None], _Transfer] = {}
+
+        def put_one(target: Target) -> Awaitable[None]:
+            transfer = _Transfer()
+
+            async def call() -> None:
+                transfers[asyncio.current_task()] = transfer  # type: ignore[index]
+                await self._put_block_one(target, block, data, ref, ts, transfer.moved)
+            return call()
+        late: list[asyncio.Task[None]] = []
+        await self._fan_out(block_path(block), f"write block {block}", put_one, late.extend)
+        # (a call that has not run yet, started in place of a failure just now, reports nothing)
+        rest = asyncio.create_task(self._let_finish({task: transfers.get(task, _Transfer()) for task in late}))
+        self._own(rest)
+        return rest
+
+    async def _let_finish(self, late: dict[asyncio.Task[None], _Transfer]) -> None:
+        """Let a block's late replicas go on while their bytes keep moving (to a peer that
+        reports it); cut off (repair makes those copies later) each one whose bytes have
+        not moved for `late_replica_idle_s`, or for as long as they had been moving if
+        that is longer.
+
+        Over a slow link the last copy of a 4 MiB block often takes longer than the grace,
+        and cutting it off then only makes repair send all of it again. A peer that stops
+        taking bytes or answering holds the block's memory a few seconds at most; it is
+        not marked down for it (a busy SD card can be that slow to fsync)."""
+        grace_end = time.monotonic()
+        idle_s = self.timeouts.late_replica_idle_s
+
+        def deadline(task: asyncio.Task[None]) -> float:
+            transfer = late[task]
+            if transfer.moved_at is None:   # no progress reported (this node's device, a TLS peer)
+                return grace_end
+            return transfer.moved_at + max(idle_s, transfer.moved_at - transfer.started)
+        going = set(late)
+        try:
+            while going:   # ends: every call is bounded by the request timeout too
+                for task in [t for t in going if deadline(t) <= time.monotonic()]:
+                    task.cancel()
+                    going.discard(task)
+                if going:
+                    wait_s = max(min(deadline(t) for t in going) - time.monotonic(), 0.0)
+                    done, _ = await asyncio.wait(going, timeout=wait_s)
+                    going -= done
+        finally:
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def _block_readers(self, block: str) -> Iterator[Target]:
         """Where to read a block: its replicas, this node's own first (in a small cluster
@@ -505,7 +569,9 @@ class Coordinator:
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         """Fire-and-forget work (read repair) that the coordinator owns and awaits on close."""
-        task = asyncio.ensure_future(coro)
+        self._own(asyncio.ensure_future(coro))
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_ignore_failure)

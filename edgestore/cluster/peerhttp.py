@@ -11,6 +11,8 @@ few MiB), so nothing of that is needed.
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import Callable
 from urllib.parse import urlsplit
 
 __all__ = ["PeerConnections", "PeerHttpError", "MAX_RESPONSE_BYTES"]
@@ -30,9 +32,13 @@ class PeerHttpError(Exception):
 class PeerConnections:
     """Idle connections per peer, at most `per_peer` in use at once per peer."""
 
-    def __init__(self, connect_s: float, per_peer: int, buffer_bytes: int = _MAX_HEAD_BYTES) -> None:
+    def __init__(self, connect_s: float, per_peer: int, buffer_bytes: int = _MAX_HEAD_BYTES,
+                 send_buffer_bytes: int | None = None) -> None:
         """`buffer_bytes`: what a connection reads ahead (and the largest answer head); a
-        pool that reads blocks sets it above a block, so one is read without pausing."""
+        pool that reads blocks sets it above a read, so one is read without pausing.
+        `send_buffer_bytes` caps the kernel's send buffer (left to autotuning without): a
+        body's progress, as the writes drain, then follows what the peer has taken."""
+        self._send_buffer_bytes = send_buffer_bytes
         self._connect_s = connect_s
         self._per_peer = per_peer
         self._buffer_bytes = max(buffer_bytes, _MAX_HEAD_BYTES)
@@ -51,8 +57,10 @@ class PeerConnections:
 
     async def request(self, address: tuple[str, int], method: str, path_qs: str,
                       headers: dict[str, str], body: bytes | bytearray | memoryview,
-                      max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
-        """Send one request and read its answer (of at most `max_bytes`). A kept-alive
+                      max_bytes: int = MAX_RESPONSE_BYTES,
+                      on_progress: Callable[[], None] | None = None) -> tuple[int, bytes]:
+        """Send one request and read its answer (of at most `max_bytes`); `on_progress` is
+        called each time a slice of a large body has gone to the socket. A kept-alive
         connection that fails (the peer closed it while idle, or restarted) is dropped and the
         request sent again on the next idle one or a new one: the requests sent this way are
         idempotent (reads, and last-writer-wins merges). A new connection that fails is the
@@ -78,7 +86,7 @@ class PeerConnections:
                 reused = bool(idle)
                 conn = idle.pop() if reused else await self._open(host, port)
                 try:
-                    status, payload, keep = await _exchange(conn, message, method, max_bytes)
+                    status, payload, keep = await _exchange(conn, message, method, max_bytes, on_progress)
                 except (OSError, EOFError, asyncio.IncompleteReadError, PeerHttpError) as exc:
                     conn[1].close()
                     if reused:
@@ -96,9 +104,12 @@ class PeerConnections:
     async def _open(self, host: str, port: int) -> _Conn:
         try:
             async with asyncio.timeout(self._connect_s):
-                return await asyncio.open_connection(host, port, limit=self._buffer_bytes)
+                reader, writer = await asyncio.open_connection(host, port, limit=self._buffer_bytes)
         except (OSError, TimeoutError) as exc:
             raise PeerHttpError(f"cannot connect to {host}:{port}: {type(exc).__name__}: {exc}") from exc
+        if self._send_buffer_bytes is not None:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer_bytes)
+        return reader, writer
 
     def close(self) -> None:
         self._closed = True
@@ -109,7 +120,7 @@ class PeerConnections:
 
 
 async def _exchange(conn: _Conn, message: list[bytes | bytearray | memoryview], method: str,
-                    max_bytes: int) -> tuple[int, bytes, bool]:
+                    max_bytes: int, on_progress: Callable[[], None] | None) -> tuple[int, bytes, bool]:
     """Write a request, read the answer: (status, body, whether the connection stays usable)."""
     reader, writer = conn
     for part in message:
@@ -123,6 +134,8 @@ async def _exchange(conn: _Conn, message: list[bytes | bytearray | memoryview], 
         for at in range(0, len(view), _WRITE_SLICE_BYTES):
             writer.write(view[at:at + _WRITE_SLICE_BYTES])
             await writer.drain()
+            if on_progress is not None:
+                on_progress()
     if sum(len(part) for part in message) > _JOIN_MAX_BYTES:
         await writer.drain()
     while True:

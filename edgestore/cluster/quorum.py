@@ -3,7 +3,8 @@
 A call goes to one candidate per replica (the primaries, a handoff standing in for any
 primary known to be down). Each failure starts the next handoff, so a write still lands
 on `replicas` devices. Once a quorum has answered, stragglers get a grace period and are
-then cancelled; if the candidates run out first, the quorum was not reached.
+then cancelled, or handed over to the caller to finish in the background; if the
+candidates run out first, the quorum was not reached.
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ async def gather_quorum(
     what: str,
     max_attempts: int | None = None,
     hedge_s: float | None = None,
+    stragglers: Callable[[list[asyncio.Task[T]]], None] | None = None,
 ) -> list[Answer[C, T]]:
     """Run `call` on `replicas` candidates at once, replacing each failure by the next
     candidate; return the answers once `quorum` succeeded and the grace period ended.
     With `hedge_s`, a read that needs only a quorum starts just `quorum` candidates, and
-    the rest of the `replicas` only if the quorum has not answered within hedge_s."""
+    the rest of the `replicas` only if the quorum has not answered within hedge_s.
+    With `stragglers`, the calls still running after the grace are given to it, not
+    cancelled (their failures are no longer replaced: repair makes up for them)."""
     limit = max_attempts if max_attempts is not None else replicas * 3
     loop = asyncio.get_running_loop()
     hedge_at = loop.time() + hedge_s if hedge_s is not None else None
@@ -89,6 +93,9 @@ async def gather_quorum(
                 candidate = pending.pop(task)
                 if _succeeded(task):
                     answers.append(Answer(candidate, task.result()))
+            if pending and stragglers is not None:
+                stragglers(list(pending))
+                pending.clear()
         return answers
     finally:
         for task in pending:

@@ -17,7 +17,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -35,9 +35,13 @@ TIME_HEADER = "X-Edgestore-Time"
 SIGNATURE_HEADER = "X-Edgestore-Signature"
 BODY_HEADER = "X-Edgestore-Body"
 EMPTY_DIGEST = hashlib.blake2b(b"", digest_size=32).hexdigest()
-# What a block connection reads ahead: more than a block (1 MiB by default), so a block
-# answer is read without the reader pausing the socket every few hundred KiB.
+# What a block connection reads ahead: more than a read's stretch (1 MiB), so an answer
+# is read without the reader pausing the socket every few hundred KiB.
 BLOCK_READ_AHEAD_BYTES = 2 * 1024 * 1024
+# The kernel's send buffer of a block connection (Linux doubles it). Autotuned, it grows to
+# MiBs: a block would vanish into it at once and its real progress to a slow peer, which
+# decides whether a late replica is kept going (Coordinator.put_block), could not be seen.
+BLOCK_SEND_BUFFER_BYTES = 256 * 1024
 
 
 def body_digest(body: bytes | bytearray | memoryview) -> str:
@@ -106,7 +110,8 @@ class InternalClient:
         self._peers = PeerConnections(timeouts.connect_s, per_peer_connections)
         # Blocks have a pool of their own: a large upload's transfers must not keep the
         # record requests of every other client waiting for a connection.
-        self._block_peers = PeerConnections(timeouts.connect_s, per_peer_connections, BLOCK_READ_AHEAD_BYTES)
+        self._block_peers = PeerConnections(timeouts.connect_s, per_peer_connections, BLOCK_READ_AHEAD_BYTES,
+                                            BLOCK_SEND_BUFFER_BYTES)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -121,13 +126,15 @@ class InternalClient:
     async def _lean_request(self, peers: PeerConnections, address: tuple[str, int], method: str, base_url: str,
                             path: str, params: dict[str, str] | None, body: bytes | bytearray | memoryview,
                             digest: str, max_bytes: int = MAX_RESPONSE_BYTES,
-                            timeout_s: float | None = None) -> tuple[int, bytes]:
+                            timeout_s: float | None = None,
+                            on_progress: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """`request`, over the lean client (peerhttp) that plain-HTTP peers get."""
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         try:
             async with asyncio.timeout(timeout_s or self._timeouts.request_s):
-                status, payload = await peers.request(address, method, path_qs, headers, body, max_bytes)
+                status, payload = await peers.request(address, method, path_qs, headers, body, max_bytes,
+                                                      on_progress)
         except (PeerHttpError, TimeoutError) as exc:
             raise PeerError(base_url, f"{type(exc).__name__}: {exc}") from exc
         if status >= 500:
@@ -144,17 +151,19 @@ class InternalClient:
     async def request(self, method: str, base_url: str, path: str,
                       params: dict[str, str] | None = None, body: bytes | bytearray | memoryview = b"",
                       digest: str | None = None, max_bytes: int = MAX_RESPONSE_BYTES,
-                      timeout_s: float | None = None) -> tuple[int, bytes]:
+                      timeout_s: float | None = None,
+                      on_progress: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """Send one signed request (a block transfer, a ring file); returns (status, body).
         Transport failures and 5xx answers raise PeerError; other statuses are the
         caller's to interpret. A plain-HTTP peer's answer over `max_bytes` is a failure.
         `timeout_s` replaces the configured request deadline, for the few calls that wait
-        on long work by design (an operator's "run a pass now")."""
+        on long work by design (an operator's "run a pass now"). `on_progress` is called
+        as a large body goes out to a plain-HTTP peer (a TLS peer's transfer reports none)."""
         digest = digest or (body_digest(body) if body else EMPTY_DIGEST)
         address = self._block_peers.address(base_url)
         if address is not None:
             return await self._lean_request(self._block_peers, address, method, base_url, path, params, body, digest,
-                                            max_bytes, timeout_s)
+                                            max_bytes, timeout_s, on_progress)
         path_qs = path_with_query(path, params)
         headers = signed_headers(self._secret, method, path_qs, digest)
         url = URL(base_url.rstrip("/") + path_qs, encoded=True)

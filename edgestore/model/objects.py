@@ -437,7 +437,8 @@ class Objects:
 
 class _BlockUploads:
     """The blocks of one body, uploaded concurrently but within the memory bounds: a
-    block holds a place in both bounds from when it starts filling until it is stored."""
+    block holds a place in both bounds from when it starts filling until its replicas are
+    done with it, the late ones too (the body is acknowledged once a quorum has each block)."""
 
     def __init__(self, coordinator: Coordinator, node_blocks: asyncio.Semaphore, per_request: int,
                  ref: str, clock: Clock) -> None:
@@ -483,6 +484,7 @@ class _BlockUploads:
 
     async def _upload(self, md5: Any, data: BlockBytes, after: asyncio.Event | None,
                       hashed: asyncio.Event) -> list[Any]:
+        rest: asyncio.Task[None] | None = None
         try:
             try:
                 if after is not None:
@@ -492,10 +494,14 @@ class _BlockUploads:
                 block = await asyncio.to_thread(_hash_block_sync, md5, data)
             finally:
                 hashed.set()
-            await self._coordinator.put_block(block, data, self._ref, self._clock.now())
+            rest = await self._coordinator.put_block(block, data, self._ref, self._clock.now())
             return [block, len(data)]
         finally:
-            self._release()
+            # A replica still writing holds `data`: its place is freed when it is done.
+            if rest is None:
+                self._release()
+            else:
+                rest.add_done_callback(lambda _: self._release())
 
     async def finish(self) -> list[list[Any]]:
         return list(await asyncio.gather(*self._tasks))

@@ -28,12 +28,8 @@ REFUSAL_WITHIN_S = 30.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsCluster]:
-    local = NetnsCluster(tmp_path_factory.mktemp("partition"))
-    local.start()
-    try:
+    with NetnsCluster(tmp_path_factory.mktemp("partition")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 def body(name: str, size: int) -> bytes:

@@ -1,5 +1,6 @@
-"""gather_quorum's hedged mode (listing reads): ask a quorum, the other replicas only if
-the quorum is slow, and a failure's replacement in either case."""
+"""gather_quorum: its hedged mode (listing reads: ask a quorum, the other replicas only if
+the quorum is slow, and a failure's replacement in either case), and the calls still
+running when the grace ends (cancelled, or handed to a taker: a block's late replicas)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,34 @@ def test_without_a_quorum_the_read_fails() -> None:
         await gather_quorum(iter("abc"), call, replicas=3, quorum=2, grace_s=0.0, what="t", hedge_s=60.0)
     with pytest.raises(ClusterError):
         asyncio.run(go())
+
+
+def test_late_calls_are_handed_over_after_the_grace_not_cancelled() -> None:
+    async def go() -> tuple[list[str], list[str]]:
+        release = asyncio.Event()
+
+        async def call(c: str) -> str:
+            if c == "c":
+                await release.wait()   # late: still running when the grace ends
+            return c
+        late: list[asyncio.Task[str]] = []
+        answers = await gather_quorum(iter("abc"), call, replicas=3, quorum=2, grace_s=0.01, what="t",
+                                      stragglers=late.extend)
+        assert len(late) == 1 and not late[0].done()
+        release.set()
+        return sorted(a.value for a in answers), [await task for task in late]
+    assert asyncio.run(go()) == (["a", "b"], ["c"])
+
+
+def test_without_a_taker_late_calls_are_cancelled() -> None:
+    async def go() -> bool:
+        started: list[asyncio.Task[object] | None] = []
+
+        async def call(c: str) -> str:
+            if c == "c":
+                started.append(asyncio.current_task())
+                await asyncio.Event().wait()
+            return c
+        await gather_quorum(iter("abc"), call, replicas=3, quorum=2, grace_s=0.01, what="t")
+        return started[0] is not None and started[0].cancelled()
+    assert asyncio.run(go())
