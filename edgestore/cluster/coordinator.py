@@ -500,7 +500,10 @@ class Coordinator:
         finally:
             for task in late:
                 task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            for outcome in await asyncio.gather(*late, return_exceptions=True):
+                # A replica's failure is repair's to make up for; anything else is a bug.
+                if isinstance(outcome, Exception) and not isinstance(outcome, (ClusterError, StoreError)):
+                    log.error("a late block replica failed", exc_info=outcome)
 
     def _block_readers(self, block: str) -> Iterator[Target]:
         """Where to read a block: its replicas, this node's own first (in a small cluster
