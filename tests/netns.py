@@ -74,7 +74,10 @@ class NetnsCluster:
     """`nodes` nodes, one device each, each its own zone and namespace; replicas as asked.
     Has what tests/opslib.py uses of a LocalCluster (data with cluster.json, url, node)."""
 
-    def __init__(self, data: Path, nodes: int = 4, replicas: int = 3) -> None:
+    def __init__(self, data: Path, nodes: int = 4, replicas: int = 3,
+                 timeouts: dict[str, float] | None = None) -> None:
+        """`timeouts`: [timeouts] settings of every node, over this file's own."""
+        self.timeouts = {"connect_s": 1.0, "request_s": 8.0, **(timeouts or {})}
         self.data = data
         self.nodes = nodes
         self.replicas = replicas
@@ -202,7 +205,8 @@ class NetnsCluster:
                 f'advertise = "{self.cluster_ip(index)}:{PORT}"\n'
                 f'ring = "{self.data / "cluster.ring"}"\ncluster_secret_file = "{secret}"\n\n'
                 f'[[devices]]\nname = "d1"\npath = "{self.data / f"node{index + 1}" / "d1"}"\n\n'
-                '[timeouts]\nconnect_s = 1.0\nrequest_s = 8.0\n\n[repair]\ninterval_s = 3600.0\n')
+                '[timeouts]\n' + ''.join(f'{key} = {float(value)}\n' for key, value in self.timeouts.items())
+                + '\n[repair]\ninterval_s = 3600.0\n')
             self.info["nodes"].append({
                 "id": f"node{index + 1}", "url": self.url(index), "pid": None,
                 "data_dir": str(self.data / f"node{index + 1}"),
