@@ -16,10 +16,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, NamedTuple, TypeVar
 
 from edgestore.clock import Clock
-from edgestore.cluster.internal_api import MAX_BLOCK_BODY
+from edgestore.cluster.internal_api import MAX_BLOCK_BODY, Counted, split_page_with_counters
 from edgestore.cluster.listing import CommonPrefix, Row, merge_pages
 from edgestore.cluster.quorum import Answer, gather_quorum, quorum_size
 from edgestore.cluster.ringstate import RingState, device_url
@@ -41,7 +41,7 @@ from edgestore.store.device import LocalDevice
 from edgestore.store.meta import BlockRef
 from edgestore.store.records import Record, block_path, newest, placement_path
 
-__all__ = ["Coordinator", "Target"]
+__all__ = ["Coordinator", "CountersProbe", "Target"]
 
 log = logging.getLogger(__name__)
 # Rewrites of a write that lost to a newer version (each moves our clock past it first).
@@ -64,6 +64,29 @@ class Target:
     @property
     def url(self) -> str:
         return device_url(self.device)
+
+
+@dataclass
+class CountersProbe:
+    """Asks the replicas of a listing's first page for a bucket's counters as well (a Swift
+    container GET shows them in its headers): one request per replica instead of two.
+    `found` is set from that quorum, (objects, bytes), if every replica in it gave them."""
+    bucket: str   # the bucket's record name ("account/bucket")
+    found: tuple[int, int] | None = None
+
+
+class _Page(NamedTuple):
+    """One replica's answer to a listing page: the JSON text, and the counters if asked
+    and given (a peer older than the question does not give them)."""
+    text: bytes
+    has_counters: bool = False
+    counted: Counted = None
+
+
+def _newest_counters(counted: list[Counted]) -> tuple[int, int]:
+    """(objects, bytes) of the replica that applied the newest change: (0, 0) if none has rows."""
+    best = max((c for c in counted if c is not None), key=lambda c: (c[2], c[0], c[1]), default=None)
+    return (best[0], best[1]) if best is not None else (0, 0)
 
 
 class PeerHealth:
@@ -340,28 +363,45 @@ class Coordinator:
     # -- lean listings ----------------------------------------------------------------
 
     async def _rows_one(self, target: Target, kind: str, prefix: str, after: str | None, limit: int,
-                        delimiter: str, fields: tuple[str, ...], now: float) -> bytes:
+                        delimiter: str, fields: tuple[str, ...], now: float, counters_of: str | None) -> _Page:
         """One replica's page as the JSON text SQLite writes, this node's own too: replicas
-        in step send the same bytes, and the coordinator then decodes one page, not each."""
-        async def local(dev: LocalDevice) -> bytes:
-            return await dev.meta.list_rows_json(kind, prefix, after, limit, delimiter, fields, now)
+        in step send the same bytes, and the coordinator then decodes one page, not each.
+        With `counters_of` (a bucket's record name), that bucket's counters too."""
+        async def local(dev: LocalDevice) -> _Page:
+            page = dev.meta.list_rows_json(kind, prefix, after, limit, delimiter, fields, now)
+            if counters_of is None:
+                return _Page(await page)
+            text, counted = await asyncio.gather(page, dev.meta.bucket_counters(counters_of, now))
+            return _Page(text, True, counted)
 
-        async def remote() -> bytes:
+        async def remote() -> _Page:
             params = {"kind": kind, "prefix": prefix, "limit": str(limit), "delimiter": delimiter,
                       "fields": ",".join(fields), "now": repr(now)}
             if after is not None:
                 params["after"] = after
+            if counters_of is not None:
+                params["counters"] = counters_of
             status, payload = await self.client.request_json_text(
                 "GET", target.url, f"/_internal/{target.device.device}/rows", params)
-            if status != 200 or not (payload.startswith(b"[") and payload.endswith(b"]")):
+            if status != 200:
                 raise PeerError(target.url, f"rows answered {status}", status)
-            return payload
+            answer = _Page(payload)
+            if counters_of is not None:
+                try:
+                    split = split_page_with_counters(payload)
+                except ValueError as exc:
+                    raise PeerError(target.url, f"malformed counters: {exc}") from exc
+                if split is not None:
+                    answer = _Page(split[0], True, split[1])
+            if not (answer.text.startswith(b"[") and answer.text.endswith(b"]")):
+                raise PeerError(target.url, "malformed listing page")
+            return answer
         return await self._call(target, local, remote)
 
     @staticmethod
-    def _decode_pages(answers: list[Answer[Target, bytes]]) -> list[list[Row]]:
+    def _decode_pages(answers: list[Answer[Target, _Page]]) -> list[list[Row]]:
         """The replicas' pages, a text decoded once when the others are the same bytes."""
-        texts = [a.value for a in answers]
+        texts = [a.value.text for a in answers]
         try:
             if all(text == texts[0] for text in texts[1:]):
                 return [json.loads(texts[0])]
@@ -379,20 +419,27 @@ class Coordinator:
 
     async def iter_listing_pages(self, kind: str, path: str, prefix: str, after: str | None = None,
                                  delimiter: str = "", fields: tuple[str, ...] = (), page_size: int = 1000,
-                                 now: float | None = None) -> AsyncIterator[list[Row | CommonPrefix]]:
+                                 now: float | None = None, counters: CountersProbe | None = None
+                                 ) -> AsyncIterator[list[Row | CommonPrefix]]:
         """Like iter_records, but lean (rows [name, ts, node, deleted, *fields], the fields
         picked out of each value) and, with a delimiter, with the names under each common prefix rolled up into it
         (see cluster/listing.py for why the merged prefixes are right). Tombstones and
         expired rows are included; a common prefix is given only if a live row is under it.
         A merged page at a time: a listing goes through tens of thousands of items, and a
-        step of an async generator per item costs more than the rest of the item's work."""
+        step of an async generator per item costs more than the rest of the item's work.
+        `counters`: the first page's replicas are asked for a bucket's counters too."""
         now = time.time() if now is None else now
         limit = max(1, min(page_size, MAX_LIST_PAGE))
         while True:
             answers = await self._ask_quorum(
                 path, f"list {path}",
                 functools.partial(self._rows_one, kind=kind, prefix=prefix, after=after, limit=limit,
-                                  delimiter=delimiter, fields=fields, now=now))
+                                  delimiter=delimiter, fields=fields, now=now,
+                                  counters_of=counters.bucket if counters is not None else None))
+            if counters is not None:
+                if all(a.value.has_counters for a in answers):
+                    counters.found = _newest_counters([a.value.counted for a in answers])
+                counters = None
             merged = merge_pages(self._decode_pages(answers), limit)
             items = merged.items
             if merged.disputed:
@@ -428,9 +475,7 @@ class Coordinator:
         Objects already expired are left out, as listings leave them out."""
         answers = await self._ask_quorum(path, f"count {bucket}",
                                          functools.partial(self._counters_one, bucket=bucket, now=time.time()))
-        best = max((a.value for a in answers if a.value is not None), key=lambda c: (c[2], c[0], c[1]),
-                   default=None)
-        return (best[0], best[1]) if best is not None else (0, 0)
+        return _newest_counters([a.value for a in answers])
 
     # -- blocks --------------------------------------------------------------------
 

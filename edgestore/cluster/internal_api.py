@@ -32,6 +32,28 @@ MAX_BLOCK_BODY = 64 * 1024 * 1024
 MAX_LIST_ROWS = 10000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A bucket's (objects, bytes, changed_ts) on one replica, None if it has no rows there.
+Counted = tuple[int, int, int] | None
+
+
+def page_with_counters(page: bytes, counted: Counted) -> bytes:
+    """The answer to a listing page asked with `counters=BUCKET`: the page's JSON text as
+    SQLite wrote it (which holds no raw newline), a newline, then the counters' JSON."""
+    return page + b"\n" + json.dumps(list(counted) if counted is not None else None).encode()
+
+
+def split_page_with_counters(payload: bytes) -> tuple[bytes, Counted] | None:
+    """page_with_counters' parts; None for an answer without counters (a peer older than
+    the parameter ignores it). ValueError if the counters are malformed."""
+    page, newline, tail = payload.rpartition(b"\n")
+    if not newline:
+        return None
+    counted = json.loads(tail)
+    if counted is None:
+        return page, None
+    if not (isinstance(counted, list) and len(counted) == 3 and all(type(n) is int for n in counted)):
+        raise ValueError("malformed counters")
+    return page, (counted[0], counted[1], counted[2])
 
 
 def internal_auth_middleware(secret: bytes, clock: Clock) -> Middleware:
@@ -136,9 +158,13 @@ def internal_routes(devices: dict[str, LocalDevice]) -> list[web.RouteDef]:
             now = float(q.get("now", "0"))
         except ValueError:
             raise web.HTTPBadRequest(text="bad now\n") from None
-        page = await device.meta.list_rows_json(q.get("kind", ""), q.get("prefix", ""), q.get("after"), limit,
-                                                q.get("delimiter", ""), fields, now)
-        return web.Response(body=page, content_type="application/json")
+        page = device.meta.list_rows_json(q.get("kind", ""), q.get("prefix", ""), q.get("after"), limit,
+                                          q.get("delimiter", ""), fields, now)
+        if "counters" not in q:
+            return web.Response(body=await page, content_type="application/json")
+        # A Swift container GET shows the bucket's counters: asked with the page, in one request.
+        text, counted = await asyncio.gather(page, device.meta.bucket_counters(q["counters"], now))
+        return web.Response(body=page_with_counters(text, counted), content_type="application/json")
 
     async def bucket_counters(request: web.Request) -> web.Response:
         device = device_of(request)

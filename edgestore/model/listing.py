@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import AsyncGenerator
 
 from edgestore.clock import ts_to_seconds
-from edgestore.cluster.coordinator import Coordinator
+from edgestore.cluster.coordinator import Coordinator, CountersProbe
 from edgestore.cluster.listing import CommonPrefix
 from edgestore.store.records import KIND_OBJECT, bucket_record_name, placement_path
 
-__all__ = ["ListedObject", "ListedPrefix", "list_bucket_pages", "list_bucket_names", "bucket_usage"]
+__all__ = ["ListedObject", "ListedPrefix", "list_bucket_pages", "list_bucket_names", "bucket_usage",
+           "usage_probe", "CountersProbe"]
 
 # The value fields a listing shows, in the order the rows carry them.
 FIELDS = ("size", "etag", "content_type", "mtime_ts", "delete_at", "slo.size")
@@ -43,17 +44,18 @@ class ListedPrefix:
 
 async def list_bucket_pages(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
                             after: str | None = None, delimiter: str = "",
-                            page_size: int = 1000, with_meta: bool = False
+                            page_size: int = 1000, with_meta: bool = False, counters: CountersProbe | None = None
                             ) -> AsyncGenerator[list[ListedObject | ListedPrefix], None]:
     """Live objects of a bucket in key order from `after` (exclusive; past a whole common
     prefix when `after` is one), with a delimiter rolled up into common prefixes, and each
-    object's user metadata if `with_meta`: a page at a time (no page is empty)."""
+    object's user metadata if `with_meta`: a page at a time (no page is empty). `counters`
+    (usage_probe's) asks the replicas for the bucket's counters with the first page."""
     base = f"{account}/{bucket}/"
     cut = len(base)
     now = time.time()
     async for items in coordinator.iter_listing_pages(
             KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix, base + after if after is not None else None,
-            delimiter, FIELDS_WITH_META if with_meta else FIELDS, page_size, now):
+            delimiter, FIELDS_WITH_META if with_meta else FIELDS, page_size, now, counters):
         page: list[ListedObject | ListedPrefix] = []
         add = page.append
         for item in items:
@@ -72,8 +74,8 @@ async def list_bucket_pages(coordinator: Coordinator, account: str, bucket: str,
 
 
 async def list_bucket_names(coordinator: Coordinator, account: str, bucket: str, prefix: str = "",
-                            after: str | None = None, delimiter: str = "", page_size: int = 1000
-                            ) -> AsyncGenerator[list[str], None]:
+                            after: str | None = None, delimiter: str = "", page_size: int = 1000,
+                            counters: CountersProbe | None = None) -> AsyncGenerator[list[str], None]:
     """list_bucket_pages for a listing that shows names only (Swift's plain text): the
     keys of live objects and the common prefixes (ending with the delimiter), in order.
     The replicas pick one field out of each value instead of six, and the page is a list
@@ -83,7 +85,7 @@ async def list_bucket_names(coordinator: Coordinator, account: str, bucket: str,
     now = time.time()
     async for items in coordinator.iter_listing_pages(
             KIND_OBJECT, placement_path(KIND_OBJECT, base), base + prefix, base + after if after is not None else None,
-            delimiter, NAME_FIELDS, page_size, now):
+            delimiter, NAME_FIELDS, page_size, now, counters):
         page: list[str] = []
         add = page.append
         for item in items:
@@ -103,7 +105,16 @@ def _user_meta(raw: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
 
 
-async def bucket_usage(coordinator: Coordinator, account: str, bucket: str) -> tuple[int, int]:
-    """(objects, bytes) of a bucket from its replicas' counters (eventually consistent)."""
+def usage_probe(account: str, bucket: str) -> CountersProbe:
+    """What a listing takes to read a bucket's counters with its first page, for bucket_usage."""
+    return CountersProbe(bucket_record_name(account, bucket))
+
+
+async def bucket_usage(coordinator: Coordinator, account: str, bucket: str,
+                       probe: CountersProbe | None = None) -> tuple[int, int]:
+    """(objects, bytes) of a bucket from its replicas' counters (eventually consistent): the
+    ones a listing's probe found, else asked of a quorum."""
+    if probe is not None and probe.found is not None:
+        return probe.found
     name = bucket_record_name(account, bucket)
     return await coordinator.bucket_counters(placement_path(KIND_OBJECT, name + "/"), name)

@@ -24,7 +24,15 @@ from edgestore.config import NodeConfig
 from edgestore.errors import BodyTooSlow, DigestMismatch, NoSuchObject
 from edgestore.model.acl import DEFAULT_ACL
 from edgestore.model.expiry import ExpiryIndex, delete_at_of, is_expired
-from edgestore.model.listing import ListedObject, ListedPrefix, bucket_usage, list_bucket_names, list_bucket_pages
+from edgestore.model.listing import (
+    CountersProbe,
+    ListedObject,
+    ListedPrefix,
+    bucket_usage,
+    list_bucket_names,
+    list_bucket_pages,
+    usage_probe,
+)
 from edgestore.store.blockid import BlockBytes, is_pieced, new_block_id
 from edgestore.store.records import (
     KIND_DATAUSE,
@@ -409,20 +417,29 @@ class Objects:
             await asyncio.gather(*fetches, return_exceptions=True)
 
     def listing_pages(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
-                      delimiter: str = "", page_size: int = 1000,
-                      with_meta: bool = False) -> AsyncGenerator[list[ListedObject | ListedPrefix], None]:
+                      delimiter: str = "", page_size: int = 1000, with_meta: bool = False,
+                      counters: CountersProbe | None = None
+                      ) -> AsyncGenerator[list[ListedObject | ListedPrefix], None]:
         """What a listing shows (model/listing.py), a page at a time: lean entries, common
-        prefixes rolled up."""
-        return list_bucket_pages(self._coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta)
+        prefixes rolled up; `counters` (usage_probe's) reads the bucket's with the first page."""
+        return list_bucket_pages(self._coordinator, account, bucket, prefix, after, delimiter, page_size, with_meta,
+                                 counters)
 
     def listing_names(self, account: str, bucket: str, prefix: str = "", after: str | None = None,
-                      delimiter: str = "", page_size: int = 1000) -> AsyncGenerator[list[str], None]:
+                      delimiter: str = "", page_size: int = 1000,
+                      counters: CountersProbe | None = None) -> AsyncGenerator[list[str], None]:
         """listing_pages of a listing that shows names only: keys and common prefixes."""
-        return list_bucket_names(self._coordinator, account, bucket, prefix, after, delimiter, page_size)
+        return list_bucket_names(self._coordinator, account, bucket, prefix, after, delimiter, page_size, counters)
 
-    async def usage(self, account: str, bucket: str) -> tuple[int, int]:
-        """(objects, bytes) of a bucket, from counters (eventually consistent)."""
-        return await bucket_usage(self._coordinator, account, bucket)
+    @staticmethod
+    def usage_probe(account: str, bucket: str) -> CountersProbe:
+        """A listing given this reads the bucket's counters with its first page (for usage)."""
+        return usage_probe(account, bucket)
+
+    async def usage(self, account: str, bucket: str, probe: CountersProbe | None = None) -> tuple[int, int]:
+        """(objects, bytes) of a bucket, from counters (eventually consistent): those a
+        listing's probe found, else read now."""
+        return await bucket_usage(self._coordinator, account, bucket, probe)
 
     async def list(self, account: str, bucket: str, prefix: str = "",
                    after: str | None = None) -> AsyncIterator[ObjectInfo]:

@@ -233,6 +233,25 @@ def _row_to_record(row: tuple[Any, ...], data: bytes | None = None) -> Record:
                   value=json.loads(value), data=data)
 
 
+# Buckets whose counters a store keeps read (a few dozen bytes each).
+_MAX_COUNTED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _CountedAt:
+    """A bucket's counters as read on the writer, and what they stand for: no commit that
+    changed rows since (`read_at`), and the time they were read for, up to the bucket's
+    next expiry here (None: nothing of it expires)."""
+    counted: tuple[int, int, int] | None
+    read_at: int
+    now: float
+    next_expiry: int | None
+
+    def holds(self, changes_committed: int, now: float) -> bool:
+        return (changes_committed == self.read_at and self.now <= now
+                and (self.next_expiry is None or now < self.next_expiry))
+
+
 class MetaStore:
     """Records and block references of one device."""
 
@@ -244,6 +263,10 @@ class MetaStore:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"meta-w-{path.parent.name}")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"meta-r-{path.parent.name}")
         self._tallies: Tallies   # made by the writer's open, once the schema is current
+        # Commits that changed rows, counted by the writer: what a cached bucket's counters
+        # were read at (a Swift container GET reads them; each read is a writer-thread hop).
+        self._changes_committed = 0
+        self._counted: dict[str, _CountedAt] = {}
         self._wconn = self._writer.submit(self._open_writer_sync).result()
         self._rconn = self._reader.submit(_connect, path).result()
         self._lconn = _connect(path)  # the event loop's, for point reads only
@@ -336,6 +359,7 @@ class MetaStore:
         batch = self._pending.take()
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         conn = self._wconn
+        changes_before = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
@@ -364,6 +388,9 @@ class MetaStore:
                 pass
             err = StoreError(f"{self.path}: commit failed: {exc}")
             results = [(fut, None, err) for _, fut in batch]
+            changes_before = -1
+        if conn.total_changes != changes_before:   # (triggers' changes count too)
+            self._changes_committed += 1   # before any waiter hears of the commit
         self._pending.done(len(batch))
         for fut, value, error in results:
             loop.call_soon_threadsafe(_settle, fut, value, error)
@@ -562,15 +589,28 @@ class MetaStore:
     async def bucket_counters(self, bucket: str, now: float = 0.0) -> tuple[int, int, int] | None:
         """(objects, bytes, changed_ts) of a bucket ("account/bucket") here, if it has any rows;
         objects expired at `now` (unix seconds) left out. On the writer: the counters of
-        the latest commits are still in its tallies."""
-        def fn(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
+        the latest commits are still in its tallies. The figures last read stand until a
+        commit changes rows or one of the bucket's objects expires."""
+        cached = self._counted.get(bucket)
+        if cached is not None and cached.holds(self._changes_committed, now):
+            return cached.counted
+
+        def fn(conn: sqlite3.Connection) -> _CountedAt:
+            read_at = self._changes_committed   # (a batch that changes rows moves it on: this reading stands for none)
             counted = Tallies.counters(conn, bucket)
             if counted is None:
-                return None
-            expired = conn.execute("SELECT coalesce(sum(objects), 0), coalesce(sum(bytes), 0) FROM bucket_expiring "
-                                   "WHERE bucket = ? AND delete_at <= ?", (bucket, now)).fetchone()
-            return (counted[0] - int(expired[0]), counted[1] - int(expired[1]), counted[2])
-        return await self._write(fn)
+                return _CountedAt(None, read_at, now, None)
+            expired_objects, expired_bytes, next_expiry = conn.execute(
+                "SELECT coalesce(sum(objects) FILTER (WHERE delete_at <= ?2), 0),"
+                " coalesce(sum(bytes) FILTER (WHERE delete_at <= ?2), 0), min(delete_at) FILTER (WHERE delete_at > ?2)"
+                " FROM bucket_expiring WHERE bucket = ?1", (bucket, now)).fetchone()
+            return _CountedAt((counted[0] - int(expired_objects), counted[1] - int(expired_bytes), counted[2]),
+                              read_at, now, next_expiry)
+        reading = await self._write(fn)
+        if len(self._counted) >= _MAX_COUNTED:
+            self._counted.clear()
+        self._counted[bucket] = reading
+        return reading.counted
 
     # -- partitions: what anti-entropy compares and moves ------------------------------
 

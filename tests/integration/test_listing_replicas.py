@@ -90,7 +90,9 @@ def test_a_replica_that_missed_deletes_does_not_bring_their_prefix_back(cluster:
     url, auth = swift_at(cluster, stale)
     r = requests.get(f"{url}/stale?delimiter=/", headers=auth, timeout=TIMEOUT_S)
     assert r.text.split() == ["kept/", "new", "top"]
-    assert counts(cluster, stale, "stale") == (3, 27)   # the replica with the newest change
+    # The counters, read with the listing's page and on their own: the replica with the newest change.
+    assert (int(r.headers["X-Container-Object-Count"]), int(r.headers["X-Container-Bytes-Used"])) == (3, 27)
+    assert counts(cluster, stale, "stale") == (3, 27)
     repair_until_converged(cluster)
     assert listing(at_stale, "stale") == (["new", "top"], ["kept/"])
     assert {counts(cluster, i, "stale") for i in range(len(urls))} == {(3, 27)}

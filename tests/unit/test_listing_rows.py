@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from edgestore.cluster.internal_api import page_with_counters, split_page_with_counters
 from edgestore.cluster.listing import CommonPrefix, merge_pages
 from edgestore.store.listing import list_rows_sync
 from edgestore.store.meta import MetaStore
@@ -160,6 +163,27 @@ def test_the_json_page_for_a_peer_is_the_page(tmp_path: Path) -> None:
     run(go())
 
 
+def test_a_page_with_counters_splits_back_into_both(tmp_path: Path) -> None:
+    """The answer to a Swift container GET's page: the page, then the counters, in one body.
+    Keys and values with newlines must not move the split."""
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([obj("line\nbreak", 3, size=7, etag="a\nb"), obj("z/w", 5, size=2)])
+            text = await meta.list_rows_json("object", "a/b/", None, 10, "", ("size", "etag"), 0.0)
+            counted = await meta.bucket_counters("a/b", 0.0)
+            assert counted is not None and counted[:2] == (2, 9)
+            assert split_page_with_counters(page_with_counters(text, counted)) == (text, counted)
+            assert split_page_with_counters(page_with_counters(text, None)) == (text, None)
+            assert split_page_with_counters(text) is None   # a peer older than the question
+            for tail in (b"[1,2]", b'["1",2,3]', b"{}", b"[1,2,3.5]"):
+                with pytest.raises(ValueError):
+                    split_page_with_counters(text + b"\n" + tail)
+        finally:
+            meta.close()
+    run(go())
+
+
 def test_counters_leave_out_objects_expired_at_the_time_asked(tmp_path: Path) -> None:
     async def go() -> None:
         meta = MetaStore(tmp_path / "meta.db")
@@ -173,6 +197,33 @@ def test_counters_leave_out_objects_expired_at_the_time_asked(tmp_path: Path) ->
             await meta.merge([obj("soon", 3, deleted=True)])          # the expirer's delete
             assert await meta.bucket_counters("a/b", now=500) == (2, 14, 3)
             assert await meta.bucket_counters("a/b", now=0) == (2, 14, 3)
+        finally:
+            meta.close()
+    run(go())
+
+
+def test_counters_read_again_without_a_change_need_not_wait_for_the_writer(tmp_path: Path) -> None:
+    async def go() -> None:
+        meta = MetaStore(tmp_path / "meta.db")
+        try:
+            await meta.merge([obj("x", 1, size=10)])
+            # (the first commit after a write may fold the tallies, a change: read twice)
+            for _ in range(2):
+                assert await meta.bucket_counters("a/b", now=50) == (1, 10, 1)
+            busy = threading.Event()
+            meta._writer.submit(busy.wait, 30)   # the writer thread is busy (a long commit)
+            try:
+                assert await asyncio.wait_for(meta.bucket_counters("a/b", now=60), 5) == (1, 10, 1)
+                with pytest.raises(TimeoutError):   # not read yet: this one must wait
+                    await asyncio.wait_for(asyncio.shield(meta.bucket_counters("a/c", now=60)), 0.3)
+            finally:
+                busy.set()
+            # A read in the same group commit as a write stands for nothing after it.
+            _, during = await asyncio.gather(meta.merge([obj("y", 2, size=5)]), meta.bucket_counters("a/b", now=60))
+            assert during in ((1, 10, 1), (2, 15, 2))
+            assert await meta.bucket_counters("a/b", now=60) == (2, 15, 2)
+            await meta.merge([obj("x", 3, deleted=True)])
+            assert await meta.bucket_counters("a/b", now=60) == (1, 5, 3)
         finally:
             meta.close()
     run(go())

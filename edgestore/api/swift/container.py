@@ -7,7 +7,6 @@ a name another account already holds answers 409 where Swift would create it.
 
 from __future__ import annotations
 
-import asyncio
 import operator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from edgestore.api.swift.metadata import merge_meta, meta_headers, sent_meta
 from edgestore.api.swift.versioned import VERSIONS_OFF, requested_versions, versions_headers
 from edgestore.clock import ts_to_seconds
 from edgestore.model.buckets import Bucket, SwiftVersions
-from edgestore.model.listing import ListedObject, ListedPrefix
+from edgestore.model.listing import CountersProbe, ListedObject, ListedPrefix
 
 __all__ = ["ContainerStats", "container_stats", "container_put", "container_post", "container_delete",
            "container_head", "container_get", "enforce_quota", "MAX_CONTAINER_NAME_BYTES", "SECRET_META"]
@@ -45,9 +44,10 @@ class ContainerStats:
     bytes_used: int
 
 
-async def container_stats(req: SwiftRequest, bucket: Bucket) -> ContainerStats:
-    """From the replicas' counters, not by listing: eventually consistent, as Swift's are."""
-    count, size = await req.services.objects.usage(bucket.account, bucket.name)
+async def container_stats(req: SwiftRequest, bucket: Bucket, probe: CountersProbe | None = None) -> ContainerStats:
+    """From the replicas' counters, not by listing: eventually consistent, as Swift's are.
+    `probe`: a listing's, which may have read them already."""
+    count, size = await req.services.objects.usage(bucket.account, bucket.name, probe)
     return ContainerStats(count, size)
 
 
@@ -200,26 +200,23 @@ async def container_get(req: SwiftRequest) -> web.StreamResponse:
     params = listing_params(req.query, allow_path=True)
     fmt = listing_format(req.http, req.query)
     after = params.marker if params.marker and not params.reverse and params.marker >= params.prefix else None
-    # The counters (for the headers) come from other queries than the listing's: ask both at once.
-    stats = asyncio.ensure_future(container_stats(req, bucket))
-    try:
-        # The replicas roll up what select() folds into subdirs (`path=` lists no subdirs,
-        # so its "/" rolls up too, and select() drops those).
-        delimiter = "/" if params.path_only else params.delimiter
-        page_size = params.limit if not params.reverse else MAX_PAGE
-        objects = req.services.objects
-        if fmt == "plain":   # names only: the replicas need not pick each object's fields out
-            names = objects.listing_names(bucket.account, bucket.name, params.prefix, after, delimiter, page_size)
-            async with aclosing(names):
-                entries: list[Any] = await select_pages(names, params, _NAME)
-        else:
-            pages = objects.listing_pages(bucket.account, bucket.name, params.prefix, after, delimiter, page_size)
-            async with aclosing(pages):
-                entries = await select_pages(pages, params, _KEY)
-    except BaseException:
-        stats.cancel()
-        await asyncio.gather(stats, return_exceptions=True)
-        raise
-    headers = _container_headers(req, bucket, await stats)
+    # The replicas roll up what select() folds into subdirs (`path=` lists no subdirs,
+    # so its "/" rolls up too, and select() drops those).
+    delimiter = "/" if params.path_only else params.delimiter
+    page_size = params.limit if not params.reverse else MAX_PAGE
+    objects = req.services.objects
+    # The counters (for the headers) come with the listing's first page, in the same requests.
+    probe = objects.usage_probe(bucket.account, bucket.name)
+    if fmt == "plain":   # names only: the replicas need not pick each object's fields out
+        names = objects.listing_names(bucket.account, bucket.name, params.prefix, after, delimiter, page_size,
+                                      probe)
+        async with aclosing(names):
+            entries: list[Any] = await select_pages(names, params, _NAME)
+    else:
+        pages = objects.listing_pages(bucket.account, bucket.name, params.prefix, after, delimiter, page_size,
+                                      counters=probe)
+        async with aclosing(pages):
+            entries = await select_pages(pages, params, _KEY)
+    headers = _container_headers(req, bucket, await container_stats(req, bucket, probe))
     return render_listing(fmt, "container", bucket.name, entries, object_entry, headers, req.http.method,
                           _NAME if fmt == "plain" else _KEY)
