@@ -251,6 +251,9 @@ def main() -> int:
                              "(one round of eight measured mostly its start and its slowest PUT)")
     parser.add_argument("--mixed-duration", type=float, default=20.0)
     parser.add_argument("--list-objects", type=int, default=10_000)
+    parser.add_argument("--list-repeats", type=int, default=10,
+                        help="full listings per round; delimited ones ten times as many (one delimited listing "
+                             "takes a few ms: 50 of them were one scheduler hiccup from a different figure)")
     parser.add_argument("--apis", default="swift,s3")
     parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER),
                         help=f"which of {','.join(SCENARIO_ORDER)} to run, in that order")
@@ -276,7 +279,7 @@ def main() -> int:
         idle = {s.name: memory(s.pids()) for s in (swift, edgestore)}
         print(f"idle: {json.dumps(idle)}", flush=True)
         base = Settings(bucket="side-by-side", concurrency=args.concurrency, progress=False,
-                        list_objects=args.list_objects, list_bucket=LIST_BUCKET)
+                        list_objects=args.list_objects, list_repeats=args.list_repeats, list_bucket=LIST_BUCKET)
         chosen = [name for name in SCENARIO_ORDER if name in args.scenarios.split(",")]
         if "list" in chosen:
             fills = {s.name: asyncio.run(prefill(s, base)) for s in (edgestore, swift)}
@@ -399,9 +402,10 @@ def render(rows: list[dict[str, Any]], cpu_rows: list[dict[str, Any]], idle: dic
         "shows each system's median round and the lowest and highest ratio of a single round. The machine "
         "is shared: only ratios measured in one run mean much.", "",
         f"Command: `sudo .venv/bin/python benchmarks/side_by_side.py --apis {args.apis} --scenarios {args.scenarios} "
-        f"--rounds {args.rounds}` "
+        f"--rounds {args.rounds} --list-repeats {args.list_repeats}` "
         f"(small {args.small_count} x 4 KiB, large {args.large_count} x 64 MiB, mixed {args.mixed_duration:.0f} s "
-        f"of 64 KiB objects, listing {args.list_objects} objects).", "",
+        f"of 64 KiB objects, listing {args.list_objects} objects: {args.list_repeats} full and "
+        f"{args.list_repeats * 10} delimited listings a round, one at a time).", "",
         "| API | scenario | phase | Swift | edgestore | edgestore / Swift | per round | errors (Swift/edgestore) |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]

@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--duration", type=float, help="seconds per phase instead of a count (mixed: 30)")
     p.add_argument("--size", type=int, help="object size in bytes (defaults: small 4096, large 64 MiB, mixed 64 KiB)")
     p.add_argument("--list-objects", type=int, default=10_000, help="objects in the listing bucket (default 10000)")
+    p.add_argument("--list-repeats", type=int, default=5,
+                   help="full listings per phase; delimited ones ten times as many (default 5)")
     p.add_argument("--bucket", help="bucket/container to use (default: a new bench-<random>)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -77,11 +79,14 @@ async def _run(target: Target, names: list[str], settings: Settings) -> list[Pha
 def bench(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise CliError("--concurrency must be at least 1")
+    if args.list_repeats < 1:
+        raise CliError("--list-repeats must be at least 1")
     chosen = args.scenario or ["all"]
     names = list(SCENARIOS) if "all" in chosen else list(dict.fromkeys(chosen))
     settings = Settings(bucket=args.bucket or f"bench-{secrets.token_hex(4)}", concurrency=args.concurrency,
                         count=args.count, duration_s=args.duration, size=args.size,
-                        progress=not args.quiet and sys.stderr.isatty(), list_objects=args.list_objects)
+                        progress=not args.quiet and sys.stderr.isatty(), list_objects=args.list_objects,
+                        list_repeats=args.list_repeats)
     target = _target(args)
     try:
         results = asyncio.run(_run(target, names, settings))

@@ -28,7 +28,7 @@ SMALL = ["--scenario", "small", "--scenario", "large", "--scenario", "mixed", "-
          "--count", "24", "--list-objects", "150", "--json", "--concurrency", "4"]
 
 
-def check(results: dict[tuple[str, str], dict[str, Any]]) -> None:
+def check(results: dict[tuple[str, str], dict[str, Any]], list_repeats: int = 5) -> None:
     for phase in ("PUT", "GET", "HEAD", "DELETE"):
         row = results[("small", phase)]
         assert row["ops"] == 24 and row["errors"] == 0 and row["ops_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"]
@@ -36,7 +36,8 @@ def check(results: dict[tuple[str, str], dict[str, Any]]) -> None:
     mixed = {op: results[("mixed", op)]["ops"] for op in ("GET", "HEAD", "PUT", "DELETE")}
     assert sum(mixed.values()) == results[("mixed", "all")]["ops"] == 24
     assert results[("list", "fill")]["ops"] == 150
-    assert results[("list", "full")]["ops"] == 5 and results[("list", "delimiter")]["ops"] == 50
+    assert results[("list", "full")]["ops"] == list_repeats
+    assert results[("list", "delimiter")]["ops"] == list_repeats * 10
 
 
 def test_bench_through_s3(cluster: LocalCluster) -> None:
@@ -47,7 +48,7 @@ def test_bench_through_s3(cluster: LocalCluster) -> None:
 
 def test_bench_through_swift(cluster: LocalCluster) -> None:
     check(phases(bench("--swift", cluster.endpoint + "/auth/v1.0", "--user", "default:admin", "--key",
-                       cluster.credentials[1], "--size", "300000", *SMALL)))
+                       cluster.credentials[1], "--size", "300000", "--list-repeats", "2", *SMALL)), list_repeats=2)
 
 
 def test_bench_prints_a_table_by_default(cluster: LocalCluster) -> None:
@@ -64,3 +65,5 @@ def test_bench_refusals_are_clear_errors(cluster: LocalCluster) -> None:
     assert wrong_key.returncode == 2 and "401" in wrong_key.stderr and "Traceback" not in wrong_key.stderr
     no_keys = bench("--s3", cluster.endpoint, "--scenario", "small")
     assert no_keys.returncode == 2 and "--access-key" in no_keys.stderr
+    no_repeats = bench("--cluster", str(cluster.data / "cluster.json"), "--scenario", "list", "--list-repeats", "0")
+    assert no_repeats.returncode == 2 and "--list-repeats" in no_repeats.stderr
