@@ -49,6 +49,9 @@ class Timeouts:
     # A listing page asks a quorum of replicas (this node's own first); the others are
     # asked too only if the quorum has not answered within this long.
     list_hedge_s: float = 0.5
+    # A record read (an object's HEAD or GET, a bucket's lookup) asks a quorum alike, and
+    # the rest of the replica set after this long.
+    read_hedge_s: float = 0.5
     # A peer that refused a connection is skipped (its handoff used instead) for this long.
     peer_suppress_s: float = 5.0
 

@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 MAX_CLOCK_RETRIES = 3
 # Items per replica per lean listing page (the internal API's cap).
 MAX_LIST_PAGE = 10000
+# Requests given up on while waiting for a peer, with no answer from it in between, that
+# make it tried last like a peer that refuses connections. One is a hiccup (a busy SD
+# card's fsync); three in a row, no answer meanwhile, is a peer that has stopped.
+HANGS_TO_SUPPRESS = 3
 
 T = TypeVar("T")
 # A replica's version of a record before a write: (ts, node, live).
@@ -90,18 +94,31 @@ def _newest_counters(counted: list[Counted]) -> tuple[int, int]:
 
 
 class PeerHealth:
-    """Peers that just refused a connection are tried last for a while (error limiting),
-    so a dead node costs each request nothing once it is known to be dead."""
+    """Peers that just refused a connection, or that hung on a few requests in a row, are
+    tried last for a while (error limiting): a dead node costs each request nothing once
+    it is known to be dead, and a frozen one (a Pi stuck on its SD card, a stopped
+    process) costs a few requests their grace, not every request."""
 
     def __init__(self, suppress_s: float) -> None:
         self._until: dict[str, float] = {}
+        self._hung: dict[str, int] = {}
         self._suppress_s = suppress_s
 
     def failed(self, url: str) -> None:
         self._until[url] = time.monotonic() + self._suppress_s
 
+    def hung(self, url: str) -> None:
+        """A request was given up on while still waiting for this peer."""
+        count = self._hung.get(url, 0) + 1
+        if count >= HANGS_TO_SUPPRESS:
+            self._hung.pop(url, None)
+            self.failed(url)
+        else:
+            self._hung[url] = count
+
     def ok(self, url: str) -> None:
         self._until.pop(url, None)
+        self._hung.pop(url, None)
 
     def suppressed(self, url: str) -> bool:
         until = self._until.get(url)
@@ -109,9 +126,10 @@ class PeerHealth:
 
 
 class _Transfer:
-    """One replica's block write: when it started, and when its bytes last moved."""
+    """One replica's block write: where to, when it started, and when its bytes last moved."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Target | None = None) -> None:
+        self.target = target
         self.started = time.monotonic()
         self.moved_at: float | None = None
 
@@ -173,7 +191,7 @@ class Coordinator:
         replicas = self.replicas
         return await gather_quorum(self.candidates(path), call, replicas=replicas,
                                    quorum=quorum_size(replicas), grace_s=self.timeouts.post_quorum_s,
-                                   what=what, stragglers=stragglers)
+                                   what=what, stragglers=stragglers, gave_up=self._hung)
 
     async def _ask_quorum(self, path: str, what: str,
                           call: Callable[[Target], Awaitable[T]]) -> list[Answer[Target, T]]:
@@ -191,7 +209,11 @@ class Coordinator:
             first = rest[:quorum_size(replicas) - 1] + local + rest[quorum_size(replicas) - 1:]
         return await gather_quorum(itertools.chain(first, candidates), call, replicas=replicas,
                                    quorum=quorum_size(replicas), grace_s=0.0, what=what,
-                                   hedge_s=self.timeouts.list_hedge_s)
+                                   hedge_s=self.timeouts.list_hedge_s, gave_up=self._hung)
+
+    def _hung(self, target: Target) -> None:
+        if target.local is None:
+            self.health.hung(target.url)
 
     # -- records -------------------------------------------------------------------
 
@@ -301,14 +323,17 @@ class Coordinator:
         """The newest version a quorum knows (tombstones included); stale replicas repaired.
 
         Only a quorum of the replica set is asked (the local replica first), a failure
-        bringing in the next candidate: every acknowledged write is on a quorum of that
-        set, and two quorums share a replica. The rest is left to anti-entropy."""
+        bringing in the next candidate, and the rest of the set too if the quorum has not
+        answered within `read_hedge_s` (a peer that hangs): every acknowledged write is on
+        a quorum of that set, and two quorums share a replica. The rest is left to
+        anti-entropy."""
         path = placement_path(kind, name)
         replicas = self.replicas
         quorum = quorum_size(replicas)
         answers = await gather_quorum(self._read_candidates(path), lambda t: self._get_one(t, kind, name),
-                                      replicas=quorum, quorum=quorum, grace_s=0.0,
-                                      what=f"read {kind} {name}", max_attempts=replicas * 3)
+                                      replicas=replicas, quorum=quorum, grace_s=0.0,
+                                      what=f"read {kind} {name}", max_attempts=replicas * 3,
+                                      hedge_s=self.timeouts.read_hedge_s, gave_up=self._hung)
         best = newest([a.value for a in answers])
         if best is not None:
             # A write that follows this read must order after what it saw, however far
@@ -501,7 +526,7 @@ class Coordinator:
         transfers: dict[asyncio.Task[None], _Transfer] = {}
 
         def put_one(target: Target) -> Awaitable[None]:
-            transfer = _Transfer()
+            transfer = _Transfer(target)
 
             async def call() -> None:
                 transfers[asyncio.current_task()] = transfer  # type: ignore[index]
@@ -522,8 +547,9 @@ class Coordinator:
 
         Over a slow link the last copy of a 4 MiB block often takes longer than the grace,
         and cutting it off then only makes repair send all of it again. A peer that stops
-        taking bytes or answering holds the block's memory a few seconds at most; it is
-        not marked down for it (a busy SD card can be that slow to fsync)."""
+        taking bytes or answering holds the block's memory a few seconds at most; each
+        cut counts as a hang (PeerHealth: one alone does not mark it down, as a busy SD
+        card can be that slow to fsync)."""
         grace_end = time.monotonic()
         idle_s = self.timeouts.late_replica_idle_s
 
@@ -538,6 +564,9 @@ class Coordinator:
                 for task in [t for t in going if deadline(t) <= time.monotonic()]:
                     task.cancel()
                     going.discard(task)
+                    target = late[task].target
+                    if target is not None:
+                        self._hung(target)
                 if going:
                     wait_s = max(min(deadline(t) for t in going) - time.monotonic(), 0.0)
                     done, _ = await asyncio.wait(going, timeout=wait_s)

@@ -43,13 +43,16 @@ async def gather_quorum(
     max_attempts: int | None = None,
     hedge_s: float | None = None,
     stragglers: Callable[[list[asyncio.Task[T]]], None] | None = None,
+    gave_up: Callable[[C], None] | None = None,
 ) -> list[Answer[C, T]]:
     """Run `call` on `replicas` candidates at once, replacing each failure by the next
     candidate; return the answers once `quorum` succeeded and the grace period ended.
     With `hedge_s`, a read that needs only a quorum starts just `quorum` candidates, and
     the rest of the `replicas` only if the quorum has not answered within hedge_s.
     With `stragglers`, the calls still running after the grace are given to it, not
-    cancelled (their failures are no longer replaced: repair makes up for them)."""
+    cancelled (their failures are no longer replaced: repair makes up for them); else
+    `gave_up` hears of each candidate whose call was still running when it was cancelled
+    (a peer that hangs: its replies come too late to count)."""
     limit = max_attempts if max_attempts is not None else replicas * 3
     loop = asyncio.get_running_loop()
     hedge_at = loop.time() + hedge_s if hedge_s is not None else None
@@ -96,6 +99,9 @@ async def gather_quorum(
             if pending and stragglers is not None:
                 stragglers(list(pending))
                 pending.clear()
+        if gave_up is not None:
+            for candidate in pending.values():
+                gave_up(candidate)
         return answers
     finally:
         for task in pending:

@@ -84,3 +84,23 @@ def test_without_a_taker_late_calls_are_cancelled() -> None:
         await gather_quorum(iter("abc"), call, replicas=3, quorum=2, grace_s=0.01, what="t")
         return started[0] is not None and started[0].cancelled()
     assert asyncio.run(go())
+
+
+def test_the_calls_given_up_on_are_named_and_the_ones_handed_over_are_not() -> None:
+    async def go(hand_over: bool) -> tuple[list[str], list[str]]:
+        stuck = asyncio.Event()
+        given_up: list[str] = []
+        taken: list[asyncio.Task[str]] = []
+
+        async def call(c: str) -> str:
+            if c == "b":
+                await stuck.wait()
+            return c
+        answers = await gather_quorum(iter("abc"), call, replicas=3, quorum=2, grace_s=0.01, what="t",
+                                      gave_up=given_up.append, stragglers=taken.extend if hand_over else None)
+        for task in taken:
+            task.cancel()
+        await asyncio.gather(*taken, return_exceptions=True)
+        return sorted(a.value for a in answers), given_up
+    assert asyncio.run(go(False)) == (["a", "c"], ["b"])
+    assert asyncio.run(go(True)) == (["a", "c"], [])
